@@ -1,0 +1,5 @@
+//! The `sidecar` binary.
+
+fn main() {
+    println!("sidecar: under construction");
+}
