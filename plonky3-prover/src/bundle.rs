@@ -1,0 +1,543 @@
+//! Full proofs (all AIRs of a sub-block) and AggProofs (all sub-blocks of a block).
+
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::partial::{
+    Kind, MAX_PROOF_SIZE, PartialProof, Prover, compare_spec, decode_canonical, open_envelope, seal,
+};
+use crate::types::{AirIndex, AuthorKey, ChainState, PartsRoot, RoundDigest, SubBlockIndex, TraceRoot};
+use crate::workload::{BlockPlan, SubBlockPlan, Workload};
+
+/// Most AIR instances (partial proofs) in one full proof.
+pub const MAX_PARTS: u32 = 128;
+/// Maximum size of an encoded full proof: [`MAX_PARTS`] partial proofs of [`MAX_PROOF_SIZE`] plus
+/// headers. (Recursive aggregation, which would shrink it to one proof, is not published for
+/// Plonky3 0.8.0; a full proof is a bundle of partial proofs.)
+pub const MAX_FULL_PROOF_SIZE: usize = MAX_PARTS as usize * MAX_PROOF_SIZE + 64 * 1024;
+/// Most sub-blocks in one AggProof.
+pub const MAX_SUB_BLOCKS: u32 = 64;
+/// Maximum size of an encoded AggProof.
+pub const MAX_AGG_PROOF_SIZE: usize = 256 * 1024 * 1024;
+
+/// Bits of the reuse Bloom filter.
+pub const REUSE_FILTER_BITS: usize = 2048;
+/// Hash functions (bit positions per item) of the reuse Bloom filter.
+pub const REUSE_FILTER_HASHES: usize = 4;
+const REUSE_DOMAIN: &[u8] = b"plonky3-prover/reuse/v1";
+
+/// Bloom filter of the partial proofs a full proof reused from other authors.
+///
+/// Parameters: `m = 2048` bits (256 bytes), `k = 4`. An item is
+/// `sha256("plonky3-prover/reuse/v1" || round_digest || u32le(sub_block) || u32le(air) || author)`;
+/// its bit positions are the first four little-endian `u16`s of that hash modulo 2048.
+/// False-positive rate `(1 - e^(-k n / m))^k`: about `1e-7` for the 9 AIRs of a 36M-gas block,
+/// `2.4e-3` for the maximum of 128. There are no false negatives; verification requires every
+/// reused partial to be in the filter.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReuseFilter(Vec<u8>);
+
+impl core::fmt::Debug for ReuseFilter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ReuseFilter({} bits set)", self.0.iter().map(|b| b.count_ones()).sum::<u32>())
+    }
+}
+
+impl Default for ReuseFilter {
+    fn default() -> Self {
+        Self(vec![0; REUSE_FILTER_BITS / 8])
+    }
+}
+
+impl ReuseFilter {
+    fn positions(
+        round: &RoundDigest,
+        sub_block: SubBlockIndex,
+        air: AirIndex,
+        author: &AuthorKey,
+    ) -> [usize; REUSE_FILTER_HASHES] {
+        let mut h = Sha256::new();
+        h.update(REUSE_DOMAIN);
+        h.update(round.0);
+        h.update(sub_block.0.to_le_bytes());
+        h.update(air.0.to_le_bytes());
+        h.update(author.0);
+        let d: [u8; 32] = h.finalize().into();
+        core::array::from_fn(|i| usize::from(u16::from_le_bytes([d[2 * i], d[2 * i + 1]])) % REUSE_FILTER_BITS)
+    }
+
+    /// Adds the partial proof of `air` by `author`.
+    pub fn insert(&mut self, round: &RoundDigest, sub_block: SubBlockIndex, air: AirIndex, author: &AuthorKey) {
+        for p in Self::positions(round, sub_block, air, author) {
+            if let Some(b) = self.0.get_mut(p / 8) {
+                *b |= 1 << (p % 8);
+            }
+        }
+    }
+
+    /// Whether the partial proof of `air` by `author` may be in the filter.
+    #[must_use]
+    pub fn contains(&self, round: &RoundDigest, sub_block: SubBlockIndex, air: AirIndex, author: &AuthorKey) -> bool {
+        Self::positions(round, sub_block, air, author)
+            .iter()
+            .all(|p| self.0.get(p / 8).is_some_and(|b| b & (1 << (p % 8)) != 0))
+    }
+
+    /// The filter's bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// SHA-256 Merkle root over encoded parts: leaf `sha256(0x00 || bytes)`, node
+/// `sha256(0x01 || left || right)`, an odd last node is carried up unchanged.
+#[must_use]
+pub fn parts_root<B: AsRef<[u8]>>(parts: &[B]) -> PartsRoot {
+    let mut level: Vec<[u8; 32]> = parts
+        .iter()
+        .map(|p| {
+            let mut h = Sha256::new();
+            h.update([0u8]);
+            h.update(p.as_ref());
+            h.finalize().into()
+        })
+        .collect();
+    if level.is_empty() {
+        return PartsRoot(Sha256::digest([0u8]).into());
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => {
+                    let mut h = Sha256::new();
+                    h.update([1u8]);
+                    h.update(l);
+                    h.update(r);
+                    h.finalize().into()
+                }
+                [single] => *single,
+                _ => unreachable!("chunks(2) yields one or two"),
+            })
+            .collect();
+    }
+    PartsRoot(level[0])
+}
+
+/// The deterministic head of a full proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullProofHeader {
+    /// The block (round).
+    pub round_digest: RoundDigest,
+    /// The sub-block.
+    pub sub_block_index: SubBlockIndex,
+    /// Number of AIRs covered.
+    pub num_airs: u32,
+    /// Chain state at the start of AIR 0.
+    pub input_state: ChainState,
+    /// Chain state at the end of the last AIR.
+    pub output_state: ChainState,
+    /// Who assembled the full proof.
+    pub builder: AuthorKey,
+    /// Merkle root over the parts' encodings.
+    pub parts_root: PartsRoot,
+    /// The partials reused from other authors.
+    pub reuse_filter: ReuseFilter,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FullWire {
+    header: FullProofHeader,
+    parts: Vec<Vec<u8>>,
+}
+
+const FULL: &str = "full proof";
+const AGG: &str = "AggProof";
+
+/// A full proof: one partial proof per AIR of a sub-block, in AIR order, with an unbroken chain of
+/// segment states from the input state to the output state.
+///
+/// Encoding (version 1): `0x01`, `0x02` (kind: full), postcard of
+/// `(FullProofHeader, Vec<encoded partial proof>)`; at most [`MAX_FULL_PROOF_SIZE`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullProof {
+    header: FullProofHeader,
+    parts: Vec<PartialProof>,
+    bytes: Vec<u8>,
+}
+
+/// What verifying one part of a full proof found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartReport {
+    /// The AIR.
+    pub air_index: AirIndex,
+    /// Its author.
+    pub author: AuthorKey,
+    /// Its trace commitment (to compare with the author's T1 commitment).
+    pub trace_root: TraceRoot,
+    /// Whether the author is not the full proof's builder (a reused partial).
+    pub reused: bool,
+}
+
+/// The result of verifying a full proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullProofReport {
+    /// The sub-block.
+    pub sub_block_index: SubBlockIndex,
+    /// Who assembled it.
+    pub builder: AuthorKey,
+    /// One entry per AIR, in order.
+    pub parts: Vec<PartReport>,
+}
+
+impl FullProofReport {
+    /// The partials the builder reused from other authors.
+    pub fn reused(&self) -> impl Iterator<Item = &PartReport> {
+        self.parts.iter().filter(|p| p.reused)
+    }
+}
+
+/// Checks that `parts` cover each AIR of `plan` exactly once, in order, with an unbroken chain,
+/// each proving its planned statement. Does not verify the STARKs.
+fn check_parts(plan: &SubBlockPlan, parts: &[PartialProof]) -> Result<()> {
+    let num_airs = plan.num_airs();
+    let mut seen = BTreeSet::new();
+    for p in parts {
+        let air = p.statement().air_index;
+        if air.0 >= num_airs {
+            return Err(Error::UnexpectedAir { air_index: air, num_airs });
+        }
+        if !seen.insert(air) {
+            return Err(Error::DuplicateAir { air_index: air });
+        }
+    }
+    if let Some(missing) = (0..num_airs).map(AirIndex).find(|a| !seen.contains(a)) {
+        return Err(Error::MissingAir { air_index: missing });
+    }
+    let mut prev_end = plan.input_state;
+    for (i, p) in parts.iter().enumerate() {
+        let s = p.statement();
+        if usize::try_from(s.air_index.0).ok() != Some(i) {
+            return Err(Error::Malformed { kind: FULL, reason: "parts are not in AIR order" });
+        }
+        if s.start_state != prev_end {
+            return Err(Error::BrokenChain { air_index: s.air_index });
+        }
+        prev_end = s.end_state;
+    }
+    if prev_end != plan.output_state {
+        return Err(Error::BrokenChain { air_index: AirIndex(num_airs.saturating_sub(1)) });
+    }
+    for (p, spec) in parts.iter().zip(&plan.segments) {
+        compare_spec(p.statement(), spec)
+            .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })?;
+    }
+    Ok(())
+}
+
+fn check_header(h: &FullProofHeader, plan: &SubBlockPlan) -> Result<()> {
+    let field = if h.round_digest != plan.round_digest {
+        "round_digest"
+    } else if h.sub_block_index != plan.sub_block_index {
+        "sub_block_index"
+    } else if h.num_airs != plan.num_airs() {
+        "num_airs"
+    } else if h.input_state != plan.input_state {
+        "input_state"
+    } else if h.output_state != plan.output_state {
+        "output_state"
+    } else {
+        return Ok(());
+    };
+    Err(Error::WrongPublicValues { field })
+}
+
+impl FullProof {
+    /// Assembles a full proof by `builder` from partial proofs (in any order) covering `plan`.
+    /// Parts by other authors are recorded in the reuse filter. Checks coverage and the chain (the
+    /// STARKs themselves are checked by [`Prover::verify_full`]).
+    pub fn build(builder: AuthorKey, plan: &SubBlockPlan, mut parts: Vec<PartialProof>) -> Result<Self> {
+        parts.sort_by_key(|p| p.statement().air_index);
+        check_parts(plan, &parts)?;
+        let mut reuse_filter = ReuseFilter::default();
+        for p in parts.iter().filter(|p| *p.author() != builder) {
+            let s = p.statement();
+            reuse_filter.insert(&s.round_digest, s.sub_block_index, s.air_index, p.author());
+        }
+        let encoded: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let header = FullProofHeader {
+            round_digest: plan.round_digest,
+            sub_block_index: plan.sub_block_index,
+            num_airs: plan.num_airs(),
+            input_state: plan.input_state,
+            output_state: plan.output_state,
+            builder,
+            parts_root: parts_root(&encoded),
+            reuse_filter,
+        };
+        Self::from_wire(FullWire { header, parts: encoded })
+    }
+
+    fn from_wire(wire: FullWire) -> Result<Self> {
+        let bytes = seal(&wire, Kind::Full, FULL, MAX_FULL_PROOF_SIZE)?;
+        let parts = wire.parts.iter().map(|b| PartialProof::from_bytes(b)).collect::<Result<_>>()?;
+        Ok(Self { header: wire.header, parts, bytes })
+    }
+
+    /// Decodes a full proof and every part in it. Never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let body = open_envelope(bytes, Kind::Full, FULL, MAX_FULL_PROOF_SIZE)?;
+        let wire: FullWire = decode_canonical(body, FULL)?;
+        if wire.header.reuse_filter.0.len() != REUSE_FILTER_BITS / 8 {
+            return Err(Error::Malformed { kind: FULL, reason: "reuse filter has the wrong size" });
+        }
+        if wire.parts.len() > MAX_PARTS as usize {
+            return Err(Error::Malformed { kind: FULL, reason: "too many parts" });
+        }
+        let parts = wire
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                PartialProof::from_bytes(b).map_err(|e| Error::Part {
+                    air_index: AirIndex(u32::try_from(i).unwrap_or(u32::MAX)),
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { header: wire.header, parts, bytes: bytes.to_vec() })
+    }
+
+    /// The encoding.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The header.
+    #[must_use]
+    pub fn header(&self) -> &FullProofHeader {
+        &self.header
+    }
+
+    /// The parts, in AIR order.
+    #[must_use]
+    pub fn parts(&self) -> &[PartialProof] {
+        &self.parts
+    }
+}
+
+/// The deterministic head of an AggProof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggProofHeader {
+    /// The block (round).
+    pub round_digest: RoundDigest,
+    /// The state before sub-block 0.
+    pub initial_state: ChainState,
+    /// Chain state after the last sub-block.
+    pub output_state: ChainState,
+    /// Who assembled it.
+    pub builder: AuthorKey,
+    /// Number of sub-blocks.
+    pub num_sub_blocks: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AggWire {
+    header: AggProofHeader,
+    sub_blocks: Vec<Vec<u8>>,
+}
+
+/// An AggProof: the full proofs of all sub-blocks of a block, in order.
+///
+/// Encoding (version 1): `0x01`, `0x03` (kind: AggProof), postcard of
+/// `(AggProofHeader, Vec<encoded full proof>)`; at most [`MAX_AGG_PROOF_SIZE`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AggProof {
+    header: AggProofHeader,
+    sub_blocks: Vec<FullProof>,
+    bytes: Vec<u8>,
+}
+
+/// The result of verifying an AggProof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggProofReport {
+    /// Who assembled it.
+    pub builder: AuthorKey,
+    /// One report per sub-block, in order.
+    pub sub_blocks: Vec<FullProofReport>,
+}
+
+/// Checks that a block plan's sub-blocks are numbered in order and chain.
+fn check_block_plan(plan: &BlockPlan) -> Result<()> {
+    let mut prev = plan.initial_state;
+    for (i, sb) in plan.sub_blocks.iter().enumerate() {
+        if usize::try_from(sb.sub_block_index.0).ok() != Some(i) || sb.round_digest != plan.round_digest {
+            return Err(Error::InvalidPlan { reason: "sub-blocks are not numbered in order" });
+        }
+        if sb.prev_state != prev {
+            return Err(Error::BrokenBlockChain { sub_block: sb.sub_block_index });
+        }
+        prev = sb.output_state;
+    }
+    Ok(())
+}
+
+impl AggProof {
+    /// Assembles the AggProof of `plan` from one full proof per sub-block (in any order).
+    pub fn build(builder: AuthorKey, plan: &BlockPlan, mut full: Vec<FullProof>) -> Result<Self> {
+        check_block_plan(plan)?;
+        full.sort_by_key(|f| f.header.sub_block_index);
+        Self::check_structure(plan, full.len(), full.iter().map(|f| &f.header))?;
+        let header = AggProofHeader {
+            round_digest: plan.round_digest,
+            initial_state: plan.initial_state,
+            output_state: plan.sub_blocks.last().map_or(plan.initial_state, |s| s.output_state),
+            builder,
+            num_sub_blocks: u32::try_from(full.len()).unwrap_or(u32::MAX),
+        };
+        let wire = AggWire { header, sub_blocks: full.iter().map(|f| f.bytes.clone()).collect() };
+        let bytes = seal(&wire, Kind::Agg, AGG, MAX_AGG_PROOF_SIZE)?;
+        Ok(Self { header: wire.header, sub_blocks: full, bytes })
+    }
+
+    fn check_structure<'a>(
+        plan: &BlockPlan,
+        count: usize,
+        headers: impl Iterator<Item = &'a FullProofHeader>,
+    ) -> Result<()> {
+        if count != plan.sub_blocks.len() {
+            return Err(Error::SubBlockCount { expected: plan.sub_blocks.len(), got: count });
+        }
+        let mut prev_out = plan.initial_state;
+        for ((position, h), sb) in headers.enumerate().zip(&plan.sub_blocks) {
+            if h.sub_block_index != sb.sub_block_index {
+                return Err(Error::SubBlockOutOfOrder { position, got: h.sub_block_index });
+            }
+            // Block-level chain: each sub-block starts where the previous one ended.
+            if sb.prev_state != prev_out {
+                return Err(Error::BrokenBlockChain { sub_block: sb.sub_block_index });
+            }
+            check_header(h, sb)
+                .map_err(|e| Error::SubBlock { sub_block: sb.sub_block_index, source: Box::new(e) })?;
+            prev_out = h.output_state;
+        }
+        Ok(())
+    }
+
+    /// Decodes an AggProof and everything in it. Never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let body = open_envelope(bytes, Kind::Agg, AGG, MAX_AGG_PROOF_SIZE)?;
+        let wire: AggWire = decode_canonical(body, AGG)?;
+        if wire.sub_blocks.len() > MAX_SUB_BLOCKS as usize
+            || wire.sub_blocks.len() != wire.header.num_sub_blocks as usize
+        {
+            return Err(Error::Malformed { kind: AGG, reason: "sub-block count" });
+        }
+        let sub_blocks = wire
+            .sub_blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                FullProof::from_bytes(b).map_err(|e| Error::SubBlock {
+                    sub_block: SubBlockIndex(u32::try_from(i).unwrap_or(u32::MAX)),
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { header: wire.header, sub_blocks, bytes: bytes.to_vec() })
+    }
+
+    /// The encoding.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The header.
+    #[must_use]
+    pub fn header(&self) -> &AggProofHeader {
+        &self.header
+    }
+
+    /// The sub-blocks' full proofs, in order.
+    #[must_use]
+    pub fn sub_blocks(&self) -> &[FullProof] {
+        &self.sub_blocks
+    }
+}
+
+impl<W: Workload> Prover<W> {
+    /// Verifies a full proof against the sub-block's plan: header, coverage of every AIR exactly
+    /// once, the unbroken chain, the parts root, the reuse filter (every partial by another author
+    /// than the builder must be in it), then every partial STARK in parallel. Reports each part's
+    /// author and trace root and which were reused.
+    pub fn verify_full(&self, full: &FullProof, plan: &SubBlockPlan) -> Result<FullProofReport> {
+        let h = &full.header;
+        check_header(h, plan)?;
+        check_parts(plan, &full.parts)?;
+        if parts_root(&full.parts.iter().map(PartialProof::as_bytes).collect::<Vec<_>>()) != h.parts_root {
+            return Err(Error::PartsRootMismatch);
+        }
+        for p in full.parts.iter().filter(|p| *p.author() != h.builder) {
+            let s = p.statement();
+            if !h.reuse_filter.contains(&s.round_digest, s.sub_block_index, s.air_index, p.author()) {
+                return Err(Error::ReuseNotDeclared { air_index: s.air_index });
+            }
+        }
+        full.parts
+            .par_iter()
+            .zip(plan.segments.par_iter())
+            .try_for_each(|(p, spec)| {
+                self.verify_partial(p, spec, p.author(), None)
+                    .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })
+            })?;
+        Ok(FullProofReport {
+            sub_block_index: h.sub_block_index,
+            builder: h.builder,
+            parts: full
+                .parts
+                .iter()
+                .map(|p| PartReport {
+                    air_index: p.statement().air_index,
+                    author: *p.author(),
+                    trace_root: p.trace_root(),
+                    reused: *p.author() != h.builder,
+                })
+                .collect(),
+        })
+    }
+
+    /// Verifies an AggProof against the block's plan: the block-level chain (sub-block `k` starts
+    /// from sub-block `k - 1`'s output state), one full proof per sub-block in order, and each
+    /// full proof (in parallel).
+    pub fn verify_agg(&self, agg: &AggProof, plan: &BlockPlan) -> Result<AggProofReport> {
+        check_block_plan(plan)?;
+        let h = &agg.header;
+        if h.round_digest != plan.round_digest {
+            return Err(Error::WrongPublicValues { field: "round_digest" });
+        }
+        if h.initial_state != plan.initial_state {
+            return Err(Error::WrongPublicValues { field: "initial_state" });
+        }
+        AggProof::check_structure(plan, agg.sub_blocks.len(), agg.sub_blocks.iter().map(|f| &f.header))?;
+        if h.output_state != plan.sub_blocks.last().map_or(plan.initial_state, |s| s.output_state) {
+            return Err(Error::WrongPublicValues { field: "output_state" });
+        }
+        let sub_blocks = agg
+            .sub_blocks
+            .par_iter()
+            .zip(plan.sub_blocks.par_iter())
+            .map(|(f, sb)| {
+                self.verify_full(f, sb)
+                    .map_err(|e| Error::SubBlock { sub_block: sb.sub_block_index, source: Box::new(e) })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AggProofReport { builder: h.builder, sub_blocks })
+    }
+}
