@@ -1,6 +1,21 @@
 //! The pure, deterministic core of the proving protocol: types, messages, selection, assignment,
 //! the T1–T5 rounds and their outcomes. No clock, no I/O, no threads, no randomness of its own:
 //! time and the RANDAO mix are inputs, actions and outcomes are outputs.
+//!
+//! * [`messages`](crate::SignedCommitment): SSZ containers signed with BLS over
+//!   `signing_root(message, domain)` ([`SigningContext`], one [`DomainType`] per kind).
+//! * Selection: [`compute_shuffled_index`] (the consensus specs' swap-or-not shuffle),
+//!   [`select_provers`] (lazy walk, bounded reputation by acceptance sampling), [`plan_block`],
+//!   [`assign_airs`].
+//! * [`Engine`]: the round state machine. Inputs: [`Engine::on_block`],
+//!   [`Engine::on_message`], [`Engine::on_verification`], [`Engine::on_tick`], registry
+//!   changes. Outputs: [`Action`]s from [`Engine::poll_action`] (verification requests, phase
+//!   changes, finalisations, [`BlockOutcome`]s for settlement) and the next deadline from
+//!   [`Engine::poll_timeout`].
+//! * [`bls`]: signing and (batch) verification helpers for the node and the tests.
+//! * `test_utils` (feature `test-utils`): a scenario harness on a virtual clock.
+//!
+//! `docs/protocol.md` is the normative description.
 
 #![cfg_attr(
     not(test),
@@ -12,14 +27,55 @@
     )
 )]
 
+mod actions;
+mod assign;
+mod bloom;
+pub mod bls;
 mod config;
+mod engine;
+mod error;
+mod messages;
 mod outcome;
+mod plan;
+mod selection;
+mod shuffle;
+mod signing;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 mod types;
 
+pub use actions::{
+    Accepted, Action, AggregationDuty, BlockInfo, Deadlines, Duty, PartCheck, Progress,
+    ProverRecord, RequestId, RoundStart, RoundStatus, SignatureCheck, StarkCheck, StarkTarget,
+    Verdict,
+};
+pub use assign::assign_airs;
+pub use bloom::{BLOOM_HASHES, ReuseBloom};
+pub use bls::{BlsPublicKey, BlsSignature};
 pub use config::{EngineConfig, GasPlan, PhaseWindows, ReputationBounds};
+pub use engine::{Engine, RegistryParams};
+pub use error::{Error, Result};
+pub use messages::{
+    AggProof, AirCommitment, Capabilities, Commitment, Decline, FullProof, FullProofBody,
+    MAX_AIRS_PER_SUB_BLOCK, MAX_BUNDLE_BYTES, MAX_PARTIAL_PROOF_BYTES, MaxAirsPerSubBlock,
+    MaxBloomBytes, MaxBundleBytes, MaxPartialProofBytes, MessageKind, PartialProof,
+    ProtocolMessage, ProverRegistration, RoundRef, SignedAggProof, SignedCommitment, SignedContent,
+    SignedDecline, SignedFullProof, SignedPartialProof, SignedProverRegistration,
+};
 pub use outcome::{
     AggProofRecord, Assignment, BlockOutcome, CommitmentRecord, EquivocationRecord,
     FullProofRecord, Inclusion, PartRef, PartialRecord, RoundKey, RoundOutcome,
+};
+pub use plan::{BlockPlan, SubBlockPlan, plan_block};
+pub use selection::{
+    Seed, aggregator_seed, assignment_seed, select_provers, selection_seed, selection_size,
+    selection_weight,
+};
+pub use shuffle::{SHUFFLE_ROUND_COUNT, Shuffler, compute_shuffled_index};
+pub use signing::{
+    DOMAIN_AGG_PROOF, DOMAIN_AGGREGATOR_SELECTION, DOMAIN_AIR_ASSIGNMENT, DOMAIN_COMMITMENT,
+    DOMAIN_DECLINE, DOMAIN_FULL_PROOF, DOMAIN_PARTIAL_PROOF, DOMAIN_PROVER_REGISTRATION,
+    DOMAIN_PROVER_SELECTION, DomainType, SigningContext, signing_root,
 };
 pub use types::{
     AirIndex, Amount, Attempt, Phase, ProverIndex, Root, Slot, SubBlockIndex, UnixMillis,

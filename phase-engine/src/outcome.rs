@@ -65,8 +65,23 @@ pub struct PartialRecord {
     pub inclusion: Inclusion,
 }
 
-/// A partial proof inside a full proof, named by its author and AIR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A partial proof inside a full proof, named by its author and AIR. Also an SSZ container
+/// (inside [`crate::FullProofBody`]).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ssz_derive::Encode,
+    ssz_derive::Decode,
+    tree_hash_derive::TreeHash,
+)]
 pub struct PartRef {
     /// Author of the partial proof.
     pub author: ProverIndex,

@@ -1,0 +1,4 @@
+//! Integration tests of the phase engine: golden vectors, properties and scenarios on a virtual
+//! clock (the `test-utils` harness).
+
+mod golden;
