@@ -1,0 +1,471 @@
+//! Ledgers: the entries that settlement produces, their canonical order, SSZ encoding and
+//! settlement root, and the balances they fold into.
+
+use std::collections::BTreeMap;
+
+use phase_engine::{
+    Amount, Attempt, Phase, ProverIndex, Root, Slot, SubBlockIndex, ValidatorIndex,
+};
+use serde::{Deserialize, Serialize};
+use ssz::{Decode, Encode};
+use ssz_derive::{Decode, Encode};
+use ssz_types::{VariableList, typenum};
+use tree_hash::TreeHash;
+use tree_hash_derive::TreeHash;
+
+use crate::error::{Error, Result};
+use crate::table::Rule;
+
+/// Who an entry pays or charges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "index")]
+#[non_exhaustive]
+pub enum Account {
+    /// A prover of the prover registry.
+    Prover(ProverIndex),
+    /// A beacon chain validator (the proposer that included a message).
+    Validator(ValidatorIndex),
+}
+
+impl Account {
+    /// SSZ kind byte: 0 for a prover, 1 for a validator.
+    pub const fn kind(self) -> u8 {
+        match self {
+            Account::Prover(_) => 0,
+            Account::Validator(_) => 1,
+        }
+    }
+
+    /// The prover or validator index.
+    pub const fn index(self) -> u64 {
+        match self {
+            Account::Prover(p) => p.0,
+            Account::Validator(v) => v.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::Prover(p) => write!(f, "prover {p}"),
+            Account::Validator(v) => write!(f, "validator {v}"),
+        }
+    }
+}
+
+/// One line of a ledger: `amount` to `account` by `rule`, in `phase` of round
+/// (`sub_block`, `attempt`). Block-level rules ([`Rule::is_block_level`], the AggProof rules) carry
+/// `sub_block = 0` and `attempt = 0`.
+///
+/// A ledger holds at most one entry per (`sub_block`, `attempt`, `phase`, `rule`, `account`): a
+/// rule that applies several times to the same account in the same round and phase is summed.
+/// Entries with amount 0 are omitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The sub-block of the round.
+    pub sub_block: SubBlockIndex,
+    /// The attempt of the round.
+    pub attempt: Attempt,
+    /// The phase the rule belongs to.
+    pub phase: Phase,
+    /// The rule.
+    pub rule: Rule,
+    /// Who is paid (or charged, when `amount` is negative).
+    pub account: Account,
+    /// The amount.
+    pub amount: Amount,
+}
+
+/// The SSZ container of a [`LedgerEntry`] (the form hashed into the settlement root):
+///
+/// ```text
+/// class LedgerEntry(Container):
+///     sub_block: uint32
+///     attempt: uint32
+///     phase: uint8          # 1..=5 for T1..T5
+///     rule: uint8           # Rule::code
+///     account_kind: uint8   # 0 prover, 1 validator
+///     account_index: uint64
+///     amount: uint64        # two's complement of the signed amount
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, TreeHash)]
+struct LedgerEntrySsz {
+    sub_block: u32,
+    attempt: u32,
+    phase: u8,
+    rule: u8,
+    account_kind: u8,
+    account_index: u64,
+    amount: u64,
+}
+
+const fn phase_code(phase: Phase) -> u8 {
+    match phase {
+        Phase::T1 => 1,
+        Phase::T2 => 2,
+        Phase::T3 => 3,
+        Phase::T4 => 4,
+        Phase::T5 => 5,
+    }
+}
+
+fn phase_from_code(code: u8) -> Option<Phase> {
+    Phase::ALL.into_iter().find(|&p| phase_code(p) == code)
+}
+
+impl From<&LedgerEntry> for LedgerEntrySsz {
+    fn from(e: &LedgerEntry) -> Self {
+        Self {
+            sub_block: e.sub_block.0,
+            attempt: e.attempt.0,
+            phase: phase_code(e.phase),
+            rule: e.rule.code(),
+            account_kind: e.account.kind(),
+            account_index: e.account.index(),
+            amount: e.amount.0.cast_unsigned(),
+        }
+    }
+}
+
+impl TryFrom<LedgerEntrySsz> for LedgerEntry {
+    type Error = Error;
+
+    fn try_from(e: LedgerEntrySsz) -> Result<Self> {
+        let bad = |reason: String| Error::Ssz { reason };
+        Ok(Self {
+            sub_block: SubBlockIndex(e.sub_block),
+            attempt: Attempt(e.attempt),
+            phase: phase_from_code(e.phase).ok_or_else(|| bad(format!("phase {}", e.phase)))?,
+            rule: Rule::from_code(e.rule).ok_or_else(|| bad(format!("rule {}", e.rule)))?,
+            account: match e.account_kind {
+                0 => Account::Prover(ProverIndex(e.account_index)),
+                1 => Account::Validator(ValidatorIndex(e.account_index)),
+                k => return Err(bad(format!("account kind {k}"))),
+            },
+            amount: Amount(e.amount.cast_signed()),
+        })
+    }
+}
+
+impl LedgerEntry {
+    /// The settlement-root leaf of this entry: `hash_tree_root` of its SSZ container.
+    pub fn tree_hash_root(&self) -> Root {
+        LedgerEntrySsz::from(self).tree_hash_root()
+    }
+}
+
+/// Maximum number of entries of one block's ledger (`MAX_LEDGER_ENTRIES = 2**20`).
+pub const MAX_LEDGER_ENTRIES: usize = 1 << 20;
+type MaxEntries = typenum::U1048576;
+
+/// The SSZ container of a [`Ledger`]:
+///
+/// ```text
+/// class Ledger(Container):
+///     block_root: Root
+///     slot: uint64
+///     entries: List[LedgerEntry, MAX_LEDGER_ENTRIES]
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, TreeHash)]
+struct LedgerSsz {
+    block_root: Root,
+    slot: u64,
+    entries: VariableList<LedgerEntrySsz, MaxEntries>,
+}
+
+/// The settlement of one block: every entry, in canonical order (ascending by sub-block,
+/// attempt, phase, rule, account), whatever the order the messages arrived in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Root of the settled block.
+    pub block_root: Root,
+    /// Its slot.
+    pub slot: Slot,
+    entries: Vec<LedgerEntry>,
+}
+
+impl Ledger {
+    /// Builds a ledger from entries in any order: sorts them canonically, merges entries with the
+    /// same key (checked sum) and drops zero amounts.
+    pub fn new(block_root: Root, slot: Slot, entries: Vec<LedgerEntry>) -> Result<Self> {
+        let mut merged: BTreeMap<(SubBlockIndex, Attempt, Phase, Rule, Account), Amount> =
+            BTreeMap::new();
+        for e in entries {
+            let slot =
+                merged.entry((e.sub_block, e.attempt, e.phase, e.rule, e.account)).or_default();
+            slot.0 =
+                slot.0.checked_add(e.amount.0).ok_or(Error::Overflow { context: "entry sum" })?;
+        }
+        let entries: Vec<LedgerEntry> = merged
+            .into_iter()
+            .filter(|(_, amount)| amount.0 != 0)
+            .map(|((sub_block, attempt, phase, rule, account), amount)| LedgerEntry {
+                sub_block,
+                attempt,
+                phase,
+                rule,
+                account,
+                amount,
+            })
+            .collect();
+        if entries.len() > MAX_LEDGER_ENTRIES {
+            return Err(Error::LedgerTooLong { len: entries.len(), max: MAX_LEDGER_ENTRIES });
+        }
+        Ok(Self { block_root, slot, entries })
+    }
+
+    /// The entries, in canonical order.
+    pub fn entries(&self) -> &[LedgerEntry] {
+        &self.entries
+    }
+
+    /// `true` if nothing is paid or charged.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Sum of all entries (rewards minus penalties issued for the block).
+    pub fn total(&self) -> Result<Amount> {
+        sum(self.entries.iter().map(|e| e.amount))
+    }
+
+    /// Sum of the entries of one account.
+    pub fn net(&self, account: Account) -> Result<Amount> {
+        sum(self.entries.iter().filter(|e| e.account == account).map(|e| e.amount))
+    }
+
+    /// Sum of the entries of one rule.
+    pub fn rule_total(&self, rule: Rule) -> Result<Amount> {
+        sum(self.entries.iter().filter(|e| e.rule == rule).map(|e| e.amount))
+    }
+
+    fn to_ssz_container(&self) -> LedgerSsz {
+        let entries: Vec<LedgerEntrySsz> = self.entries.iter().map(LedgerEntrySsz::from).collect();
+        LedgerSsz {
+            block_root: self.block_root,
+            slot: self.slot.0,
+            // `new` bounds the length, so the conversion cannot fail.
+            entries: VariableList::new(entries).unwrap_or_default(),
+        }
+    }
+
+    /// The settlement root: `hash_tree_root` of the SSZ `Ledger` container. Two nodes that saw
+    /// the same outcome compute the same root.
+    pub fn settlement_root(&self) -> Root {
+        self.to_ssz_container().tree_hash_root()
+    }
+
+    /// SSZ encoding of the `Ledger` container.
+    pub fn as_ssz_bytes(&self) -> Vec<u8> {
+        self.to_ssz_container().as_ssz_bytes()
+    }
+
+    /// Decodes SSZ bytes of a `Ledger` container. The entries must be in canonical order, without
+    /// duplicate keys or zero amounts.
+    pub fn from_ssz_bytes(bytes: &[u8]) -> Result<Self> {
+        let c = LedgerSsz::from_ssz_bytes(bytes)
+            .map_err(|e| Error::Ssz { reason: format!("{e:?}") })?;
+        let entries =
+            c.entries.iter().map(|e| LedgerEntry::try_from(*e)).collect::<Result<Vec<_>>>()?;
+        let canonical = entries.windows(2).all(|w| match w {
+            [a, b] => {
+                (a.sub_block, a.attempt, a.phase, a.rule, a.account)
+                    < (b.sub_block, b.attempt, b.phase, b.rule, b.account)
+            }
+            _ => true,
+        });
+        if !canonical || entries.iter().any(|e| e.amount.0 == 0) {
+            return Err(Error::Ssz { reason: "entries not in canonical form".to_owned() });
+        }
+        Ok(Self { block_root: c.block_root, slot: Slot(c.slot), entries })
+    }
+}
+
+fn sum(mut amounts: impl Iterator<Item = Amount>) -> Result<Amount> {
+    amounts
+        .try_fold(0i64, |acc, a| acc.checked_add(a.0))
+        .map(Amount)
+        .ok_or(Error::Overflow { context: "ledger sum" })
+}
+
+/// Per-account balances folded from ledgers, with checked arithmetic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances {
+    balances: BTreeMap<Account, Amount>,
+}
+
+impl Balances {
+    /// No balances.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds ledgers into balances.
+    pub fn from_ledgers<'a>(ledgers: impl IntoIterator<Item = &'a Ledger>) -> Result<Self> {
+        let mut balances = Self::new();
+        for ledger in ledgers {
+            balances.apply(ledger)?;
+        }
+        Ok(balances)
+    }
+
+    /// Applies one ledger. All or nothing: on overflow the balances are unchanged.
+    pub fn apply(&mut self, ledger: &Ledger) -> Result<()> {
+        let mut next = self.balances.clone();
+        for e in ledger.entries() {
+            let balance = next.entry(e.account).or_default();
+            balance.0 = balance
+                .0
+                .checked_add(e.amount.0)
+                .ok_or(Error::BalanceOverflow { account: e.account })?;
+        }
+        self.balances = next;
+        Ok(())
+    }
+
+    /// The balance of one account (0 if it never appeared).
+    pub fn get(&self, account: Account) -> Amount {
+        self.balances.get(&account).copied().unwrap_or_default()
+    }
+
+    /// Every account that appeared, ascending, with its balance.
+    pub fn iter(&self) -> impl Iterator<Item = (Account, Amount)> + '_ {
+        self.balances.iter().map(|(a, b)| (*a, *b))
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.balances.len()
+    }
+
+    /// `true` if no account appeared.
+    pub fn is_empty(&self) -> bool {
+        self.balances.is_empty()
+    }
+
+    /// Sum of all balances.
+    pub fn total(&self) -> Result<Amount> {
+        sum(self.balances.values().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(account: Account, rule: Rule, amount: i64) -> LedgerEntry {
+        LedgerEntry {
+            sub_block: SubBlockIndex(0),
+            attempt: Attempt(0),
+            phase: Phase::T1,
+            rule,
+            account,
+            amount: Amount(amount),
+        }
+    }
+
+    #[test]
+    fn new_sorts_merges_and_drops_zero() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let v7 = Account::Validator(ValidatorIndex(7));
+        let ledger = Ledger::new(
+            Root::ZERO,
+            Slot(1),
+            vec![
+                entry(v7, Rule::RewardT1Validator, 3),
+                entry(p1, Rule::PenaltyT1Prover, -1),
+                entry(v7, Rule::RewardT1Validator, 3),
+                entry(p1, Rule::RewardFullProofSenderT1, 0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            ledger.entries(),
+            &[entry(v7, Rule::RewardT1Validator, 6), entry(p1, Rule::PenaltyT1Prover, -1)]
+        );
+        assert_eq!(ledger.total().unwrap(), Amount(5));
+        assert_eq!(ledger.net(p1).unwrap(), Amount(-1));
+    }
+
+    #[test]
+    fn merge_overflow_is_an_error() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let err = Ledger::new(
+            Root::ZERO,
+            Slot(1),
+            vec![entry(p1, Rule::RewardT2Prover, i64::MAX), entry(p1, Rule::RewardT2Prover, 1)],
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Overflow { .. }));
+    }
+
+    #[test]
+    fn ssz_round_trip_and_negative_amounts() {
+        let ledger = Ledger::new(
+            Root::repeat_byte(0xab),
+            Slot(42),
+            vec![
+                entry(Account::Prover(ProverIndex(3)), Rule::PenaltyT1Prover, -1),
+                entry(Account::Validator(ValidatorIndex(9)), Rule::RewardT1Validator, 3),
+            ],
+        )
+        .unwrap();
+        let bytes = ledger.as_ssz_bytes();
+        assert_eq!(Ledger::from_ssz_bytes(&bytes).unwrap(), ledger);
+        // 32 + 8 + 4 (offset) + 2 * (4 + 4 + 1 + 1 + 1 + 8 + 8)
+        assert_eq!(bytes.len(), 32 + 8 + 4 + 2 * 27);
+        // Canonical order puts REWARD_T1_VALIDATOR (code 4) before PENALTY_T1_PROVER (code 5):
+        // 3 little-endian, then -1 as 0xff..ff in two's complement, at the end of each entry.
+        assert_eq!(&bytes[44 + 19..44 + 27], &[3, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[44 + 27 + 19..44 + 2 * 27], &[0xff; 8]);
+        assert!(Ledger::from_ssz_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn from_ssz_rejects_non_canonical_order() {
+        let a = entry(Account::Prover(ProverIndex(3)), Rule::PenaltyT1Prover, -1);
+        let b = entry(Account::Validator(ValidatorIndex(9)), Rule::RewardT1Validator, 3);
+        let c = LedgerSsz {
+            block_root: Root::ZERO,
+            slot: 1,
+            entries: VariableList::new(vec![(&a).into(), (&b).into()]).unwrap(),
+        };
+        assert!(matches!(Ledger::from_ssz_bytes(&c.as_ssz_bytes()), Err(Error::Ssz { .. })));
+        let mut bad = LedgerEntrySsz::from(&a);
+        bad.rule = 0;
+        assert!(LedgerEntry::try_from(bad).is_err());
+    }
+
+    #[test]
+    fn balances_fold_with_checked_arithmetic() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let v7 = Account::Validator(ValidatorIndex(7));
+        let l1 = Ledger::new(
+            Root::ZERO,
+            Slot(1),
+            vec![entry(p1, Rule::RewardT2Prover, 100), entry(v7, Rule::RewardT2Validator, 3)],
+        )
+        .unwrap();
+        let l2 =
+            Ledger::new(Root::ZERO, Slot(2), vec![entry(p1, Rule::PenaltyT2Prover, -3)]).unwrap();
+        let balances = Balances::from_ledgers([&l1, &l2]).unwrap();
+        assert_eq!(balances.get(p1), Amount(100 - 3));
+        assert_eq!(balances.get(v7), Amount(3));
+        assert_eq!(balances.get(Account::Prover(ProverIndex(2))), Amount(0));
+        assert_eq!(balances.total().unwrap(), Amount(100 - 3 + 3));
+        assert_eq!(balances.len(), 2);
+
+        let big = Ledger::new(Root::ZERO, Slot(3), vec![entry(p1, Rule::RewardT2Prover, i64::MAX)])
+            .unwrap();
+        let mut b = balances.clone();
+        let err = b.apply(&big).unwrap_err();
+        assert!(matches!(err, Error::BalanceOverflow { account } if account == p1));
+        assert_eq!(b, balances, "a failed apply changes nothing");
+    }
+}
