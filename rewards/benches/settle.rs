@@ -1,1 +1,2 @@
+//! Settlement benchmarks (filled in below).
 fn main() {}

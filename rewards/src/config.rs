@@ -303,7 +303,7 @@ impl RewardsFile {
     /// Overrides one key given by its dotted name. Errors for an unknown key or a value that does
     /// not fit the key's type; does not validate (call [`RewardsFile::validate`] afterwards).
     pub fn set(&mut self, key: &str, value: i64) -> Result<()> {
-        let mut tree = toml::Value::try_from(&*self).map_err(|_| unknown_key(key))?;
+        let mut tree = toml::Value::try_from(*self).map_err(|_| unknown_key(key))?;
         match lookup_mut(&mut tree, key) {
             Some(slot @ toml::Value::Integer(_)) => *slot = toml::Value::Integer(value),
             _ => return Err(unknown_key(key)),
