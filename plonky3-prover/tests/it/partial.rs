@@ -97,7 +97,7 @@ fn tampered_bytes_are_rejected() {
     let proof = p.prove_partial(spec, &alice()).unwrap();
     let bytes = proof.as_bytes();
     // Flip bytes across the STARK body: each either fails to decode or fails to verify.
-    let header_len = 2 + 140;
+    let header_len = 2 + 151;
     let step = (bytes.len() - header_len) / 40;
     for i in (header_len..bytes.len()).step_by(step.max(1)) {
         let mut t = bytes.to_vec();
