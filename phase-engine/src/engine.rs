@@ -225,6 +225,12 @@ pub struct Engine {
     now: UnixMillis,
 }
 
+/// The phase a message allowed from phase `first` on counts for when it arrives at `t`: the
+/// first phase from `first` whose window, grace included, has not closed. `None` after T5.
+fn classify(deadlines: &Deadlines, first: Phase, t: UnixMillis) -> Option<Phase> {
+    Phase::ALL.into_iter().filter(|p| *p >= first).find(|&p| t < deadlines.graced_close(p))
+}
+
 fn deadlines(config: &EngineConfig, start: UnixMillis) -> Deadlines {
     let w = &config.phases;
     let mut closes = [start; 5];
@@ -932,19 +938,22 @@ impl Engine {
         let key = f.round.key();
         let round = self.open_round(&key, f.round.slot)?;
         self.active_record(f.submitter)?;
-        let phase = round.phase_now(now).ok_or(Error::Late {
+        // Selected provers may send a standalone full proof from T2 on (in T1 it rides in
+        // their one commitment); anyone from T3 on.
+        let selected = round.position.contains_key(&f.submitter);
+        let first = if selected { Phase::T2 } else { Phase::T3 };
+        if now < round.deadlines.open(first) {
+            let phase = round.phase_now(now).unwrap_or(Phase::T1);
+            if !selected && phase == Phase::T2 {
+                return Err(Error::NotSelected { prover: f.submitter, key });
+            }
+            return Err(Error::WrongPhase { kind: MessageKind::FullProof, phase });
+        }
+        let phase = classify(&round.deadlines, first, now).ok_or(Error::Late {
             kind: MessageKind::FullProof,
             arrived_at: now,
             deadline: round.deadlines.graced_close(Phase::T5),
         })?;
-        match phase {
-            // In T1 a full proof rides in the prover's one commitment.
-            Phase::T1 => return Err(Error::WrongPhase { kind: MessageKind::FullProof, phase }),
-            Phase::T2 if !round.position.contains_key(&f.submitter) => {
-                return Err(Error::NotSelected { prover: f.submitter, key });
-            }
-            _ => {}
-        }
         if let Some(done) = round.finalized_in
             && phase > done
         {
@@ -1074,6 +1083,25 @@ impl Engine {
             b.agg_pending = b.agg_pending.saturating_sub(1);
             if !verdict.valid && matches!(pending.stage, Stage::Signature) {
                 b.agg_seen.remove(&pending.signing_root);
+            }
+            if !verdict.valid && matches!(pending.stage, Stage::Proof) {
+                b.agg.remove(&pending.prover);
+            }
+        }
+        // An invalid proof frees its slot: the author may send a valid one.
+        if !verdict.valid
+            && matches!(pending.stage, Stage::Proof)
+            && let Some(key) = pending.round
+            && let Ok(r) = self.round_mut(&key)
+        {
+            match &pending.data {
+                PendingData::Partial { air, .. } => {
+                    r.partials.remove(&(pending.prover, *air));
+                }
+                PendingData::FullProof { .. } => {
+                    r.full.remove(&pending.prover);
+                }
+                _ => {}
             }
         }
         if let PendingData::Registration(record) = &pending.data {
@@ -1435,12 +1463,8 @@ impl Engine {
         self.chain.range((Excluded(t), Unbounded)).next().map(|(_, (_, v))| *v)
     }
 
-    fn inclusion(&self, deadlines: &Deadlines, arrived: UnixMillis) -> Option<Inclusion> {
-        Some(Inclusion {
-            arrived_at: arrived,
-            phase: deadlines.phase_at(arrived).unwrap_or(Phase::T5),
-            validator: self.includer(arrived)?,
-        })
+    fn inclusion(&self, phase: Phase, arrived: UnixMillis) -> Option<Inclusion> {
+        Some(Inclusion { arrived_at: arrived, phase, validator: self.includer(arrived)? })
     }
 
     fn round_outcome(&self, r: &RoundState) -> Option<RoundOutcome> {
@@ -1451,7 +1475,7 @@ impl Engine {
                 T1Kind::Decline => declined.push((e.arrived, prover)),
                 T1Kind::Commit(_) => commitments.push(CommitmentRecord {
                     prover,
-                    inclusion: self.inclusion(&r.deadlines, e.arrived)?,
+                    inclusion: self.inclusion(Phase::T1, e.arrived)?,
                 }),
             }
         }
@@ -1479,7 +1503,7 @@ impl Engine {
                 prover,
                 air,
                 assigned,
-                inclusion: self.inclusion(&r.deadlines, arrived)?,
+                inclusion: self.inclusion(Phase::T2, arrived)?,
             });
         }
         let mut full_proofs = Vec::new();
@@ -1492,7 +1516,7 @@ impl Engine {
                     submitter,
                     parts: e.parts.clone(),
                     reused: e.parts.iter().filter(|p| p.author != submitter).copied().collect(),
-                    inclusion: self.inclusion(&r.deadlines, e.arrived)?,
+                    inclusion: self.inclusion(e.phase, e.arrived)?,
                 });
             }
         }

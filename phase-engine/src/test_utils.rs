@@ -467,6 +467,12 @@ impl Scenario {
             .round_start(key)
             .map(|s| s.slot)
             .or_else(|| self.engine.round_status(key).map(|s| s.slot))
+            .or_else(|| {
+                self.round_starts()
+                    .into_iter()
+                    .find(|s| s.key.block_root == key.block_root)
+                    .map(|s| s.slot)
+            })
             .unwrap_or_default();
         RoundRef {
             slot,

@@ -2,3 +2,4 @@
 //! clock (the `test-utils` harness).
 
 mod golden;
+mod scenarios;
