@@ -126,7 +126,13 @@ impl<T: Copy> SegmentPublics<T> {
 
 /// Round constants `RC_j` of the round function.
 pub(crate) const ROUND_CONSTANTS: [u32; STATE_WIDTH] = [
-    0x1c2b_3a49, 0x5867_7685, 0x1493_a2b1, 0x40cf_dee0, 0x2d4c_5b6a, 0x7988_97a6, 0x35c4_d3e2,
+    0x1c2b_3a49,
+    0x5867_7685,
+    0x1493_a2b1,
+    0x40cf_dee0,
+    0x2d4c_5b6a,
+    0x7988_97a6,
+    0x35c4_d3e2,
     0x0a10_2f3e,
 ];
 

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::partial::{
     Kind, MAX_PROOF_SIZE, PartialProof, Prover, compare_spec, decode_canonical, open_envelope, seal,
 };
-use crate::types::{AirIndex, AuthorKey, ChainState, PartsRoot, RoundDigest, SubBlockIndex, TraceRoot};
+use crate::types::{
+    AirIndex, AuthorKey, ChainState, PartsRoot, RoundDigest, SubBlockIndex, TraceRoot,
+};
 use crate::workload::{BlockPlan, SubBlockPlan, Workload};
 
 /// Most AIR instances (partial proofs) in one full proof.
@@ -67,11 +69,19 @@ impl ReuseFilter {
         h.update(air.0.to_le_bytes());
         h.update(author.0);
         let d: [u8; 32] = h.finalize().into();
-        core::array::from_fn(|i| usize::from(u16::from_le_bytes([d[2 * i], d[2 * i + 1]])) % REUSE_FILTER_BITS)
+        core::array::from_fn(|i| {
+            usize::from(u16::from_le_bytes([d[2 * i], d[2 * i + 1]])) % REUSE_FILTER_BITS
+        })
     }
 
     /// Adds the partial proof of `air` by `author`.
-    pub fn insert(&mut self, round: &RoundDigest, sub_block: SubBlockIndex, air: AirIndex, author: &AuthorKey) {
+    pub fn insert(
+        &mut self,
+        round: &RoundDigest,
+        sub_block: SubBlockIndex,
+        air: AirIndex,
+        author: &AuthorKey,
+    ) {
         for p in Self::positions(round, sub_block, air, author) {
             if let Some(b) = self.0.get_mut(p / 8) {
                 *b |= 1 << (p % 8);
@@ -81,7 +91,13 @@ impl ReuseFilter {
 
     /// Whether the partial proof of `air` by `author` may be in the filter.
     #[must_use]
-    pub fn contains(&self, round: &RoundDigest, sub_block: SubBlockIndex, air: AirIndex, author: &AuthorKey) -> bool {
+    pub fn contains(
+        &self,
+        round: &RoundDigest,
+        sub_block: SubBlockIndex,
+        air: AirIndex,
+        author: &AuthorKey,
+    ) -> bool {
         Self::positions(round, sub_block, air, author)
             .iter()
             .all(|p| self.0.get(p / 8).is_some_and(|b| b & (1 << (p % 8)) != 0))
@@ -261,7 +277,11 @@ impl FullProof {
     /// Assembles a full proof by `builder` from partial proofs (in any order) covering `plan`.
     /// Parts by other authors are recorded in the reuse filter. Checks coverage and the chain (the
     /// STARKs themselves are checked by [`Prover::verify_full`]).
-    pub fn build(builder: AuthorKey, plan: &SubBlockPlan, mut parts: Vec<PartialProof>) -> Result<Self> {
+    pub fn build(
+        builder: AuthorKey,
+        plan: &SubBlockPlan,
+        mut parts: Vec<PartialProof>,
+    ) -> Result<Self> {
         parts.sort_by_key(|p| p.statement().air_index);
         check_parts(plan, &parts)?;
         let mut reuse_filter = ReuseFilter::default();
@@ -285,7 +305,8 @@ impl FullProof {
 
     fn from_wire(wire: FullWire) -> Result<Self> {
         let bytes = seal(&wire, Kind::Full, FULL, MAX_FULL_PROOF_SIZE)?;
-        let parts = wire.parts.iter().map(|b| PartialProof::from_bytes(b)).collect::<Result<_>>()?;
+        let parts =
+            wire.parts.iter().map(|b| PartialProof::from_bytes(b)).collect::<Result<_>>()?;
         Ok(Self { header: wire.header, parts, bytes })
     }
 
@@ -377,7 +398,9 @@ pub struct AggProofReport {
 fn check_block_plan(plan: &BlockPlan) -> Result<()> {
     let mut prev = plan.initial_state;
     for (i, sb) in plan.sub_blocks.iter().enumerate() {
-        if usize::try_from(sb.sub_block_index.0).ok() != Some(i) || sb.round_digest != plan.round_digest {
+        if usize::try_from(sb.sub_block_index.0).ok() != Some(i)
+            || sb.round_digest != plan.round_digest
+        {
             return Err(Error::InvalidPlan { reason: "sub-blocks are not numbered in order" });
         }
         if sb.prev_state != prev {
@@ -423,8 +446,10 @@ impl AggProof {
             if sb.prev_state != prev_out {
                 return Err(Error::BrokenBlockChain { sub_block: sb.sub_block_index });
             }
-            check_header(h, sb)
-                .map_err(|e| Error::SubBlock { sub_block: sb.sub_block_index, source: Box::new(e) })?;
+            check_header(h, sb).map_err(|e| Error::SubBlock {
+                sub_block: sb.sub_block_index,
+                source: Box::new(e),
+            })?;
             prev_out = h.output_state;
         }
         Ok(())
@@ -481,22 +506,22 @@ impl<W: Workload> Prover<W> {
         let h = &full.header;
         check_header(h, plan)?;
         check_parts(plan, &full.parts)?;
-        if parts_root(&full.parts.iter().map(PartialProof::as_bytes).collect::<Vec<_>>()) != h.parts_root {
+        if parts_root(&full.parts.iter().map(PartialProof::as_bytes).collect::<Vec<_>>())
+            != h.parts_root
+        {
             return Err(Error::PartsRootMismatch);
         }
         for p in full.parts.iter().filter(|p| *p.author() != h.builder) {
             let s = p.statement();
-            if !h.reuse_filter.contains(&s.round_digest, s.sub_block_index, s.air_index, p.author()) {
+            if !h.reuse_filter.contains(&s.round_digest, s.sub_block_index, s.air_index, p.author())
+            {
                 return Err(Error::ReuseNotDeclared { air_index: s.air_index });
             }
         }
-        full.parts
-            .par_iter()
-            .zip(plan.segments.par_iter())
-            .try_for_each(|(p, spec)| {
-                self.verify_partial(p, spec, p.author(), None)
-                    .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })
-            })?;
+        full.parts.par_iter().zip(plan.segments.par_iter()).try_for_each(|(p, spec)| {
+            self.verify_partial(p, spec, p.author(), None)
+                .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })
+        })?;
         Ok(FullProofReport {
             sub_block_index: h.sub_block_index,
             builder: h.builder,
@@ -525,7 +550,11 @@ impl<W: Workload> Prover<W> {
         if h.initial_state != plan.initial_state {
             return Err(Error::WrongPublicValues { field: "initial_state" });
         }
-        AggProof::check_structure(plan, agg.sub_blocks.len(), agg.sub_blocks.iter().map(|f| &f.header))?;
+        AggProof::check_structure(
+            plan,
+            agg.sub_blocks.len(),
+            agg.sub_blocks.iter().map(|f| &f.header),
+        )?;
         if h.output_state != plan.sub_blocks.last().map_or(plan.initial_state, |s| s.output_state) {
             return Err(Error::WrongPublicValues { field: "output_state" });
         }
@@ -534,8 +563,10 @@ impl<W: Workload> Prover<W> {
             .par_iter()
             .zip(plan.sub_blocks.par_iter())
             .map(|(f, sb)| {
-                self.verify_full(f, sb)
-                    .map_err(|e| Error::SubBlock { sub_block: sb.sub_block_index, source: Box::new(e) })
+                self.verify_full(f, sb).map_err(|e| Error::SubBlock {
+                    sub_block: sb.sub_block_index,
+                    source: Box::new(e),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(AggProofReport { builder: h.builder, sub_blocks })
@@ -547,10 +578,10 @@ mod tests {
     use std::sync::OnceLock;
 
     use super::*;
+    use crate::ProofParams;
     use crate::generation::run_chain;
     use crate::types::Gas;
     use crate::workload::{SegmentWorkload, SubBlockWork, plan_block};
-    use crate::ProofParams;
 
     fn prover() -> &'static Prover {
         static P: OnceLock<Prover> = OnceLock::new();
@@ -576,11 +607,15 @@ mod tests {
                 SubBlockWork { transactions: &txs[..], gas: Gas(600_000), num_airs: 3 },
                 SubBlockWork { transactions: &txs[..1], gas: Gas(100_000), num_airs: 2 },
             ];
-            let plan = plan_block(prover().workload(), RoundDigest([0x42; 32]), ChainState::ZERO, &work).unwrap();
+            let plan =
+                plan_block(prover().workload(), RoundDigest([0x42; 32]), ChainState::ZERO, &work)
+                    .unwrap();
             let alice = plan
                 .sub_blocks
                 .iter()
-                .map(|sb| sb.segments.iter().map(|s| prover().prove_partial(s, &ALICE).unwrap()).collect())
+                .map(|sb| {
+                    sb.segments.iter().map(|s| prover().prove_partial(s, &ALICE).unwrap()).collect()
+                })
                 .collect();
             let bob_1 = prover().prove_partial(&plan.sub_blocks[0].segments[1], &BOB).unwrap();
             Fixture { plan, alice, bob_1 }
@@ -588,7 +623,12 @@ mod tests {
     }
 
     /// Encodes a full proof without any of `build`'s checks.
-    fn raw_full(plan: &SubBlockPlan, builder: AuthorKey, parts: &[&PartialProof], filter: ReuseFilter) -> FullProof {
+    fn raw_full(
+        plan: &SubBlockPlan,
+        builder: AuthorKey,
+        parts: &[&PartialProof],
+        filter: ReuseFilter,
+    ) -> FullProof {
         let encoded: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
         let header = FullProofHeader {
             round_digest: plan.round_digest,
@@ -615,8 +655,18 @@ mod tests {
         let reused: Vec<_> = report.reused().map(|p| (p.air_index, p.author)).collect();
         assert_eq!(reused, vec![(AirIndex(1), BOB)]);
         assert_eq!(report.parts[1].trace_root, f.bob_1.trace_root());
-        assert!(full.header().reuse_filter.contains(&sb.round_digest, sb.sub_block_index, AirIndex(1), &BOB));
-        assert!(!full.header().reuse_filter.contains(&sb.round_digest, sb.sub_block_index, AirIndex(0), &ALICE));
+        assert!(full.header().reuse_filter.contains(
+            &sb.round_digest,
+            sb.sub_block_index,
+            AirIndex(1),
+            &BOB
+        ));
+        assert!(!full.header().reuse_filter.contains(
+            &sb.round_digest,
+            sb.sub_block_index,
+            AirIndex(0),
+            &ALICE
+        ));
         // Against another sub-block's plan: wrong public values.
         assert!(matches!(
             prover().verify_full(&full, &f.plan.sub_blocks[1]),
@@ -630,18 +680,35 @@ mod tests {
         let sb = &f.plan.sub_blocks[0];
         let a = &f.alice[0];
         let missing = vec![a[0].clone(), a[2].clone()];
-        assert!(matches!(FullProof::build(ALICE, sb, missing), Err(Error::MissingAir { air_index: AirIndex(1) })));
+        assert!(matches!(
+            FullProof::build(ALICE, sb, missing),
+            Err(Error::MissingAir { air_index: AirIndex(1) })
+        ));
         let raw = raw_full(sb, ALICE, &[&a[0], &a[2]], ReuseFilter::default());
-        assert!(matches!(prover().verify_full(&raw, sb), Err(Error::MissingAir { air_index: AirIndex(1) })));
+        assert!(matches!(
+            prover().verify_full(&raw, sb),
+            Err(Error::MissingAir { air_index: AirIndex(1) })
+        ));
 
         let dup = vec![a[0].clone(), a[1].clone(), f.bob_1.clone(), a[2].clone()];
-        assert!(matches!(FullProof::build(ALICE, sb, dup), Err(Error::DuplicateAir { air_index: AirIndex(1) })));
+        assert!(matches!(
+            FullProof::build(ALICE, sb, dup),
+            Err(Error::DuplicateAir { air_index: AirIndex(1) })
+        ));
         let raw = raw_full(sb, ALICE, &[&a[0], &a[1], &a[1], &a[2]], ReuseFilter::default());
-        assert!(matches!(prover().verify_full(&raw, sb), Err(Error::DuplicateAir { air_index: AirIndex(1) })));
+        assert!(matches!(
+            prover().verify_full(&raw, sb),
+            Err(Error::DuplicateAir { air_index: AirIndex(1) })
+        ));
 
         // A part of another sub-block (AIR index 1 exists there too, but sub-block 1 has 2 AIRs):
         let other = &f.alice[1][1];
-        let raw = raw_full(&f.plan.sub_blocks[1], ALICE, &[&f.alice[1][0], other, &a[2]], ReuseFilter::default());
+        let raw = raw_full(
+            &f.plan.sub_blocks[1],
+            ALICE,
+            &[&f.alice[1][0], other, &a[2]],
+            ReuseFilter::default(),
+        );
         assert!(matches!(
             prover().verify_full(&raw, &f.plan.sub_blocks[1]),
             Err(Error::UnexpectedAir { air_index: AirIndex(2), num_airs: 2 })
@@ -659,9 +726,16 @@ mod tests {
         let stray = prover().prove_partial(&spec, &ALICE).unwrap();
         prover().verify_partial(&stray, &spec, &ALICE, None).unwrap();
         let parts = vec![f.alice[0][0].clone(), stray.clone(), f.alice[0][2].clone()];
-        assert!(matches!(FullProof::build(ALICE, sb, parts), Err(Error::BrokenChain { air_index: AirIndex(1) })));
-        let raw = raw_full(sb, ALICE, &[&f.alice[0][0], &stray, &f.alice[0][2]], ReuseFilter::default());
-        assert!(matches!(prover().verify_full(&raw, sb), Err(Error::BrokenChain { air_index: AirIndex(1) })));
+        assert!(matches!(
+            FullProof::build(ALICE, sb, parts),
+            Err(Error::BrokenChain { air_index: AirIndex(1) })
+        ));
+        let raw =
+            raw_full(sb, ALICE, &[&f.alice[0][0], &stray, &f.alice[0][2]], ReuseFilter::default());
+        assert!(matches!(
+            prover().verify_full(&raw, sb),
+            Err(Error::BrokenChain { air_index: AirIndex(1) })
+        ));
     }
 
     #[test]
@@ -671,7 +745,10 @@ mod tests {
         let a = &f.alice[0];
         // Bob's partial reused but not declared.
         let raw = raw_full(sb, ALICE, &[&a[0], &f.bob_1, &a[2]], ReuseFilter::default());
-        assert!(matches!(prover().verify_full(&raw, sb), Err(Error::ReuseNotDeclared { air_index: AirIndex(1) })));
+        assert!(matches!(
+            prover().verify_full(&raw, sb),
+            Err(Error::ReuseNotDeclared { air_index: AirIndex(1) })
+        ));
         // Wrong parts root.
         let mut wire_header = raw.header.clone();
         wire_header.parts_root = PartsRoot([0; 32]);
@@ -722,7 +799,9 @@ mod tests {
             header: agg.header.clone(),
             sub_blocks: vec![fulls[1].as_bytes().to_vec(), fulls[0].as_bytes().to_vec()],
         };
-        let swapped = AggProof::from_bytes(&seal(&wire, Kind::Agg, AGG, MAX_AGG_PROOF_SIZE).unwrap()).unwrap();
+        let swapped =
+            AggProof::from_bytes(&seal(&wire, Kind::Agg, AGG, MAX_AGG_PROOF_SIZE).unwrap())
+                .unwrap();
         assert!(matches!(
             prover().verify_agg(&swapped, &f.plan),
             Err(Error::SubBlockOutOfOrder { position: 0, got: SubBlockIndex(1) })

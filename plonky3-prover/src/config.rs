@@ -3,14 +3,16 @@
 use p3_challenger::DuplexChallenger;
 use p3_commit::ExtensionMmcs;
 use p3_dft::Radix2DitParallel;
+use p3_field::coset::TwoAdicMultiplicativeCoset;
 use p3_field::extension::BinomialExtensionField;
 use p3_field::{Field, PrimeCharacteristicRing};
-use p3_field::coset::TwoAdicMultiplicativeCoset;
 use p3_fri::{FriParameters, TwoAdicFriPcs};
 use p3_koala_bear::{KoalaBear, Poseidon2KoalaBear, default_koalabear_poseidon2_16};
 use p3_merkle_tree::MerkleTreeMmcs;
 use p3_symmetric::{PaddingFreeSponge, TruncatedPermutation};
-use p3_uni_stark::{AirLayout, ConjecturedSecurity, OpeningShape, StarkConfig, StarkSecurityParams};
+use p3_uni_stark::{
+    AirLayout, ConjecturedSecurity, OpeningShape, StarkConfig, StarkSecurityParams,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::air::StarkAir;
@@ -23,7 +25,8 @@ pub type Challenge = BinomialExtensionField<Val, 4>;
 type Perm = Poseidon2KoalaBear<16>;
 type Hash = PaddingFreeSponge<Perm, 16, 8, 8>;
 type Compress = TruncatedPermutation<Perm, 2, 8, 16>;
-type ValMmcs = MerkleTreeMmcs<<Val as Field>::Packing, <Val as Field>::Packing, Hash, Compress, 2, 8>;
+type ValMmcs =
+    MerkleTreeMmcs<<Val as Field>::Packing, <Val as Field>::Packing, Hash, Compress, 2, 8>;
 type ChallengeMmcs = ExtensionMmcs<Val, Challenge, ValMmcs>;
 pub(crate) type Challenger = DuplexChallenger<Val, Perm, 16, 8>;
 type Dft = Radix2DitParallel<Val>;
@@ -79,7 +82,8 @@ impl Default for ProofParams {
 impl ProofParams {
     /// Checks ranges that Plonky3 would otherwise reject with a panic.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &'static str, reason: &'static str| Err(Error::InvalidParams { key, reason });
+        let bad =
+            |key: &'static str, reason: &'static str| Err(Error::InvalidParams { key, reason });
         if !(1..=4).contains(&self.log_blowup) {
             return bad("log_blowup", "must be between 1 and 4");
         }

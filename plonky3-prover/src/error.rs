@@ -10,7 +10,9 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The CPU lacks an instruction-set extension the binary was compiled for.
-    #[error("unsupported CPU: this build needs {missing} (rebuild without `-C target-feature=+{missing}` in .cargo/config.toml to run on this CPU, about 5-10x slower)")]
+    #[error(
+        "unsupported CPU: this build needs {missing} (rebuild without `-C target-feature=+{missing}` in .cargo/config.toml to run on this CPU, about 5-10x slower)"
+    )]
     UnsupportedCpu {
         /// The missing feature, e.g. `avx2`.
         missing: &'static str,
@@ -24,7 +26,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// The proof parameters give less conjectured security than required.
-    #[error("proof parameters give {bits} conjectured bits at 2^{log_rows} rows, below the minimum {min}")]
+    #[error(
+        "proof parameters give {bits} conjectured bits at 2^{log_rows} rows, below the minimum {min}"
+    )]
     InsecureParams {
         /// Conjectured security in bits.
         bits: usize,
@@ -131,7 +135,9 @@ pub enum Error {
         air_index: AirIndex,
     },
     /// A full proof holds a partial proof for an AIR the sub-block does not have.
-    #[error("full proof has a partial proof for AIR {air_index:?}, beyond the sub-block's {num_airs}")]
+    #[error(
+        "full proof has a partial proof for AIR {air_index:?}, beyond the sub-block's {num_airs}"
+    )]
     UnexpectedAir {
         /// The AIR index found.
         air_index: AirIndex,

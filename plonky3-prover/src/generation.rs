@@ -3,7 +3,9 @@
 use p3_field::{PrimeCharacteristicRing, PrimeField32};
 use p3_matrix::dense::RowMajorMatrix;
 
-use crate::air::{DIGEST_LIMBS, KEY_WIDTH, NUM_SEGMENT_COLS, ROUND_CONSTANTS, SegmentCols, SegmentPublics};
+use crate::air::{
+    DIGEST_LIMBS, KEY_WIDTH, NUM_SEGMENT_COLS, ROUND_CONSTANTS, SegmentCols, SegmentPublics,
+};
 use crate::config::Val;
 use crate::types::{ChainState, KeyDigest, STATE_WIDTH, SegmentSpec};
 
@@ -43,8 +45,9 @@ pub(crate) fn key_seed(key: &KeyDigest) -> [Val; KEY_WIDTH] {
     })
 }
 
-/// The public values of a segment proven by the holder of `key`.
-pub(crate) fn public_values(spec: &SegmentSpec, key: &KeyDigest) -> Vec<Val> {
+/// The public values (layout [`SegmentPublics`]) of a segment proven by the holder of `key`; a
+/// replacement [`Workload`](crate::Workload) AIR must read them in this layout.
+pub fn segment_public_values(spec: &SegmentSpec, key: &KeyDigest) -> Vec<Val> {
     SegmentPublics {
         round_digest: digest_limbs(&spec.round_digest.0),
         sub_block_index: u32_limbs(spec.sub_block_index.0),
@@ -102,7 +105,11 @@ mod tests {
         assert_eq!(end, end_b);
         assert_eq!(a.height(), 64);
         assert_ne!(a.values, b.values);
-        p3_air::check_constraints(&SegmentAir, &a, &public_values(&spec, &KeyDigest([1; 32])));
+        p3_air::check_constraints(
+            &SegmentAir,
+            &a,
+            &segment_public_values(&spec, &KeyDigest([1; 32])),
+        );
     }
 
     #[test]

@@ -33,21 +33,25 @@ mod partial;
 mod types;
 mod workload;
 
-pub use air::{KEY_WIDTH, NUM_SEGMENT_COLS, NUM_SEGMENT_PUBLICS, SegmentAir, SegmentCols, SegmentPublics, StarkAir};
+pub use air::{
+    KEY_WIDTH, NUM_SEGMENT_COLS, NUM_SEGMENT_PUBLICS, SegmentAir, SegmentCols, SegmentPublics,
+    StarkAir,
+};
 pub use bundle::{
-    AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport, MAX_AGG_PROOF_SIZE,
-    MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport, REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter,
-    parts_root,
+    AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport,
+    MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport,
+    REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter, parts_root,
 };
 pub use config::{Challenge, ProofParams, StarkCfg, Val};
 pub use cpu::check_cpu;
 pub use error::{Error, Result};
+pub use generation::segment_public_values;
 pub use partial::{FORMAT_VERSION, MAX_PROOF_SIZE, PartialHeader, PartialProof, Prover};
 pub use types::{
-    AirIndex, AuthorKey, ChainState, Gas, InputDigest, KeyDigest, PartsRoot, RoundDigest, STATE_WIDTH, SegmentSpec,
-    SubBlockIndex, TraceRoot,
+    AirIndex, AuthorKey, ChainState, Gas, InputDigest, KeyDigest, PartsRoot, RoundDigest,
+    STATE_WIDTH, SegmentSpec, SubBlockIndex, TraceRoot,
 };
 pub use workload::{
-    BlockPlan, SegmentParams, SegmentWorkload, SubBlockInput, SubBlockPlan, SubBlockWork, Workload, input_digest,
-    num_airs_for_gas, plan_block,
+    BlockPlan, SegmentParams, SegmentWorkload, SubBlockInput, SubBlockPlan, SubBlockWork, Workload,
+    input_digest, num_airs_for_gas, plan_block,
 };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Challenge, Challenger, Pcs, ProofParams, StarkCfg};
 use crate::cpu::check_cpu;
 use crate::error::{Error, Result};
-use crate::generation::public_values;
+use crate::generation::segment_public_values as public_values;
 use crate::types::{AuthorKey, SegmentSpec, TraceRoot};
 use crate::workload::{SegmentWorkload, Workload};
 
@@ -52,7 +52,12 @@ pub(crate) fn open_envelope<'a>(
 }
 
 /// Encodes `value` after the version and kind bytes, refusing more than `max` bytes.
-pub(crate) fn seal<T: Serialize>(value: &T, kind: Kind, name: &'static str, max: usize) -> Result<Vec<u8>> {
+pub(crate) fn seal<T: Serialize>(
+    value: &T,
+    kind: Kind,
+    name: &'static str,
+    max: usize,
+) -> Result<Vec<u8>> {
     let out = postcard::to_extend(value, vec![FORMAT_VERSION, kind as u8])
         .map_err(|_| Error::Malformed { kind: name, reason: "cannot encode" })?;
     if out.len() > max {
@@ -143,14 +148,21 @@ const PARTIAL: &str = "partial proof";
 fn trace_root_of(stark: &Proof<StarkCfg>) -> Result<TraceRoot> {
     match stark.commitments.trace.roots() {
         [root] => Ok(TraceRoot::from_fields(root)),
-        _ => Err(Error::Malformed { kind: PARTIAL, reason: "trace commitment is not a single root" }),
+        _ => {
+            Err(Error::Malformed { kind: PARTIAL, reason: "trace commitment is not a single root" })
+        }
     }
 }
 
 impl PartialProof {
     fn from_parts(header: PartialHeader, stark: Proof<StarkCfg>) -> Result<Self> {
         let trace_root = trace_root_of(&stark)?;
-        let bytes = seal(&PartialWireRef { header: &header, stark: &stark }, Kind::Partial, PARTIAL, MAX_PROOF_SIZE)?;
+        let bytes = seal(
+            &PartialWireRef { header: &header, stark: &stark },
+            Kind::Partial,
+            PARTIAL,
+            MAX_PROOF_SIZE,
+        )?;
         Ok(Self { header, trace_root, stark: Arc::new(stark), bytes: bytes.into() })
     }
 
@@ -159,7 +171,12 @@ impl PartialProof {
         let body = open_envelope(bytes, Kind::Partial, PARTIAL, MAX_PROOF_SIZE)?;
         let wire: PartialWire = decode_canonical(body, PARTIAL)?;
         let trace_root = trace_root_of(&wire.stark)?;
-        Ok(Self { header: wire.header, trace_root, stark: Arc::new(wire.stark), bytes: bytes.into() })
+        Ok(Self {
+            header: wire.header,
+            trace_root,
+            stark: Arc::new(wire.stark),
+            bytes: bytes.into(),
+        })
     }
 
     /// The encoding.
@@ -247,7 +264,11 @@ impl<W: Workload> Prover<W> {
             (min..=max).map(|log| params.conjectured_security(workload.air(), log)).collect();
         for (log, bits) in (min..=max).zip(&security) {
             if *bits < params.min_security_bits {
-                return Err(Error::InsecureParams { bits: *bits, min: params.min_security_bits, log_rows: log });
+                return Err(Error::InsecureParams {
+                    bits: *bits,
+                    min: params.min_security_bits,
+                    log_rows: log,
+                });
             }
         }
         let config = params.stark_config();
@@ -296,7 +317,10 @@ impl<W: Workload> Prover<W> {
         self.check_size(spec)?;
         let trace = self.workload.generate_trace(spec, &author.digest())?;
         let pcs = self.config.pcs();
-        let domain = <Pcs as PcsTrait<Challenge, Challenger>>::natural_domain_for_degree(pcs, trace.height());
+        let domain = <Pcs as PcsTrait<Challenge, Challenger>>::natural_domain_for_degree(
+            pcs,
+            trace.height(),
+        );
         let (com, _data) = <Pcs as PcsTrait<Challenge, Challenger>>::commit(pcs, [(domain, trace)])
             .map_err(|e| Error::Proving { detail: format!("{e:?}") })?;
         match com.roots() {
@@ -329,7 +353,10 @@ impl<W: Workload> Prover<W> {
         committed: Option<&TraceRoot>,
     ) -> Result<()> {
         if proof.author() != author {
-            return Err(Error::WrongKey { expected: author.digest(), got: proof.author().digest() });
+            return Err(Error::WrongKey {
+                expected: author.digest(),
+                got: proof.author().digest(),
+            });
         }
         compare_spec(proof.statement(), expected)?;
         if let Some(root) = committed
@@ -339,7 +366,10 @@ impl<W: Workload> Prover<W> {
         }
         self.check_size(expected)?;
         if proof.degree_bits() != usize::from(expected.log_rows) {
-            return Err(Error::Malformed { kind: PARTIAL, reason: "trace height differs from the statement" });
+            return Err(Error::Malformed {
+                kind: PARTIAL,
+                reason: "trace height differs from the statement",
+            });
         }
         let pv = public_values(expected, &author.digest());
         // The verifier is given untrusted data; a panic inside Plonky3 on a malformed shape it
@@ -350,8 +380,9 @@ impl<W: Workload> Prover<W> {
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::InvalidProof { detail: format!("{e:?}") }),
-            Err(_) => Err(Error::InvalidProof { detail: "verifier rejected a malformed proof shape".into() }),
+            Err(_) => Err(Error::InvalidProof {
+                detail: "verifier rejected a malformed proof shape".into(),
+            }),
         }
     }
 }
-

@@ -125,7 +125,8 @@ pub fn plan_block<W: Workload, T: AsRef<[u8]>>(
         let input = SubBlockInput {
             round_digest,
             sub_block_index: SubBlockIndex(
-                u32::try_from(i).map_err(|_| Error::InvalidPlan { reason: "too many sub-blocks" })?,
+                u32::try_from(i)
+                    .map_err(|_| Error::InvalidPlan { reason: "too many sub-blocks" })?,
             ),
             prev_state: prev,
             input_digest: input_digest(&prev, sb.transactions),
@@ -192,7 +193,8 @@ impl SegmentParams {
         if self.gas_per_row == 0 {
             return Err(Error::InvalidParams { key: "gas_per_row", reason: "must be positive" });
         }
-        if self.min_log_rows < 4 || self.max_log_rows > 24 || self.min_log_rows > self.max_log_rows {
+        if self.min_log_rows < 4 || self.max_log_rows > 24 || self.min_log_rows > self.max_log_rows
+        {
             return Err(Error::InvalidParams {
                 key: "min_log_rows",
                 reason: "need 4 <= min_log_rows <= max_log_rows <= 24",
@@ -328,7 +330,10 @@ mod tests {
         }
         assert_eq!(plan.sub_blocks[1].prev_state, plan.sub_blocks[0].output_state);
         // Different transactions give a different input digest.
-        assert_ne!(input_digest(&ChainState::ZERO, &txs), input_digest(&ChainState::ZERO, &txs[..1]));
+        assert_ne!(
+            input_digest(&ChainState::ZERO, &txs),
+            input_digest(&ChainState::ZERO, &txs[..1])
+        );
         // Length-prefixing: [[1,2],[3]] differs from [[1],[2,3]].
         assert_ne!(
             input_digest(&ChainState::ZERO, &[vec![1u8, 2], vec![3]]),

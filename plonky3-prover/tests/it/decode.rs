@@ -11,7 +11,11 @@ fn sample() -> &'static Vec<u8> {
     static S: OnceLock<Vec<u8>> = OnceLock::new();
     S.get_or_init(|| {
         let plan = block_plan(7);
-        prover().prove_partial(&plan.sub_blocks[0].segments[0], &alice()).unwrap().as_bytes().to_vec()
+        prover()
+            .prove_partial(&plan.sub_blocks[0].segments[0], &alice())
+            .unwrap()
+            .as_bytes()
+            .to_vec()
     })
 }
 
@@ -23,7 +27,10 @@ fn header_errors() {
         PartialProof::from_bytes(&[FORMAT_VERSION + 1, 1, 0]),
         Err(Error::UnsupportedVersion { got: 2, expected: 1 })
     ));
-    assert!(matches!(PartialProof::from_bytes(&[FORMAT_VERSION, 2, 0]), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        PartialProof::from_bytes(&[FORMAT_VERSION, 2, 0]),
+        Err(Error::Malformed { .. })
+    ));
     let big = vec![0u8; MAX_PROOF_SIZE + 1];
     assert!(matches!(PartialProof::from_bytes(&big), Err(Error::Oversize { .. })));
     // A valid partial proof is not a full proof.
@@ -31,7 +38,10 @@ fn header_errors() {
     // Trailing bytes are refused.
     let mut t = sample().clone();
     t.push(0);
-    assert!(matches!(PartialProof::from_bytes(&t), Err(Error::Malformed { reason: "trailing bytes", .. })));
+    assert!(matches!(
+        PartialProof::from_bytes(&t),
+        Err(Error::Malformed { reason: "trailing bytes", .. })
+    ));
 }
 
 #[test]

@@ -48,7 +48,11 @@ fn partial_fixture_still_decodes_and_verifies() {
     let plan = block_plan(FIXTURE_ROUND);
     let spec = plan.sub_blocks[1].segments[0];
     let expected = PartialHeader { statement: spec, author: alice() };
-    assert_eq!(proof.header(), &expected, "the fixture's statement is still what the plan computes");
+    assert_eq!(
+        proof.header(),
+        &expected,
+        "the fixture's statement is still what the plan computes"
+    );
     // The header is encoded right after the two envelope bytes, exactly as today.
     let header_bytes = postcard::to_allocvec(&expected).unwrap();
     assert_eq!(&bytes[2..2 + header_bytes.len()], header_bytes.as_slice());

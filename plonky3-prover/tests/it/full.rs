@@ -31,7 +31,10 @@ fn block_proven_by_three_authors_verifies() {
     assert_eq!(report.sub_blocks.len(), 2);
     // The AggProof of another round does not verify against this block.
     let other = block_plan(10);
-    assert!(matches!(p.verify_agg(&agg, &other), Err(Error::WrongPublicValues { field: "round_digest" })));
+    assert!(matches!(
+        p.verify_agg(&agg, &other),
+        Err(Error::WrongPublicValues { field: "round_digest" })
+    ));
     // A full proof's encoding is not an AggProof's.
     assert!(AggProof::from_bytes(fulls[0].as_bytes()).is_err());
 }

@@ -48,7 +48,10 @@ fn stolen_proof_is_rejected() {
     bytes[pos..pos + 48].copy_from_slice(&bob().0);
     let forged = PartialProof::from_bytes(&bytes).unwrap();
     assert_eq!(forged.author(), &bob());
-    assert!(matches!(p.verify_partial(&forged, spec, &bob(), None), Err(Error::InvalidProof { .. })));
+    assert!(matches!(
+        p.verify_partial(&forged, spec, &bob(), None),
+        Err(Error::InvalidProof { .. })
+    ));
 }
 
 #[test]
@@ -86,7 +89,10 @@ fn wrong_commitment_and_public_values_are_rejected() {
     let forged = PartialProof::from_bytes(&bytes).unwrap();
     let mut claimed = *spec;
     claimed.end_state = other.end_state;
-    assert!(matches!(p.verify_partial(&forged, &claimed, &alice(), None), Err(Error::InvalidProof { .. })));
+    assert!(matches!(
+        p.verify_partial(&forged, &claimed, &alice(), None),
+        Err(Error::InvalidProof { .. })
+    ));
 }
 
 #[test]
