@@ -2,4 +2,5 @@
 //! clock (the `test-utils` harness).
 
 mod golden;
+mod properties;
 mod scenarios;

@@ -1,0 +1,152 @@
+//! Properties of the engine as a whole (proptest).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phase_engine::{
+    Action, AirIndex, EngineConfig, Phase, ProtocolMessage, ProverIndex, RoundKey, UnixMillis,
+    test_utils::Scenario,
+};
+use proptest::prelude::*;
+
+use crate::scenarios::config;
+
+/// The messages of one busy round of block 1: every commitment (T1), every partial (T2) and
+/// full proofs by two provers (T3), all signed once.
+struct Script {
+    phases: Vec<(UnixMillis, Vec<ProtocolMessage>)>,
+}
+
+fn script() -> Script {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    let key = s.round_keys(&phase_engine::test_utils::block_root(1))[0];
+    let selected = s.selected(&key);
+    let t1: Vec<ProtocolMessage> = selected.iter().map(|p| s.commitment(&key, *p).into()).collect();
+    let t2: Vec<ProtocolMessage> = selected
+        .iter()
+        .flat_map(|p| s.assignment(&key, *p).into_iter().map(move |a| (*p, a)))
+        .map(|(p, a)| s.partial(&key, p, a).into())
+        .collect();
+    let outsider = (0..12).map(ProverIndex).find(|p| !selected.contains(p)).unwrap();
+    let t3: Vec<ProtocolMessage> = [selected[0], outsider]
+        .iter()
+        .map(|p| s.full_proof(&key, *p, &s.assigned_parts(&key, *p)).into())
+        .collect();
+    Script {
+        phases: vec![
+            (s.time_in(&key, Phase::T1, 100), t1),
+            (s.time_in(&key, Phase::T2, 100), t2),
+            (s.time_in(&key, Phase::T3, 700), t3),
+        ],
+    }
+}
+
+fn run(script: &Script, orders: &[Vec<usize>]) -> phase_engine::BlockOutcome {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    for ((t, msgs), order) in script.phases.iter().zip(orders) {
+        for &i in order {
+            s.deliver(msgs[i].clone(), *t).unwrap();
+        }
+    }
+    s.add_block(2, 0).unwrap();
+    s.run_until_outcome(&phase_engine::test_utils::block_root(1)).unwrap()
+}
+
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut x = seed | 1;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// The outcome does not depend on the order in which messages of one phase arrive.
+    #[test]
+    fn outcome_independent_of_arrival_order_within_a_phase(seeds in any::<[u64; 3]>()) {
+        let script = script();
+        let identity: Vec<Vec<usize>> = script.phases.iter().map(|(_, m)| (0..m.len()).collect()).collect();
+        let shuffled: Vec<Vec<usize>> = script
+            .phases
+            .iter()
+            .zip(seeds)
+            .map(|((_, m), seed)| permutation(m.len(), seed))
+            .collect();
+        let a = run(&script, &identity);
+        let b = run(&script, &shuffled);
+        prop_assert_eq!(a.rounds[0].finalized_in, Some(Phase::T3));
+        prop_assert_eq!(a, b);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Over several overlapping blocks (some split into sub-blocks): no prover is ever selected
+    /// while busy, every round selects `min(PROVERS_PER_PROOF, available / (2k))` (at least
+    /// one), every AIR is assigned `min(redundancy, n)` times to distinct provers, and two
+    /// engines fed the same inputs act identically.
+    #[test]
+    fn selection_never_picks_a_busy_prover(
+        num_provers in 4u64..60,
+        gases in proptest::collection::vec(0u64..200_000_000, 1..6),
+    ) {
+        let cfg = EngineConfig { provers_per_proof: 6, provers_per_aggproof: 3, ..config() };
+        let mut s = Scenario::new(cfg, num_provers);
+        let mut twin = Scenario::new(cfg, num_provers);
+        for (i, gas) in gases.iter().enumerate() {
+            s.add_block(i as u64 + 1, *gas).unwrap();
+            twin.add_block(i as u64 + 1, *gas).unwrap();
+        }
+        let end = phase_engine::test_utils::slot_start(gases.len() as u64 + 10);
+        s.advance_to(end);
+        twin.advance_to(end);
+        prop_assert_eq!(&s.log, &twin.log);
+
+        let mut busy: BTreeMap<ProverIndex, RoundKey> = BTreeMap::new();
+        let mut aggregating: BTreeMap<phase_engine::Root, Vec<ProverIndex>> = BTreeMap::new();
+        for action in &s.log {
+            match action {
+                Action::RoundStarted(start) => {
+                    let distinct: BTreeSet<_> = start.selected.iter().collect();
+                    prop_assert_eq!(distinct.len(), start.selected.len());
+                    if start.selected.is_empty() {
+                        // Only when every prover is busy.
+                        let taken = busy.len() + aggregating.values().map(Vec::len).sum::<usize>();
+                        prop_assert_eq!(taken as u64, num_provers);
+                    }
+                    for p in &start.selected {
+                        prop_assert!(!busy.contains_key(p), "{p} busy in {:?}", busy.get(p));
+                        prop_assert!(!aggregating.values().flatten().any(|q| q == p));
+                        busy.insert(*p, start.key);
+                    }
+                    let r = (cfg.redundancy_factor as usize).min(start.selected.len());
+                    for air in 0..start.num_airs {
+                        let holders = start.assignments.iter().filter(|a| a.contains(&AirIndex(air))).count();
+                        prop_assert_eq!(holders, r);
+                    }
+                }
+                Action::AggregatorsSelected { block_root, aggregators } => {
+                    for p in aggregators {
+                        prop_assert!(!busy.contains_key(p));
+                    }
+                    aggregating.insert(*block_root, aggregators.clone());
+                }
+                Action::RoundClosed { key, .. } => {
+                    busy.retain(|_, k| k != key);
+                }
+                Action::BlockOutcome(outcome) => {
+                    aggregating.remove(&outcome.block_root);
+                }
+                _ => {}
+            }
+        }
+    }
+}
