@@ -267,7 +267,8 @@ fn settle_round(round: &RoundOutcome, c: &mut Counter) -> Result<u64> {
         let finalizing = round.finalized_in == Some(phase);
         for p in &active {
             let submitted = finalizing && submitters.contains(p);
-            if !participants.contains(p) && !submitted {
+            let has_work = assigned.get(p).is_some_and(|airs| !airs.is_empty());
+            if has_work && !participants.contains(p) && !submitted {
                 c.prover(phase, rules.non_participation, *p)?;
             }
         }

@@ -1,1 +1,3 @@
-//! Integration tests.
+//! Integration tests of `rewards`: engine-driven scenarios, properties, golden vectors.
+
+mod scenarios;
