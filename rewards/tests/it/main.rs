@@ -1,3 +1,5 @@
 //! Integration tests of `rewards`: engine-driven scenarios, properties, golden vectors.
 
+mod golden;
+mod props;
 mod scenarios;

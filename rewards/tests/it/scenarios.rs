@@ -9,6 +9,9 @@
 //! S+24s, so a message before S+12s is included by validator 1002 (proposer of slot 2) and one in
 //! [S+12s, S+24s) by validator 1003.
 
+// Amounts are written as `constant * count` even when the count is 1.
+#![allow(clippy::identity_op)]
+
 use phase_engine::test_utils::{Scenario, proposer};
 use phase_engine::{
     AirIndex, Amount, Attempt, BlockInfo, BlockOutcome, EngineConfig, Error as EngineError,
@@ -139,7 +142,7 @@ fn full_proof_in_t1() {
 fn full_proof_in_t2() {
     let mut r = start();
     let silent = r.selected[3];
-    r.commit(&r.selected[..3].to_vec());
+    r.commit(&r.selected.clone()[..3]);
     let submitter = r.selected[1];
     let own = r.s.own_parts(&r.key, submitter);
     let t = r.at(T2, 200);
