@@ -1,0 +1,7 @@
+//! Integration tests of the `sidecar` crate: the binary's command line, storage durability
+//! under `kill -9`, the metrics endpoint and peer-to-peer gossip on loopback.
+
+mod cli;
+mod metrics;
+mod p2p;
+mod store;
