@@ -10,8 +10,22 @@ use crate::types::{
     AirIndex, Attempt, Phase, ProverIndex, Root, Slot, SubBlockIndex, UnixMillis, ValidatorIndex,
 };
 
-/// Identifies one round: a sub-block of a block, at one retry attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Identifies one round: a sub-block of a block, at one retry attempt. Also an SSZ container.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ssz_derive::Encode,
+    ssz_derive::Decode,
+    tree_hash_derive::TreeHash,
+)]
 pub struct RoundKey {
     /// Root of the beacon block being proven.
     pub block_root: Root,
@@ -22,8 +36,20 @@ pub struct RoundKey {
 }
 
 /// Where an accepted message landed: when it arrived and which validator "included" it, that is
-/// the proposer of the first beacon block after its arrival.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// the proposer of the first beacon block after its arrival. Also an SSZ container.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ssz_derive::Encode,
+    ssz_derive::Decode,
+    tree_hash_derive::TreeHash,
+)]
 pub struct Inclusion {
     /// Arrival time as given to the engine.
     pub arrived_at: UnixMillis,

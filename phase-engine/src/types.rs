@@ -206,6 +206,61 @@ impl Phase {
     }
 }
 
+impl TryFrom<u8> for Phase {
+    type Error = u8;
+
+    /// `0` is T1 .. `4` is T5; anything else is returned as the error.
+    fn try_from(value: u8) -> Result<Self, u8> {
+        Phase::ALL.get(usize::from(value)).copied().ok_or(value)
+    }
+}
+
+/// SSZ: a `uint8` (T1 = 0 .. T5 = 4).
+impl ssz::Encode for Phase {
+    fn is_ssz_fixed_len() -> bool {
+        true
+    }
+    fn ssz_fixed_len() -> usize {
+        1
+    }
+    fn ssz_append(&self, buf: &mut Vec<u8>) {
+        buf.push(*self as u8)
+    }
+    fn ssz_bytes_len(&self) -> usize {
+        1
+    }
+}
+
+impl ssz::Decode for Phase {
+    fn is_ssz_fixed_len() -> bool {
+        true
+    }
+    fn ssz_fixed_len() -> usize {
+        1
+    }
+    fn from_ssz_bytes(bytes: &[u8]) -> Result<Self, ssz::DecodeError> {
+        let byte = <u8 as ssz::Decode>::from_ssz_bytes(bytes)?;
+        Phase::try_from(byte)
+            .map_err(|b| ssz::DecodeError::BytesInvalid(format!("invalid phase {b}")))
+    }
+}
+
+/// `hash_tree_root` of the `uint8`.
+impl tree_hash::TreeHash for Phase {
+    fn tree_hash_type() -> tree_hash::TreeHashType {
+        <u8 as tree_hash::TreeHash>::tree_hash_type()
+    }
+    fn tree_hash_packed_encoding(&self) -> tree_hash::PackedEncoding {
+        (*self as u8).tree_hash_packed_encoding()
+    }
+    fn tree_hash_packing_factor() -> usize {
+        <u8 as tree_hash::TreeHash>::tree_hash_packing_factor()
+    }
+    fn tree_hash_root(&self) -> tree_hash::Hash256 {
+        (*self as u8).tree_hash_root()
+    }
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -231,6 +286,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<Amount>("\"-3\"").unwrap(), Amount(-3));
         assert!(serde_json::from_str::<AirIndex>("\"4294967296\"").is_err());
         assert!(serde_json::from_str::<Slot>("\"x\"").is_err());
+    }
+
+    #[test]
+    fn phase_ssz() {
+        use ssz::{Decode, Encode};
+        assert_eq!(Phase::T3.as_ssz_bytes(), vec![2]);
+        assert_eq!(Phase::from_ssz_bytes(&[4]).unwrap(), Phase::T5);
+        assert!(Phase::from_ssz_bytes(&[5]).is_err());
     }
 
     #[test]
