@@ -150,3 +150,23 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Decoding untrusted bytes never panics, and whatever decodes re-encodes to the same bytes.
+    #[test]
+    fn ssz_decoders_are_total(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        use ssz::{Decode, Encode};
+        fn check<T: Decode + Encode>(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Ok(v) = T::from_ssz_bytes(bytes) {
+                prop_assert_eq!(v.as_ssz_bytes(), bytes);
+            }
+            Ok(())
+        }
+        check::<phase_engine::SignedCommitment>(&bytes)?;
+        check::<phase_engine::SignedDecline>(&bytes)?;
+        check::<phase_engine::SignedPartialProof>(&bytes)?;
+        check::<phase_engine::SignedFullProof>(&bytes)?;
+        check::<phase_engine::SignedAggProof>(&bytes)?;
+        check::<phase_engine::SignedProverRegistration>(&bytes)?;
+    }
+}
