@@ -86,6 +86,11 @@ impl InMemoryBackend {
         self.state().duties.insert(duties.prover, duties);
     }
 
+    /// Number of registered provers.
+    pub fn registry_len(&self) -> usize {
+        self.state().registry.len()
+    }
+
     /// Publishes an event to the stream.
     pub fn publish(&self, event: ProvingEvent) {
         // No subscriber is fine.

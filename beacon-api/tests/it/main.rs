@@ -3,4 +3,5 @@
 
 mod devnet;
 mod golden;
+mod proving;
 mod sse;
