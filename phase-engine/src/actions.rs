@@ -287,6 +287,12 @@ impl Deadlines {
         }
     }
 
+    /// The phase whose nominal window `[open, close)` contains `t` (grace not counted); `None`
+    /// after T5's close.
+    pub fn nominal_phase_at(&self, t: UnixMillis) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|&p| t < self.close(p))
+    }
+
     /// The phase a message arriving at `t` counts for: the first whose graced close is after
     /// `t`; `None` after T5's graced close.
     pub fn phase_at(&self, t: UnixMillis) -> Option<Phase> {

@@ -943,7 +943,7 @@ impl Engine {
         let selected = round.position.contains_key(&f.submitter);
         let first = if selected { Phase::T2 } else { Phase::T3 };
         if now < round.deadlines.open(first) {
-            let phase = round.phase_now(now).unwrap_or(Phase::T1);
+            let phase = round.deadlines.nominal_phase_at(now).unwrap_or(Phase::T1);
             if !selected && phase == Phase::T2 {
                 return Err(Error::NotSelected { prover: f.submitter, key });
             }

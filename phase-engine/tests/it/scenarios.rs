@@ -621,3 +621,100 @@ fn prover_duties_follow_the_round() {
     let outsider = (0..12).map(ProverIndex).find(|q| !s.selected(&key).contains(q)).unwrap();
     assert!(s.engine.duties(outsider).is_empty());
 }
+
+#[test]
+fn attached_full_proof_that_fails_leaves_the_commitment_valid() {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    let key = first_key(&s, 1);
+    let p = s.selected(&key)[0];
+    s.verifier.fail(Fault::FullProof { submitter: p });
+    let t = s.time_in(&key, Phase::T1, 0);
+    s.deliver(s.commitment_with_full_proof(&key, p, &s.own_parts(&key, p)), t).unwrap();
+    assert!(
+        matches!(s.async_rejections.as_slice(), [Error::InvalidProof { .. }]),
+        "{:?}",
+        s.async_rejections
+    );
+    let status = s.engine.round_status(&key).unwrap();
+    assert_eq!(status.commitments, 1);
+    assert_eq!(status.finalized_in, None);
+    // It may still send a (valid) full proof later, from T2 on.
+    let t2 = s.time_in(&key, Phase::T2, 600);
+    s.verifier = Default::default();
+    s.deliver(s.full_proof(&key, p, &s.own_parts(&key, p)), t2).unwrap();
+    assert_eq!(s.engine.round_status(&key).unwrap().finalized_in, Some(Phase::T2));
+}
+
+#[test]
+fn outsiders_wait_for_t3() {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    let key = first_key(&s, 1);
+    let outsider = (0..12).map(ProverIndex).find(|p| !s.selected(&key).contains(p)).unwrap();
+    let parts = s.own_parts(&key, outsider);
+    let err = s.deliver(s.full_proof(&key, outsider, &parts), s.time_in(&key, Phase::T1, 0));
+    assert_eq!(
+        err,
+        Err(Error::WrongPhase { kind: phase_engine::MessageKind::FullProof, phase: Phase::T1 })
+    );
+    let err = s.deliver(s.full_proof(&key, outsider, &parts), s.time_in(&key, Phase::T2, 0));
+    assert_eq!(err, Err(Error::NotSelected { prover: outsider, key }));
+    // Right at T3's opening (inside T2's grace) an outsider's proof counts for T3.
+    let t3 = s.time_in(&key, Phase::T3, 0);
+    s.deliver(s.full_proof(&key, outsider, &parts), t3).unwrap();
+    // One per submitter per round.
+    let mut again = s.full_proof(&key, outsider, &parts);
+    again.message.body.bundle = vec![9u8; 3].try_into().unwrap();
+    let again = phase_engine::SignedFullProof::sign(again.message, &s.key(outsider), s.ctx());
+    let err = s.deliver(again, t3);
+    assert!(matches!(err, Err(Error::AlreadySubmitted { .. })), "{err:?}");
+    s.add_block(2, 0).unwrap();
+    let got = s.run_until_outcome(&key.block_root).unwrap();
+    assert_eq!(got.rounds[0].finalized_in, Some(Phase::T3));
+    assert_eq!(got.rounds[0].full_proofs[0].inclusion.phase, Phase::T3);
+}
+
+#[test]
+fn exited_provers_are_not_selected_and_reputation_is_bounded() {
+    let mut s = Scenario::new(config(), 12);
+    for p in 0..6 {
+        s.engine.exit_prover(ProverIndex(p)).unwrap();
+    }
+    s.engine.set_reputation(ProverIndex(11), u64::MAX).unwrap();
+    assert_eq!(s.engine.num_active(), 6);
+    assert_eq!(
+        s.engine.exit_prover(ProverIndex(99)),
+        Err(Error::UnknownProver { prover: ProverIndex(99) })
+    );
+    s.add_block(1, 0).unwrap();
+    let key = first_key(&s, 1);
+    let selected = s.selected(&key);
+    assert_eq!(selected.len(), 3); // min(4, 6 / 2)
+    assert!(selected.iter().all(|p| p.0 >= 6));
+    // An exited prover's messages are refused.
+    let err =
+        s.deliver(s.partial(&key, ProverIndex(0), AirIndex(0)), s.time_in(&key, Phase::T2, 0));
+    assert_eq!(err, Err(Error::ProverNotActive { prover: ProverIndex(0) }));
+}
+
+#[test]
+fn timeouts_walk_the_phases() {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    let key = first_key(&s, 1);
+    let deadlines = s.engine.round_status(&key).unwrap().deadlines;
+    // The next thing to do is T1's close (T2 opens), then T1's grace ends.
+    assert_eq!(s.engine.poll_timeout(), Some(deadlines.close(Phase::T1)));
+    s.advance_to(deadlines.close(Phase::T1));
+    assert_eq!(s.engine.poll_timeout(), Some(deadlines.graced_close(Phase::T1)));
+    let phases: Vec<Phase> = s
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            phase_engine::Action::PhaseChanged { key: k, phase, .. } if *k == key => Some(*phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(phases, vec![Phase::T1, Phase::T2]);
+}
