@@ -620,6 +620,40 @@ impl Scenario {
         SignedFullProof::sign(message, &self.key(submitter), &self.ctx)
     }
 
+    /// Every selected prover of a round commits at `at`, in ascending prover order, except
+    /// those in `skip`. Stops at the first rejection.
+    pub fn commit_all(
+        &mut self,
+        key: &RoundKey,
+        at: UnixMillis,
+        skip: &[ProverIndex],
+    ) -> Result<()> {
+        let mut provers = self.selected(key);
+        provers.sort();
+        for p in provers.into_iter().filter(|p| !skip.contains(p)) {
+            self.deliver(self.commitment(key, p), at)?;
+        }
+        Ok(())
+    }
+
+    /// Every selected prover except those in `skip` sends the partial of each of its assigned
+    /// AIRs at `at`, in ascending (prover, AIR) order. Stops at the first rejection.
+    pub fn prove_all(
+        &mut self,
+        key: &RoundKey,
+        at: UnixMillis,
+        skip: &[ProverIndex],
+    ) -> Result<()> {
+        let mut provers = self.selected(key);
+        provers.sort();
+        for p in provers.into_iter().filter(|p| !skip.contains(p)) {
+            for air in self.assignment(key, p) {
+                self.deliver(self.partial(key, p, air), at)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The AggProof of `submitter` for a block.
     pub fn agg_proof(&self, block: &BlockInfo, submitter: ProverIndex) -> SignedAggProof {
         let message = AggProof {
