@@ -457,3 +457,73 @@ fn sub_blocks_with_agg_proof() {
     assert_ledger(&ledger, expected);
     assert_eq!(ledger.total().unwrap(), Amount(2 * (4 * 9000 + 50 + 1000) + 3 * 50 + 3));
 }
+
+/// Delivers the messages of [`two_full_proofs_in_t3_average_the_reuse_rewards`] with the order
+/// (and so the arrival instants) shuffled within each phase; returns the settled ledger.
+fn shuffled_run(order: &[usize; 4], partial_order: &[usize; 3], proofs_swapped: bool) -> Ledger {
+    let mut r = start();
+    for (slot, &i) in order.iter().enumerate() {
+        let p = r.selected[i];
+        let t = r.at(T1, 100 + 10 * slot as u64);
+        r.s.deliver(r.s.commitment(&r.key, p), t).unwrap();
+    }
+    let partials = [(r.air0[0], 0), (r.air0[1], 0), (r.air1[0], 1)];
+    for (slot, &i) in partial_order.iter().enumerate() {
+        let (p, air) = partials[i];
+        r.prove(p, air, r.at(T2, 100 + 10 * slot as u64));
+    }
+    let outsider = (0..8).map(ProverIndex).find(|p| !r.selected.contains(p)).unwrap();
+    let mut proofs = [(r.air0[0], [r.air0[0], r.air1[0]]), (outsider, [r.air0[1], r.air1[0]])];
+    if proofs_swapped {
+        proofs.swap(0, 1);
+    }
+    for (slot, (submitter, authors)) in proofs.into_iter().enumerate() {
+        r.full(submitter, authors, r.at(T3, 600 + 100 * slot as u64));
+    }
+    r.settle(&[2]).0
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Driving the real engine, the ledger does not depend on the order in which the messages of
+    /// a phase arrive (no "first" is at stake here: commitments, assigned partials, and T3 full
+    /// proofs whose rewards are averaged).
+    #[test]
+    fn engine_ledger_is_independent_of_arrival_order_within_a_phase(
+        order in proptest::sample::select(permutations4()),
+        partial_order in proptest::sample::select(permutations3()),
+        swapped in proptest::bool::ANY,
+    ) {
+        let reference = shuffled_run(&[0, 1, 2, 3], &[0, 1, 2], false);
+        let got = shuffled_run(&order, &partial_order, swapped);
+        proptest::prop_assert_eq!(got.settlement_root(), reference.settlement_root());
+        proptest::prop_assert_eq!(got, reference);
+    }
+}
+
+fn permutations3() -> Vec<[usize; 3]> {
+    let mut out = Vec::new();
+    for a in 0..3 {
+        for b in 0..3 {
+            for c in 0..3 {
+                if a != b && b != c && a != c {
+                    out.push([a, b, c]);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn permutations4() -> Vec<[usize; 4]> {
+    let mut out = Vec::new();
+    for p in permutations3() {
+        for pos in 0..4 {
+            let mut v: Vec<usize> = p.to_vec();
+            v.insert(pos, 3);
+            out.push([v[0], v[1], v[2], v[3]]);
+        }
+    }
+    out
+}
