@@ -31,46 +31,78 @@ pub struct RetriesSection {
 /// [`RewardsFile::validate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)] // each field is documented by its spec name and in configs/rewards.toml
 pub struct RewardsFile {
+    /// `PROVERS_PER_PROOF` (see `configs/rewards.toml`).
     pub provers_per_proof: u32,
+    /// `PROVERS_PER_AGGPROOF` (see `configs/rewards.toml`).
     pub provers_per_aggproof: u32,
 
+    /// `REWARD_FULL_PROOF_PROVER_T1` (see `configs/rewards.toml`).
     pub reward_full_proof_prover_t1: i64,
+    /// `REWARD_FULL_PROOF_SENDER_T1` (see `configs/rewards.toml`).
     pub reward_full_proof_sender_t1: i64,
+    /// `REWARD_FULL_PROOF_VALIDATOR_T1` (see `configs/rewards.toml`).
     pub reward_full_proof_validator_t1: i64,
+    /// `REWARD_T1_VALIDATOR` (see `configs/rewards.toml`).
     pub reward_t1_validator: i64,
+    /// `PENALTY_T1_PROVER` (see `configs/rewards.toml`).
     pub penalty_t1_prover: i64,
 
+    /// `REWARD_FULL_PROOF_PROVER_T2` (see `configs/rewards.toml`).
     pub reward_full_proof_prover_t2: i64,
+    /// `REWARD_FULL_PROOF_SENDER_T2` (see `configs/rewards.toml`).
     pub reward_full_proof_sender_t2: i64,
+    /// `REWARD_FULL_PROOF_VALIDATOR_T2` (see `configs/rewards.toml`).
     pub reward_full_proof_validator_t2: i64,
+    /// `REWARD_T2_VALIDATOR` (see `configs/rewards.toml`).
     pub reward_t2_validator: i64,
+    /// `REWARD_T2_PROVER` (see `configs/rewards.toml`).
     pub reward_t2_prover: i64,
+    /// `PENALTY_T2_PROVER` (see `configs/rewards.toml`).
     pub penalty_t2_prover: i64,
 
+    /// `REWARD_PROVER_REUSING_T3` (see `configs/rewards.toml`).
     pub reward_prover_reusing_t3: i64,
+    /// `REWARD_PROVER_REUSED_T3` (see `configs/rewards.toml`).
     pub reward_prover_reused_t3: i64,
+    /// `PENALTY_PROVER_NOTREUSED_T3` (see `configs/rewards.toml`).
     pub penalty_prover_notreused_t3: i64,
+    /// `REWARD_PROVER_T3` (see `configs/rewards.toml`).
     pub reward_prover_t3: i64,
+    /// `REWARD_VALIDATOR_T3` (see `configs/rewards.toml`).
     pub reward_validator_t3: i64,
+    /// `PENALTY_PROVER_T3` (see `configs/rewards.toml`).
     pub penalty_prover_t3: i64,
 
+    /// `REWARD_PROVER_REUSING_T4` (see `configs/rewards.toml`).
     pub reward_prover_reusing_t4: i64,
+    /// `REWARD_PROVER_REUSED_T4` (see `configs/rewards.toml`).
     pub reward_prover_reused_t4: i64,
+    /// `PENALTY_PROVER_NOTREUSED_T4` (see `configs/rewards.toml`).
     pub penalty_prover_notreused_t4: i64,
+    /// `REWARD_PROVER_T4` (see `configs/rewards.toml`).
     pub reward_prover_t4: i64,
+    /// `REWARD_VALIDATOR_T4` (see `configs/rewards.toml`).
     pub reward_validator_t4: i64,
+    /// `PENALTY_PROVER_T4` (see `configs/rewards.toml`).
     pub penalty_prover_t4: i64,
 
+    /// `REWARD_PROVER_REUSING_T5` (see `configs/rewards.toml`).
     pub reward_prover_reusing_t5: i64,
+    /// `REWARD_PROVER_REUSED_T5` (see `configs/rewards.toml`).
     pub reward_prover_reused_t5: i64,
+    /// `PENALTY_PROVER_NOTREUSED_T5` (see `configs/rewards.toml`).
     pub penalty_prover_notreused_t5: i64,
+    /// `REWARD_PROVER_T5` (see `configs/rewards.toml`).
     pub reward_prover_t5: i64,
+    /// `REWARD_VALIDATOR_T5` (see `configs/rewards.toml`).
     pub reward_validator_t5: i64,
+    /// `PENALTY_PROVER_T5` (see `configs/rewards.toml`).
     pub penalty_prover_t5: i64,
 
+    /// `REWARD_AGG_PROOF_PROVER` (see `configs/rewards.toml`).
     pub reward_agg_proof_prover: i64,
+    /// `REWARD_AGG_PROOF_VALIDATOR` (see `configs/rewards.toml`).
     pub reward_agg_proof_validator: i64,
 
     /// `[selection]`.
