@@ -235,7 +235,9 @@ fn settle_round(round: &RoundOutcome, c: &mut Counter) -> Result<u64> {
         let air_holders = holders.get(&air).unwrap_or(&no_holders);
         let mut candidates: Vec<(UnixMillis, ProverIndex, ValidatorIndex)> = partials
             .iter()
-            .filter(|((author, a), _)| *a == air && !air_holders.contains(author))
+            .filter(|((author, a), _)| {
+                *a == air && !air_holders.contains(author) && !declined.contains(author)
+            })
             .map(|((author, _), (at, validator))| (*at, *author, *validator))
             .collect();
         candidates.sort_unstable();
