@@ -176,7 +176,10 @@ struct LedgerSsz {
 
 /// The settlement of one block: every entry, in canonical order (ascending by sub-block,
 /// attempt, phase, rule, account), whatever the order the messages arrived in.
+///
+/// JSON: `{"block_root", "slot", "entries": [...]}`; deserialising checks the canonical form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawLedger")]
 pub struct Ledger {
     /// Root of the settled block.
     pub block_root: Root,
@@ -273,18 +276,42 @@ impl Ledger {
             .map_err(|e| Error::Ssz { reason: format!("{e:?}") })?;
         let entries =
             c.entries.iter().map(|e| LedgerEntry::try_from(*e)).collect::<Result<Vec<_>>>()?;
-        let canonical = entries.windows(2).all(|w| match w {
-            [a, b] => {
-                (a.sub_block, a.attempt, a.phase, a.rule, a.account)
-                    < (b.sub_block, b.attempt, b.phase, b.rule, b.account)
-            }
-            _ => true,
-        });
-        if !canonical || entries.iter().any(|e| e.amount.0 == 0) {
-            return Err(Error::Ssz { reason: "entries not in canonical form".to_owned() });
-        }
+        check_canonical(&entries)?;
         Ok(Self { block_root: c.block_root, slot: Slot(c.slot), entries })
     }
+}
+
+/// The serde form of a [`Ledger`], checked on the way in.
+#[derive(Deserialize)]
+struct RawLedger {
+    block_root: Root,
+    slot: Slot,
+    entries: Vec<LedgerEntry>,
+}
+
+impl TryFrom<RawLedger> for Ledger {
+    type Error = Error;
+
+    fn try_from(raw: RawLedger) -> Result<Self> {
+        check_canonical(&raw.entries)?;
+        Ok(Self { block_root: raw.block_root, slot: raw.slot, entries: raw.entries })
+    }
+}
+
+/// Entries strictly ascending by key, without zero amounts, within the maximum length.
+fn check_canonical(entries: &[LedgerEntry]) -> Result<()> {
+    if entries.len() > MAX_LEDGER_ENTRIES {
+        return Err(Error::LedgerTooLong { len: entries.len(), max: MAX_LEDGER_ENTRIES });
+    }
+    let key = |e: &LedgerEntry| (e.sub_block, e.attempt, e.phase, e.rule, e.account);
+    let ascending = entries.windows(2).all(|w| match w {
+        [a, b] => key(a) < key(b),
+        _ => true,
+    });
+    if !ascending || entries.iter().any(|e| e.amount.0 == 0) {
+        return Err(Error::Ssz { reason: "entries not in canonical form".to_owned() });
+    }
+    Ok(())
 }
 
 fn sum(mut amounts: impl Iterator<Item = Amount>) -> Result<Amount> {
@@ -440,6 +467,26 @@ mod tests {
         let mut bad = LedgerEntrySsz::from(&a);
         bad.rule = 0;
         assert!(LedgerEntry::try_from(bad).is_err());
+    }
+
+    #[test]
+    fn json_round_trip_checks_canonical_form() {
+        let ledger = Ledger::new(
+            Root::repeat_byte(1),
+            Slot(9),
+            vec![
+                entry(Account::Prover(ProverIndex(3)), Rule::PenaltyT1Prover, -1),
+                entry(Account::Validator(ValidatorIndex(9)), Rule::RewardT1Validator, 3),
+            ],
+        )
+        .unwrap();
+        let json = serde_json::to_string(&ledger).unwrap();
+        assert!(json.contains(r#""rule":"PENALTY_T1_PROVER""#), "{json}");
+        assert!(json.contains(r#""account":{"kind":"prover","index":"3"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Ledger>(&json).unwrap(), ledger);
+        let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        value["entries"].as_array_mut().unwrap().reverse();
+        assert!(serde_json::from_value::<Ledger>(value).is_err());
     }
 
     #[test]
