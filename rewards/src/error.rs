@@ -130,6 +130,10 @@ pub enum Error {
         /// The maximum.
         max: usize,
     },
+    /// Ledger entries (decoded from SSZ or JSON) are not in canonical form: not strictly
+    /// ascending by key, or with a zero amount.
+    #[error("ledger entries are not in canonical form (strictly ascending keys, no zero amount)")]
+    NonCanonicalLedger,
     /// SSZ bytes of a ledger do not decode.
     #[error("invalid SSZ ledger: {reason}")]
     Ssz {

@@ -309,7 +309,7 @@ fn check_canonical(entries: &[LedgerEntry]) -> Result<()> {
         _ => true,
     });
     if !ascending || entries.iter().any(|e| e.amount.0 == 0) {
-        return Err(Error::Ssz { reason: "entries not in canonical form".to_owned() });
+        return Err(Error::NonCanonicalLedger);
     }
     Ok(())
 }
@@ -463,7 +463,10 @@ mod tests {
             slot: 1,
             entries: VariableList::new(vec![(&a).into(), (&b).into()]).unwrap(),
         };
-        assert!(matches!(Ledger::from_ssz_bytes(&c.as_ssz_bytes()), Err(Error::Ssz { .. })));
+        assert!(matches!(
+            Ledger::from_ssz_bytes(&c.as_ssz_bytes()),
+            Err(Error::NonCanonicalLedger)
+        ));
         let mut bad = LedgerEntrySsz::from(&a);
         bad.rule = 0;
         assert!(LedgerEntry::try_from(bad).is_err());
