@@ -112,7 +112,12 @@ async fn run(
             let response = match connect(&client, &url).await {
                 Ok(response) => response,
                 Err(error) => {
-                    tracing::debug!(%url, %error, "event stream connection failed");
+                    if error.status().is_some_and(|s| (400..500).contains(&s)) {
+                        // The node refuses the subscription itself (unsupported topic?).
+                        tracing::warn!(%url, %error, "event stream subscription refused");
+                    } else {
+                        tracing::debug!(%url, %error, "event stream connection failed");
+                    }
                     continue;
                 }
             };

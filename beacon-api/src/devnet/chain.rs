@@ -207,6 +207,8 @@ pub(super) struct Chain {
     head: Root,
     genesis_root: Root,
     forks: u64,
+    /// Blocks below this slot (except genesis) have been pruned.
+    pruned_below: u64,
 }
 
 impl Chain {
@@ -258,6 +260,7 @@ impl Chain {
             head: root,
             genesis_root: root,
             forks: 0,
+            pruned_below: 0,
         };
         chain.insert(genesis);
         chain.canonical.insert(0, root);
@@ -296,6 +299,9 @@ impl Chain {
 
     /// The block at `slot` on the chain ending at `tip` (the latest at or before `slot`).
     pub(super) fn ancestor_at(&self, tip: Root, slot: Slot) -> Option<&Block> {
+        if slot.get() != 0 && slot.get() < self.pruned_below {
+            return None;
+        }
         let mut block = self.blocks.get(&tip)?;
         loop {
             if block.slot() <= slot {
@@ -623,6 +629,7 @@ impl Chain {
         }
         let keep = self.canonical.split_off(&horizon);
         self.canonical = keep;
+        self.pruned_below = horizon;
         self.canonical.insert(0, genesis);
     }
 
@@ -882,6 +889,26 @@ mod tests {
         let payload = block.message.body.execution_payload.unwrap();
         assert_eq!(payload.transactions.len(), 50);
         assert!(payload.gas_limit >= payload.gas_used);
+    }
+
+    #[test]
+    fn pruned_history_is_not_found_rather_than_wrong() {
+        let config = DevnetConfig {
+            slots_per_epoch: 4,
+            history_slots: 16,
+            validator_count: 8,
+            ..DevnetConfig::default()
+        };
+        let mut c = Chain::new(config, 0).unwrap();
+        c.advance_to(Slot(40));
+        assert!(c.block(BlockId::Slot(Slot(10))).is_none());
+        assert!(c.block(BlockId::Genesis).is_some());
+        let head = c.head().clone();
+        assert_eq!(c.randao(&head, Some(Epoch(2))), Err(RandaoError::Pruned));
+        assert!(c.randao(&head, Some(Epoch(9))).is_ok());
+        // Finality keeps working at the head.
+        assert_eq!(head.checkpoints.finalized.epoch, Epoch(8));
+        assert!(c.block(BlockId::Finalized).is_some());
     }
 
     #[test]

@@ -128,8 +128,11 @@ impl DevnetConfig {
                 "max_transactions * transaction_size must be at most 64 MiB",
             );
         }
-        if self.history_slots < 2 * self.slots_per_epoch + 2 {
-            return fail("history_slots", "must cover at least two epochs");
+        if self.history_slots < self.slots_per_epoch.saturating_mul(4) {
+            return fail(
+                "history_slots",
+                "must cover at least four epochs (finality looks three back)",
+            );
         }
         if self.keep_alive_secs == 0 {
             return fail("keep_alive_secs", "must be at least 1");
@@ -289,5 +292,50 @@ async fn drive(inner: Arc<Inner>) {
             }
         };
         inner.clock.sleep_until(Duration::from_secs(next_start)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(DevnetConfig::default().validate().is_ok());
+        let cases = [
+            (DevnetConfig { seconds_per_slot: 0, ..DevnetConfig::default() }, "seconds_per_slot"),
+            (
+                DevnetConfig { min_gas_used: 10, max_gas_used: 5, ..DevnetConfig::default() },
+                "min_gas_used",
+            ),
+            (
+                DevnetConfig {
+                    max_gas_used: 2_000_000_000,
+                    gas_limit: Some(30_000_000),
+                    ..DevnetConfig::default()
+                },
+                "gas_limit",
+            ),
+            (DevnetConfig { history_slots: 10, ..DevnetConfig::default() }, "history_slots"),
+            (DevnetConfig { validator_count: 0, ..DevnetConfig::default() }, "validator_count"),
+        ];
+        for (config, key) in cases {
+            assert!(
+                matches!(config.validate(), Err(Error::Config { key: k, .. }) if k == key),
+                "{key}"
+            );
+        }
+        // Gigagas blocks are fine: the gas limit follows.
+        let giga = DevnetConfig { max_gas_used: 3_000_000_000, ..DevnetConfig::default() };
+        assert!(giga.validate().is_ok());
+        assert_eq!(giga.gas_limit(), 3_000_000_000);
+    }
+
+    #[test]
+    fn config_reads_from_toml_like_serde_and_rejects_unknown_keys() {
+        let config: DevnetConfig =
+            serde_json::from_str(r#"{"seconds_per_slot": 2, "max_gas_used": 1000000000}"#).unwrap();
+        assert_eq!(config.seconds_per_slot, 2);
+        assert!(serde_json::from_str::<DevnetConfig>(r#"{"secs_per_slot": 2}"#).is_err());
     }
 }

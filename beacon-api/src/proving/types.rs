@@ -4,8 +4,8 @@
 use std::{fmt, str::FromStr};
 
 use phase_engine::{
-    AggregationDuty, Amount, BlockOutcome, Duty, MessageKind, Phase, ProverIndex, ProverRecord,
-    Root, RoundKey, RoundOutcome, RoundStatus, SignedAggProof, SignedFullProof, Slot,
+    Action, AggregationDuty, Amount, BlockOutcome, Duty, MessageKind, Phase, Progress, ProverIndex,
+    ProverRecord, Root, RoundKey, RoundOutcome, RoundStatus, SignedAggProof, SignedFullProof, Slot,
 };
 use serde::{Deserialize, Serialize};
 use serde_with::serde_as;
@@ -43,6 +43,21 @@ pub struct SubmissionReceipt {
     /// For a registration: the prover index assigned (or already held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prover_index: Option<ProverIndex>,
+}
+
+impl SubmissionReceipt {
+    /// The receipt of a round message from where the engine says it stands
+    /// ([`phase_engine::Engine::on_message`]'s answer).
+    pub fn from_progress(kind: MessageKind, signing_root: Root, progress: &Progress) -> Self {
+        let (status, prover_index) = match progress {
+            Progress::Accepted(accepted) if accepted.kind == MessageKind::Registration => {
+                (SubmissionStatus::Accepted, Some(accepted.prover))
+            }
+            Progress::Accepted(_) => (SubmissionStatus::Accepted, None),
+            _ => (SubmissionStatus::Pending, None),
+        };
+        Self { kind, signing_root, status, prover_index }
+    }
 }
 
 /// `GET /eth/v1/proving/rounds/{block_id}`: every round of a block and, once closed, its outcome.
@@ -289,6 +304,35 @@ impl ProvingEvent {
         .unwrap_or_default()
     }
 
+    /// The event an engine action announces, if any: `RoundStarted`, `PhaseChanged`,
+    /// `RoundFinalized` and `RoundClosed` map one to one; `BlockOutcome` means the block is
+    /// closed and ready for settlement ([`ProvingEvent::BlockProven`] is published by the node when
+    /// it verified the block's proof, [`ProvingEvent::BlockSettled`] once the ledger is stored).
+    pub fn from_action(action: &Action) -> Option<Self> {
+        Some(match action {
+            Action::RoundStarted(start) => Self::RoundStarted(RoundStartedEvent {
+                round: start.key,
+                slot: start.slot,
+                num_airs: start.num_airs,
+                selected: start.selected.clone(),
+            }),
+            Action::PhaseChanged { key, phase, .. } => {
+                Self::PhaseChanged(PhaseChangedEvent { round: *key, phase: *phase })
+            }
+            Action::RoundFinalized { key, phase, submitter } => {
+                Self::RoundFinalized(RoundFinalizedEvent {
+                    round: *key,
+                    phase: *phase,
+                    submitter: *submitter,
+                })
+            }
+            Action::RoundClosed { key, finalized_in } => {
+                Self::RoundClosed(RoundClosedEvent { round: *key, finalized_in: *finalized_in })
+            }
+            _ => return None,
+        })
+    }
+
     /// Decodes an event from its SSE name and data.
     pub fn decode(event: &str, data: &str) -> crate::Result<Self> {
         let topic: ProvingTopic = event.parse()?;
@@ -356,6 +400,51 @@ mod tests {
         assert_eq!(json["num_airs"], "3");
         assert_eq!(json["slot"], "4");
         assert!(matches!("nope".parse::<ProvingTopic>(), Err(Error::UnknownTopic { .. })));
+    }
+
+    #[test]
+    fn engine_actions_map_to_events() {
+        let key = RoundKey {
+            block_root: Root::repeat_byte(1),
+            sub_block: SubBlockIndex(0),
+            attempt: Attempt(0),
+        };
+        let action =
+            Action::PhaseChanged { key, phase: Phase::T3, at: phase_engine::UnixMillis(5) };
+        assert_eq!(
+            ProvingEvent::from_action(&action),
+            Some(ProvingEvent::PhaseChanged(PhaseChangedEvent { round: key, phase: Phase::T3 }))
+        );
+        let closed = Action::RoundClosed { key, finalized_in: Some(Phase::T2) };
+        assert_eq!(
+            ProvingEvent::from_action(&closed).map(|e| e.topic()),
+            Some(ProvingTopic::RoundClosed)
+        );
+        let aggregators =
+            Action::AggregatorsSelected { block_root: key.block_root, aggregators: vec![] };
+        assert_eq!(ProvingEvent::from_action(&aggregators), None);
+    }
+
+    #[test]
+    fn receipts_from_engine_progress() {
+        let accepted = phase_engine::Accepted {
+            kind: MessageKind::Registration,
+            signing_root: Root::repeat_byte(4),
+            prover: ProverIndex(7),
+            round: None,
+        };
+        let r = SubmissionReceipt::from_progress(
+            MessageKind::Registration,
+            Root::repeat_byte(4),
+            &Progress::Accepted(accepted),
+        );
+        assert_eq!((r.status, r.prover_index), (SubmissionStatus::Accepted, Some(ProverIndex(7))));
+        let r = SubmissionReceipt::from_progress(
+            MessageKind::Commitment,
+            Root::ZERO,
+            &Progress::Pending(phase_engine::RequestId(1)),
+        );
+        assert_eq!(r.status, SubmissionStatus::Pending);
     }
 
     #[test]

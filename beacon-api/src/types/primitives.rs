@@ -289,6 +289,23 @@ mod tests {
         assert_eq!(serde_json::to_string(&ForkName::Fulu).unwrap(), "\"fulu\"");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn quoted_and_ids_round_trip(n: u64, root: [u8; 32]) {
+            let slot = Slot(n);
+            let json = serde_json::to_string(&slot).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Slot>(&json).unwrap(), slot);
+            for id in [BlockId::Slot(slot), BlockId::Root(Root::from(root))] {
+                proptest::prop_assert_eq!(id.to_string().parse::<BlockId>().unwrap(), id);
+            }
+        }
+
+        #[test]
+        fn block_id_parsing_never_panics(s in "\\PC{0,80}") {
+            let _ = s.parse::<BlockId>();
+        }
+    }
+
     #[test]
     fn epoch_math() {
         assert_eq!(Slot(63).epoch(32), Epoch(1));
