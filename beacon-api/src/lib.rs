@@ -1,20 +1,22 @@
 //! Beacon API for the proving sidecar: its two faces toward the Ethereum world.
 //!
-//! - [`types`](crate#types): plain serde wire types of the standard Beacon API endpoints the
-//!   sidecar follows (genesis, spec, syncing, health, headers, blocks v2, RANDAO, proposer duties,
-//!   finality checkpoints, and the `head`/`block`/`finalized_checkpoint`/`chain_reorg` events),
-//!   following the conventions of `ethereum/beacon-APIs`: quoted integers, `0x`-hex bytes,
-//!   `{"data": ...}` envelopes and `{"code", "message"}` errors.
-//! - `client` (feature `client`): follows any standard beacon node over REST and SSE, with
-//!   several URLs tried in order, timeouts, and an event stream that reconnects with backoff.
-//! - `devnet` (feature `devnet`): an embedded beacon node serving the same endpoints on loopback
-//!   with real slot timing, so the sidecar runs with nothing else installed.
-//! - `proving` (feature `server`): the proving extension API under `/eth/v1/proving`, an axum
-//!   router over a [`ProvingBackend`](crate#proving) trait that the node implements, with its
-//!   OpenAPI document; feature `test-utils` adds an in-memory backend for tests.
-//!
-//! # Types
-//! Every wire type's doc comment names the endpoint it models.
+//! - **Wire types** (always built): plain serde structs of the standard Beacon API endpoints the
+//!   sidecar follows (genesis, `config/spec`, node syncing and health, headers, blocks v2, RANDAO,
+//!   proposer duties, finality checkpoints) and of the `head`, `block`, `finalized_checkpoint`
+//!   and `chain_reorg` events, following `ethereum/beacon-APIs`: quoted integers, `0x`-hex
+//!   bytes, `{"data": ...}` envelopes, `{"code", "message"}` errors. Each type's doc comment
+//!   names the endpoint it models. Readers are tolerant (unknown fields, fork variants, absent
+//!   `execution_optimistic`/`finalized`).
+//! - **Client** (feature `client`): `BeaconClient` follows any standard beacon node over REST
+//!   and SSE, with several URLs tried in order, timeouts, typed errors carrying the node's
+//!   `{code, message}`, and an event stream that reconnects with backoff and re-reads the head.
+//! - **Devnet** (feature `devnet`): `DevnetNode`, an embedded beacon node serving the same
+//!   endpoints on loopback with real slot timing (or a `ManualClock` in tests), spec RANDAO and
+//!   proposer selection, execution payloads of varying gas, finality, and injectable reorgs.
+//! - **Proving extension** (feature `server`): the API validators and provers use, under
+//!   `/eth/v1/proving`: an axum router over a `ProvingBackend` trait that the node implements,
+//!   JSON or SSZ, an SSE stream of round and phase transitions, and the OpenAPI document
+//!   `beacon-api/openapi.json`. Feature `test-utils` adds `InMemoryBackend` for tests.
 
 #[cfg(feature = "client")]
 mod client;
