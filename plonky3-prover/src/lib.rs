@@ -24,6 +24,7 @@
 //! to fail with a clear error instead of `SIGILL` on an older CPU.
 
 mod air;
+mod batch;
 mod bundle;
 mod config;
 mod cpu;
@@ -37,6 +38,7 @@ pub use air::{
     KEY_WIDTH, NUM_SEGMENT_COLS, NUM_SEGMENT_PUBLICS, SegmentAir, SegmentCols, SegmentPublics,
     StarkAir,
 };
+pub use batch::{BatchHeader, BatchPartialProof, MAX_BATCH_AIRS};
 pub use bundle::{
     AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport,
     MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport,

@@ -27,6 +27,7 @@ pub(crate) enum Kind {
     Partial = 1,
     Full = 2,
     Agg = 3,
+    Batch = 4,
 }
 
 /// Checks size, version byte and kind byte, returning the body.
