@@ -75,6 +75,14 @@ where
 
 pub(super) fn spawn(client: BeaconClient, topics: Vec<EventTopic>) -> EventStream {
     let (tx, rx) = mpsc::channel(256);
+    if topics.is_empty() {
+        // Nothing to subscribe to: one error, then the end of the stream.
+        let _ = tx.try_send(Err(Error::Config {
+            key: "topics",
+            reason: "at least one topic is needed".into(),
+        }));
+        return EventStream { rx };
+    }
     tokio::spawn(async move {
         tokio::select! {
             () = run(client, topics, tx.clone()) => {}
@@ -286,6 +294,13 @@ mod tests {
             chunks.push(bytes[start..].to_vec());
             prop_assert_eq!(decode_chunks(chunks), decode_chunks(vec![bytes.to_vec()]));
         }
+    }
+
+    #[tokio::test]
+    async fn no_topics_is_an_error_not_a_retry_loop() {
+        let client = BeaconClient::new(["http://127.0.0.1:9"]).unwrap();
+        let items: Vec<_> = client.events(&[]).collect().await;
+        assert!(matches!(items.as_slice(), [Err(Error::Config { key: "topics", .. })]));
     }
 
     #[test]

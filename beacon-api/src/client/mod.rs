@@ -313,8 +313,8 @@ impl BeaconClient {
 
     /// Subscribes to `GET /eth/v1/events?topics=...` on the first node that accepts, forever:
     /// the stream reconnects (trying the URLs in order) with backoff, and after every reconnect
-    /// yields [`EventStreamItem::Reconnected`] with the current head. Requires a Tokio runtime;
-    /// dropping the stream stops it.
+    /// yields [`EventStreamItem::Reconnected`] with the current head. With no topic it yields one
+    /// [`Error::Config`] and ends. Requires a Tokio runtime; dropping the stream stops it.
     pub fn events(&self, topics: &[EventTopic]) -> EventStream {
         events::spawn(self.clone(), topics.to_vec())
     }
