@@ -4,4 +4,5 @@
 mod cli;
 mod metrics;
 mod p2p;
+mod simulate;
 mod store;

@@ -1,0 +1,1021 @@
+//! The simulation loop: the real `phase_engine::Engine` and `rewards::settle` driven on virtual
+//! time by a discrete-event queue of prover actions.
+//!
+//! For each block the simulator derives a RANDAO mix, a block root and a proposer from the seed,
+//! gives the engine the block at its slot start, and reacts to the engine's actions: a started
+//! round makes every selected prover act per its behaviour and latencies (events in a queue keyed
+//! by virtual time, ties broken by insertion order); verification requests are answered at once
+//! (the simulator is the verifier, see [`super::modelled`]); the time jumps from event to event
+//! and to each of the engine's timeouts. Each `BlockOutcome` is settled with the reward table and
+//! accumulated. Blocks after the last counted one keep the network in its steady state until
+//! every counted block's outcome is out; their own outcomes are not counted.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use phase_engine::{
+    Action, AggProof, AirCommitment, AirIndex, Attempt, BlockInfo, BlsPublicKey, BlsSignature,
+    Capabilities, Commitment, Deadlines, Decline, Engine, EngineConfig, FullProof, FullProofBody,
+    PartRef, PartialProof, Phase, Progress, ProtocolMessage, ProverIndex, ProverRecord, ReuseBloom,
+    Root, RoundKey, RoundRef, SignedAggProof, SignedCommitment, SignedDecline, SignedFullProof,
+    SignedPartialProof, SigningContext, Slot, StarkTarget, UnixMillis, ValidatorIndex, Verdict,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rewards::{Account, Ledger};
+use sha2::{Digest, Sha256};
+
+use super::error::{SimError, SimResult};
+use super::modelled::{self, ProofLedger};
+use super::report::{AccountKind, Accumulator, BlockFate, BlockRecord, LedgerRow, RunReport};
+use super::scenario::{Behaviour, ProverSpec, Scenario};
+
+/// How proofs are produced and checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProofMode {
+    /// Proving is a latency; a proof is valid iff its author produced it on the honest path.
+    /// Signatures are placeholders that the simulator, as the verifier, accepts.
+    #[default]
+    Modelled,
+    /// Real BLS signatures and real STARKs (small runs).
+    Real,
+}
+
+/// Options of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimOptions {
+    /// How proofs are produced and checked.
+    pub mode: ProofMode,
+}
+
+/// Unix time of slot 0 in the simulation (any fixed instant does).
+pub const GENESIS_MS: u64 = 1_700_000_000_000;
+
+/// Size of the reuse Bloom filter in the full proofs the simulated provers build.
+const BLOOM_BYTES: usize = 64;
+
+/// A copier sends its copies this long before T2 closes, to copy as much as it can.
+const COPY_BEFORE_T2_CLOSE_MS: u64 = 300;
+
+/// Runs a scenario against a reward configuration. `on_block` receives the ledger entries of
+/// every counted block, in block order, as it is settled (to stream them to files, or to drive a
+/// progress bar).
+///
+/// # Errors
+/// [`SimError::Protocol`] if the engine or the settlement refuses an input the simulator built
+/// (a bug in a behaviour model, or a configuration the protocol cannot run), or whatever
+/// `on_block` returns.
+pub fn simulate<F>(
+    scenario: &Scenario,
+    config: &rewards::Config,
+    opts: &SimOptions,
+    mut on_block: F,
+) -> SimResult<RunReport>
+where
+    F: FnMut(&[LedgerRow]) -> SimResult<()>,
+{
+    if opts.mode == ProofMode::Real {
+        return Err(SimError::Protocol {
+            block: 0,
+            reason: "--real-proofs is not available yet: the simulator drives modelled proofs only"
+                .to_owned(),
+        });
+    }
+    let mut sim = Sim::new(scenario, config)?;
+    sim.run(&mut on_block)?;
+    let mut report = sim.acc.finish();
+    report.rejections = sim.rejections;
+    Ok(report)
+}
+
+#[derive(Debug)]
+enum Event {
+    /// A message arrives at the engine.
+    Deliver(ProtocolMessage),
+    /// A prover builds (and if need be completes) a full proof of a round in a phase.
+    Aggregate { prover: ProverIndex, round: RoundKey, phase: Phase },
+    /// A copier resubmits others' partial proofs of its AIRs as its own.
+    CopyPartials { prover: ProverIndex, round: RoundKey },
+    /// A copier resubmits another prover's full proof as its own.
+    CopyFull { prover: ProverIndex, round: RoundKey, original: ProverIndex, parts: Vec<PartRef> },
+    /// A prover proves AIRs of a round (records them as proven at this instant).
+    Proven { prover: ProverIndex, round: RoundKey, airs: Vec<AirIndex> },
+    /// An aggregator sends the AggProof of a block.
+    AggProof { prover: ProverIndex, block_root: Root },
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed: the heap pops the earliest event, and among equal times the first scheduled.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// What the simulator tracks of an open round.
+#[derive(Debug)]
+struct RoundSim {
+    slot: Slot,
+    deadlines: Deadlines,
+    num_airs: u32,
+    selected: Vec<ProverIndex>,
+    assignments: Vec<Vec<AirIndex>>,
+    /// Per AIR, the authors of accepted partial proofs, in acceptance order.
+    partials: Vec<Vec<ProverIndex>>,
+    finalized: Option<Phase>,
+    /// Copiers of the round that already copied a full proof.
+    copied_full: Vec<ProverIndex>,
+    /// AIRs already taken over from decliners.
+    taken: Vec<AirIndex>,
+}
+
+impl RoundSim {
+    fn round_ref(&self, key: &RoundKey) -> RoundRef {
+        RoundRef {
+            slot: self.slot,
+            block_root: key.block_root,
+            sub_block: key.sub_block,
+            attempt: key.attempt,
+        }
+    }
+
+    fn airs_of(&self, prover: ProverIndex) -> Option<&[AirIndex]> {
+        let i = self.selected.iter().position(|p| *p == prover)?;
+        self.assignments.get(i).map(Vec::as_slice)
+    }
+}
+
+/// What the simulator tracks of a block whose outcome is not out yet.
+#[derive(Debug)]
+struct BlockSim {
+    index: u64,
+    info: BlockInfo,
+    sub_blocks: u32,
+    finalized_subs: Vec<bool>,
+    aggregators: Vec<ProverIndex>,
+    agg_scheduled: bool,
+}
+
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    table: rewards::RewardTable,
+    engine_config: EngineConfig,
+    engine: Engine,
+    queue: BinaryHeap<Scheduled>,
+    seq: u64,
+    now: u64,
+    rounds: HashMap<RoundKey, RoundSim>,
+    blocks: HashMap<Root, BlockSim>,
+    proofs: ProofLedger,
+    acc: Accumulator,
+    joins_at: BTreeMap<u64, Vec<usize>>,
+    exits_at: BTreeMap<u64, Vec<usize>>,
+    aggregator_only: Vec<ProverIndex>,
+    gas_rng: ChaCha8Rng,
+    counted_done: u64,
+    rejections: BTreeMap<String, u64>,
+    rows: Vec<LedgerRow>,
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// The placeholder key of a prover in modelled mode: unique per prover, never parsed (the
+/// simulator is the verifier).
+fn modelled_pubkey(index: u64) -> BlsPublicKey {
+    let mut key = [0u8; 48];
+    key[..8].copy_from_slice(&index.to_le_bytes());
+    key[8..40].copy_from_slice(&digest(&[b"sidecar-sim-key", &index.to_le_bytes()]));
+    BlsPublicKey::from(key)
+}
+
+fn protocol_err(block: u64, what: &str, e: impl std::fmt::Display) -> SimError {
+    SimError::Protocol { block, reason: format!("{what}: {e}") }
+}
+
+/// The name of an engine error variant (the reason a message was rejected).
+fn reason_name(e: &phase_engine::Error) -> String {
+    let debug = format!("{e:?}");
+    debug.split([' ', '{', '(']).next().unwrap_or("Other").to_owned()
+}
+
+impl<'a> Sim<'a> {
+    fn new(scenario: &'a Scenario, config: &rewards::Config) -> SimResult<Self> {
+        let mut engine = Engine::new(config.engine, SigningContext::default());
+        let mut joins_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        let mut exits_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, p) in scenario.provers.iter().enumerate() {
+            if p.join_at_block == 0 {
+                add_prover(&mut engine, p)?;
+            } else {
+                joins_at.entry(p.join_at_block).or_default().push(i);
+            }
+            if let Some(x) = p.exit_at_block {
+                exits_at.entry(x).or_default().push(i);
+            }
+        }
+        let mut gas_rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+        gas_rng.set_stream(1);
+        Ok(Self {
+            scenario,
+            table: config.table,
+            engine_config: config.engine,
+            engine,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            rounds: HashMap::new(),
+            blocks: HashMap::new(),
+            proofs: ProofLedger::default(),
+            acc: Accumulator::new(scenario),
+            joins_at,
+            exits_at,
+            aggregator_only: Vec::new(),
+            gas_rng,
+            counted_done: 0,
+            rejections: BTreeMap::new(),
+            rows: Vec::new(),
+        })
+    }
+
+    fn spec(&self, p: ProverIndex) -> Option<&'a ProverSpec> {
+        usize::try_from(p.0).ok().and_then(|i| self.scenario.provers.get(i))
+    }
+
+    fn behaviour(&self, p: ProverIndex) -> Behaviour {
+        self.spec(p).map_or(Behaviour::Offline, |s| s.behaviour)
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled { at: at.max(self.now), seq: self.seq, event });
+    }
+
+    fn block_info(&mut self, index: u64, parent: Root) -> BlockInfo {
+        let gas = self.scenario.gas.sample(&mut self.gas_rng);
+        simulated_block(self.scenario, index, parent, gas)
+    }
+
+    fn run(&mut self, on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>) -> SimResult<()> {
+        let w = &self.engine_config.phases;
+        let attempt_ms = w.t1_ms + w.t2_ms + w.t3_ms + w.t4_ms + w.t5_ms + w.max_clock_disparity_ms;
+        let round_span = attempt_ms * (u64::from(self.engine_config.max_retries) + 1) + w.t1_ms * 2;
+        let tail_limit = round_span / self.scenario.slot_ms + 8;
+        let mut parent = Root::ZERO;
+        let mut index = 0u64;
+        while self.counted_done < self.scenario.blocks {
+            if index >= self.scenario.blocks + tail_limit {
+                return Err(SimError::Protocol {
+                    block: index,
+                    reason: format!(
+                        "{} block outcome(s) still pending {tail_limit} slots after the last block",
+                        self.scenario.blocks - self.counted_done
+                    ),
+                });
+            }
+            let info = self.block_info(index, parent);
+            parent = info.root;
+            self.run_until(info.slot_start.0, on_block)?;
+            if index < self.scenario.blocks {
+                self.registry_changes(index)?;
+            }
+            let gas = info.gas_used;
+            self.engine
+                .on_block(info, info.slot_start)
+                .map_err(|e| protocol_err(index, "engine refused the block", e))?;
+            self.blocks.insert(
+                info.root,
+                BlockSim {
+                    index,
+                    info,
+                    sub_blocks: 0,
+                    finalized_subs: Vec::new(),
+                    aggregators: Vec::new(),
+                    agg_scheduled: false,
+                },
+            );
+            let _ = gas;
+            self.drain(on_block)?;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn registry_changes(&mut self, block: u64) -> SimResult<()> {
+        if let Some(joiners) = self.joins_at.remove(&block) {
+            for i in joiners {
+                if let Some(spec) = self.scenario.provers.get(i) {
+                    add_prover(&mut self.engine, spec)?;
+                }
+            }
+        }
+        if let Some(leavers) = self.exits_at.remove(&block) {
+            for i in leavers {
+                self.engine
+                    .exit_prover(ProverIndex(i as u64))
+                    .map_err(|e| protocol_err(block, "exit", e))?;
+            }
+        }
+        self.aggregator_only = self
+            .scenario
+            .provers
+            .iter()
+            .filter(|p| p.behaviour == Behaviour::AggregatorOnly && p.active_at(block))
+            .map(|p| p.index)
+            .collect();
+        Ok(())
+    }
+
+    /// Processes every event and engine timeout before `until`.
+    fn run_until(
+        &mut self,
+        until: u64,
+        on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>,
+    ) -> SimResult<()> {
+        loop {
+            let next_event = self.queue.peek().map(|s| s.at);
+            let next_timeout = self.engine.poll_timeout().map(|t| t.0);
+            let next = match (next_event, next_timeout) {
+                (None, None) => break,
+                (Some(e), None) => e,
+                (None, Some(t)) => t,
+                (Some(e), Some(t)) => e.min(t),
+            };
+            if next >= until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_timeout == Some(next) && next_event.is_none_or(|e| e >= next) {
+                self.engine.on_tick(UnixMillis(next));
+                self.drain(on_block)?;
+                continue;
+            }
+            if let Some(s) = self.queue.pop() {
+                self.handle_event(s.event)?;
+                self.drain(on_block)?;
+            }
+        }
+        self.now = self.now.max(until);
+        Ok(())
+    }
+
+    fn deliver(&mut self, message: ProtocolMessage) {
+        if let Err(e) = self.engine.on_message(message, UnixMillis(self.now)) {
+            *self.rejections.entry(reason_name(&e)).or_default() += 1;
+        }
+    }
+
+    fn verdict(&mut self, request: phase_engine::RequestId, valid: bool) -> Option<Progress> {
+        match self.engine.on_verification(Verdict { request, valid }) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                *self.rejections.entry(reason_name(&e)).or_default() += 1;
+                None
+            }
+        }
+    }
+
+    /// Handles the engine's actions until none is left.
+    fn drain(&mut self, on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>) -> SimResult<()> {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::VerifySignature(check) => {
+                    // Modelled mode: placeholder signatures, always from their claimed sender.
+                    self.verdict(check.request, true);
+                }
+                Action::VerifyStark(check) => {
+                    let valid = self.verify_stark(&check.target);
+                    if let Some(Progress::Accepted(_)) = self.verdict(check.request, valid) {
+                        self.on_stark_accepted(&check.target);
+                    }
+                }
+                Action::RoundStarted(start) => self.on_round_started(start),
+                Action::AggregatorsSelected { block_root, aggregators } => {
+                    if let Some(b) = self.blocks.get_mut(&block_root) {
+                        b.aggregators = aggregators;
+                    }
+                }
+                Action::RoundFinalized { key, phase, .. } => self.on_round_finalized(key, phase),
+                Action::RoundClosed { key, .. } => {
+                    self.rounds.remove(&key);
+                    self.proofs.forget_round(&key);
+                }
+                Action::Accepted(acc) => {
+                    if acc.kind == phase_engine::MessageKind::Decline
+                        && let Some(key) = acc.round
+                    {
+                        self.on_decline(key, acc.prover);
+                    }
+                }
+                Action::BlockOutcome(outcome) => self.on_outcome(&outcome, on_block)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_stark(&self, target: &StarkTarget) -> bool {
+        match target {
+            StarkTarget::Partial { round, air, author, trace_root, proof, .. } => {
+                self.proofs.verify_partial(round, *author, *air, trace_root, proof)
+            }
+            StarkTarget::FullProof { round, submitter, parts, bundle, .. } => {
+                self.proofs.verify_full(
+                    round,
+                    *submitter,
+                    parts.iter().map(|c| (c.part, c.committed_trace_root.as_ref())),
+                    bundle,
+                )
+            }
+            StarkTarget::AggProof { submitter, bundle, .. } => {
+                self.proofs.verify_agg(*submitter, bundle)
+            }
+            _ => false,
+        }
+    }
+
+    fn on_stark_accepted(&mut self, target: &StarkTarget) {
+        match target {
+            StarkTarget::Partial { round, air, author, .. } => {
+                if let Some(r) = self.rounds.get_mut(round)
+                    && let Some(list) =
+                        usize::try_from(air.0).ok().and_then(|i| r.partials.get_mut(i))
+                {
+                    list.push(*author);
+                }
+            }
+            StarkTarget::FullProof { round, submitter, parts, .. } => {
+                // Copiers of the round resubmit the first full proof they see as their own.
+                let Some(r) = self.rounds.get(round) else { return };
+                let copiers: Vec<ProverIndex> = r
+                    .selected
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        self.behaviour(*p) == Behaviour::Copier && !r.copied_full.contains(p)
+                    })
+                    .collect();
+                let parts: Vec<PartRef> = parts.iter().map(|c| c.part).collect();
+                for c in copiers {
+                    let delay = self.spec(c).map_or(0, |s| s.latency.aggregate.median_ms());
+                    if let Some(r) = self.rounds.get_mut(round) {
+                        r.copied_full.push(c);
+                    }
+                    self.schedule(
+                        self.now + delay,
+                        Event::CopyFull {
+                            prover: c,
+                            round: *round,
+                            original: *submitter,
+                            parts: parts.clone(),
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn round_rng(&self, key: &RoundKey) -> ChaCha8Rng {
+        ChaCha8Rng::from_seed(digest(&[
+            b"sidecar-sim-round",
+            &self.scenario.seed.to_le_bytes(),
+            key.block_root.as_slice(),
+            &key.sub_block.0.to_le_bytes(),
+            &key.attempt.0.to_le_bytes(),
+        ]))
+    }
+
+    fn deadlines(&self, start: UnixMillis) -> Deadlines {
+        let w = &self.engine_config.phases;
+        let mut closes = [start; 5];
+        let mut t = start.0;
+        for (close, len) in closes.iter_mut().zip([w.t1_ms, w.t2_ms, w.t3_ms, w.t4_ms, w.t5_ms]) {
+            t += len;
+            *close = UnixMillis(t);
+        }
+        Deadlines { start, closes, grace_ms: w.max_clock_disparity_ms }
+    }
+
+    fn commitment(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        prover: ProverIndex,
+        airs: &[AirIndex],
+        full: Option<FullProofBody>,
+    ) -> ProtocolMessage {
+        let roots: Vec<AirCommitment> = airs
+            .iter()
+            .map(|&air| AirCommitment { air, trace_root: modelled::trace_root(prover, key, air) })
+            .collect();
+        ProtocolMessage::Commitment(SignedCommitment {
+            message: Commitment {
+                round: r.round_ref(key),
+                prover,
+                trace_roots: roots.try_into().unwrap_or_default(),
+                full_proof: full.into_iter().collect::<Vec<_>>().try_into().unwrap_or_default(),
+            },
+            signature: BlsSignature::ZERO,
+        })
+    }
+
+    fn partial(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        prover: ProverIndex,
+        air: AirIndex,
+        proof_author: ProverIndex,
+    ) -> ProtocolMessage {
+        ProtocolMessage::PartialProof(SignedPartialProof {
+            message: PartialProof {
+                round: r.round_ref(key),
+                prover,
+                air,
+                trace_root: modelled::trace_root(prover, key, air),
+                proof: modelled::partial_proof(proof_author, air).try_into().unwrap_or_default(),
+            },
+            signature: BlsSignature::ZERO,
+        })
+    }
+
+    fn full_body(
+        builder: ProverIndex,
+        bundle_builder: ProverIndex,
+        parts: &[PartRef],
+    ) -> FullProofBody {
+        let reused = parts.iter().filter(|p| p.author != builder);
+        FullProofBody {
+            parts: parts.to_vec().try_into().unwrap_or_default(),
+            reuse_bloom: ReuseBloom::from_parts(BLOOM_BYTES, reused)
+                .as_bytes()
+                .to_vec()
+                .try_into()
+                .unwrap_or_default(),
+            bundle: modelled::full_bundle(bundle_builder).try_into().unwrap_or_default(),
+        }
+    }
+
+    fn full_proof(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        submitter: ProverIndex,
+        body: FullProofBody,
+    ) -> ProtocolMessage {
+        ProtocolMessage::FullProof(SignedFullProof {
+            message: FullProof { round: r.round_ref(key), submitter, body },
+            signature: BlsSignature::ZERO,
+        })
+    }
+
+    /// Plans what every selected prover (and every aggregator-only prover) does in a new round.
+    fn on_round_started(&mut self, start: phase_engine::RoundStart) {
+        let key = start.key;
+        let d = self.deadlines(start.start);
+        let t1_close = d.graced_close(Phase::T1).0;
+        let t2_open = d.open(Phase::T2).0;
+        let t2_close = d.graced_close(Phase::T2).0;
+        let round = RoundSim {
+            slot: start.slot,
+            deadlines: d,
+            num_airs: start.num_airs,
+            selected: start.selected.clone(),
+            assignments: start.assignments.clone(),
+            partials: vec![Vec::new(); start.num_airs as usize],
+            finalized: None,
+            copied_full: Vec::new(),
+            taken: Vec::new(),
+        };
+        if key.attempt == Attempt(0)
+            && let Some(b) = self.blocks.get_mut(&key.block_root)
+        {
+            b.sub_blocks += 1;
+            b.finalized_subs.push(false);
+        }
+        let mut rng = self.round_rng(&key);
+        let mut plans: Vec<(u64, Event)> = Vec::new();
+        for (prover, airs) in start.selected.iter().copied().zip(start.assignments.iter()) {
+            let Some(spec) = self.spec(prover) else { continue };
+            let lat = spec.latency;
+            let commit_at = d.start.0 + lat.commit.sample(&mut rng);
+            // Proving the assigned AIRs one after another, after the trace commitment.
+            let mut t = commit_at;
+            let done: Vec<u64> = airs
+                .iter()
+                .map(|_| {
+                    t += lat.per_air.sample(&mut rng);
+                    t
+                })
+                .collect();
+            let aggregate_at = t2_close + lat.aggregate.sample(&mut rng);
+            let commit =
+                |full: Option<FullProofBody>| self.commitment(&key, &round, prover, airs, full);
+            match spec.behaviour {
+                Behaviour::Offline => {}
+                Behaviour::Lazy => plans.push((commit_at, Event::Deliver(commit(None)))),
+                Behaviour::Decliner => {
+                    plans.push((
+                        commit_at,
+                        Event::Deliver(ProtocolMessage::Decline(SignedDecline {
+                            message: Decline { round: round.round_ref(&key), prover },
+                            signature: BlsSignature::ZERO,
+                        })),
+                    ));
+                }
+                Behaviour::AggregatorOnly => {}
+                Behaviour::Copier => {
+                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    if !airs.is_empty() {
+                        plans.push((
+                            t2_close
+                                .saturating_sub(COPY_BEFORE_T2_CLOSE_MS + d.grace_ms)
+                                .max(t2_open),
+                            Event::CopyPartials { prover, round: key },
+                        ));
+                    }
+                }
+                Behaviour::Slow => {
+                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    for (air, &at) in airs.iter().zip(&done) {
+                        plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
+                        // Misses T2: arrives after its graced close whatever the latency.
+                        plans.push((
+                            at.max(t2_close + 1),
+                            Event::Deliver(self.partial(&key, &round, prover, *air, prover)),
+                        ));
+                    }
+                }
+                Behaviour::Withholder => {
+                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    for (air, &at) in airs.iter().zip(&done) {
+                        plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
+                    }
+                    plans.push((
+                        aggregate_at,
+                        Event::Aggregate { prover, round: key, phase: Phase::T3 },
+                    ));
+                }
+                Behaviour::Honest => {
+                    let mut solo_sent = false;
+                    if spec.solo_full_proof {
+                        // Proves every AIR itself; the whole proof is ready at `solo_done`.
+                        let solo_done = (0..start.num_airs)
+                            .fold(commit_at, |t, _| t + lat.per_air.sample(&mut rng));
+                        let all: Vec<AirIndex> = (0..start.num_airs).map(AirIndex).collect();
+                        let parts: Vec<PartRef> =
+                            all.iter().map(|&air| PartRef { author: prover, air }).collect();
+                        if solo_done < t1_close {
+                            // In T1 the full proof rides in the prover's one commitment.
+                            plans
+                                .push((solo_done, Event::Proven { prover, round: key, airs: all }));
+                            plans.push((
+                                solo_done,
+                                Event::Deliver(commit(Some(Self::full_body(
+                                    prover, prover, &parts,
+                                )))),
+                            ));
+                            solo_sent = true;
+                        } else if solo_done < t2_close {
+                            plans.push((commit_at, Event::Deliver(commit(None))));
+                            plans
+                                .push((solo_done, Event::Proven { prover, round: key, airs: all }));
+                            let msg = self.full_proof(
+                                &key,
+                                &round,
+                                prover,
+                                Self::full_body(prover, prover, &parts),
+                            );
+                            plans.push((solo_done.max(t1_close), Event::Deliver(msg)));
+                            solo_sent = true;
+                        }
+                    }
+                    if !solo_sent {
+                        plans.push((commit_at, Event::Deliver(commit(None))));
+                    }
+                    for (air, &at) in airs.iter().zip(&done) {
+                        if !solo_sent {
+                            plans
+                                .push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
+                        }
+                        let send_at = at.max(t2_open);
+                        if send_at < t2_close {
+                            plans.push((
+                                send_at,
+                                Event::Deliver(self.partial(&key, &round, prover, *air, prover)),
+                            ));
+                        }
+                    }
+                    plans.push((
+                        aggregate_at,
+                        Event::Aggregate { prover, round: key, phase: Phase::T3 },
+                    ));
+                }
+            }
+        }
+        // Aggregator-only provers aggregate every round that reaches T3.
+        for p in self.aggregator_only.clone() {
+            let Some(spec) = self.spec(p) else { continue };
+            let at = t2_close + spec.latency.aggregate.sample(&mut rng);
+            plans.push((at, Event::Aggregate { prover: p, round: key, phase: Phase::T3 }));
+        }
+        self.rounds.insert(key, round);
+        for (at, event) in plans {
+            self.schedule(at, event);
+        }
+    }
+
+    /// Declined AIRs are taken over by honest selected provers without AIRs of their own, first
+    /// in selection order; they prove and submit them in T2 if they can.
+    fn on_decline(&mut self, key: RoundKey, decliner: ProverIndex) {
+        let Some(r) = self.rounds.get(&key) else { return };
+        let airs: Vec<AirIndex> = r.airs_of(decliner).map(<[AirIndex]>::to_vec).unwrap_or_default();
+        let free: Vec<ProverIndex> = r
+            .selected
+            .iter()
+            .zip(&r.assignments)
+            .filter(|(p, a)| a.is_empty() && self.behaviour(**p) == Behaviour::Honest)
+            .map(|(p, _)| *p)
+            .collect();
+        let t2_open = r.deadlines.open(Phase::T2).0;
+        let t2_close = r.deadlines.graced_close(Phase::T2).0;
+        let mut rng = self.round_rng(&key);
+        // Distinct stream for takeovers: skip ahead by the decliner's index.
+        rng.set_stream(decliner.0.wrapping_add(2));
+        let mut plans = Vec::new();
+        let mut free = free.into_iter().skip(r.taken.len());
+        let mut taken = Vec::new();
+        for air in airs {
+            let Some(taker) = free.next() else { break };
+            let Some(spec) = self.spec(taker) else { continue };
+            let done = self.now + spec.latency.per_air.sample(&mut rng);
+            plans.push((done, Event::Proven { prover: taker, round: key, airs: vec![air] }));
+            let at = done.max(t2_open);
+            if at < t2_close {
+                plans.push((at, Event::Deliver(self.partial(&key, r, taker, air, taker))));
+            }
+            taken.push(air);
+        }
+        if let Some(r) = self.rounds.get_mut(&key) {
+            r.taken.extend(taken);
+        }
+        for (at, e) in plans {
+            self.schedule(at, e);
+        }
+    }
+
+    fn on_round_finalized(&mut self, key: RoundKey, phase: Phase) {
+        if let Some(r) = self.rounds.get_mut(&key) {
+            r.finalized = Some(phase);
+        }
+        let Some(b) = self.blocks.get_mut(&key.block_root) else { return };
+        if let Some(f) = b.finalized_subs.get_mut(key.sub_block.0 as usize) {
+            *f = true;
+        }
+        if b.sub_blocks > 1 && !b.agg_scheduled && b.finalized_subs.iter().all(|f| *f) {
+            b.agg_scheduled = true;
+            let aggregators = b.aggregators.clone();
+            for p in aggregators {
+                let Some(spec) = self.spec(p) else { continue };
+                if matches!(
+                    spec.behaviour,
+                    Behaviour::Honest | Behaviour::AggregatorOnly | Behaviour::Withholder
+                ) {
+                    let at = self.now + spec.latency.aggregate.median_ms();
+                    self.schedule(at, Event::AggProof { prover: p, block_root: key.block_root });
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) -> SimResult<()> {
+        match event {
+            Event::Deliver(message) => self.deliver(message),
+            Event::Proven { prover, round, airs } => {
+                if self.rounds.contains_key(&round) {
+                    for air in airs {
+                        self.proofs.record(round, prover, air);
+                    }
+                }
+            }
+            Event::CopyPartials { prover, round } => {
+                let Some(r) = self.rounds.get(&round) else { return Ok(()) };
+                let mut msgs = Vec::new();
+                for &air in r.airs_of(prover).unwrap_or_default() {
+                    let original = r
+                        .partials
+                        .get(air.0 as usize)
+                        .and_then(|authors| authors.iter().find(|a| **a != prover))
+                        .copied();
+                    if let Some(original) = original {
+                        msgs.push(self.partial(&round, r, prover, air, original));
+                    }
+                }
+                for m in msgs {
+                    self.deliver(m);
+                }
+            }
+            Event::CopyFull { prover, round, original, parts } => {
+                let Some(r) = self.rounds.get(&round) else { return Ok(()) };
+                // The same parts and bundle, under the copier's name.
+                let body = Self::full_body(prover, original, &parts);
+                let msg = self.full_proof(&round, r, prover, body);
+                self.deliver(msg);
+            }
+            Event::Aggregate { prover, round, phase } => self.aggregate(prover, round, phase),
+            Event::AggProof { prover, block_root } => {
+                let Some(b) = self.blocks.get(&block_root) else { return Ok(()) };
+                let msg = ProtocolMessage::AggProof(SignedAggProof {
+                    message: AggProof {
+                        slot: b.info.slot,
+                        block_root,
+                        submitter: prover,
+                        bundle: modelled::agg_bundle(prover).try_into().unwrap_or_default(),
+                    },
+                    signature: BlsSignature::ZERO,
+                });
+                self.deliver(msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// A prover builds a full proof from its own proofs and others' accepted partials. Honest
+    /// provers and withholders prove the AIRs nobody covered themselves and send the proof when
+    /// done (which may land in T4 or T5); aggregator-only provers give up if anything is missing.
+    fn aggregate(&mut self, prover: ProverIndex, key: RoundKey, _phase: Phase) {
+        let Some(r) = self.rounds.get(&key) else { return };
+        if r.finalized.is_some_and(|f| f < Phase::T3) {
+            return;
+        }
+        let behaviour = self.behaviour(prover);
+        let mut parts = Vec::with_capacity(r.num_airs as usize);
+        let mut missing = Vec::new();
+        for air in (0..r.num_airs).map(AirIndex) {
+            if self.proofs.has(&key, prover, air) {
+                parts.push(PartRef { author: prover, air });
+            } else if let Some(author) = r.partials.get(air.0 as usize).and_then(|a| a.first()) {
+                parts.push(PartRef { author: *author, air });
+            } else {
+                missing.push(air);
+                parts.push(PartRef { author: prover, air });
+            }
+        }
+        let mut at = self.now;
+        if !missing.is_empty() {
+            if behaviour == Behaviour::AggregatorOnly {
+                return;
+            }
+            let Some(spec) = self.spec(prover) else { return };
+            let mut rng = self.round_rng(&key);
+            rng.set_stream(prover.0.wrapping_add(1 << 40));
+            for _ in &missing {
+                at += spec.latency.per_air.sample(&mut rng);
+            }
+            if at >= r.deadlines.graced_close(Phase::T5).0 {
+                return;
+            }
+        }
+        let body = Self::full_body(prover, prover, &parts);
+        let msg = self.full_proof(&key, r, prover, body);
+        if !missing.is_empty() {
+            self.schedule(at, Event::Proven { prover, round: key, airs: missing });
+        }
+        // Scheduled after the `Proven` event of the same instant.
+        self.schedule(at, Event::Deliver(msg));
+    }
+
+    fn on_outcome(
+        &mut self,
+        outcome: &phase_engine::BlockOutcome,
+        on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>,
+    ) -> SimResult<()> {
+        let Some(b) = self.blocks.remove(&outcome.block_root) else { return Ok(()) };
+        if b.index >= self.scenario.blocks {
+            return Ok(());
+        }
+        let ledger: Ledger = rewards::settle(outcome, &self.table)
+            .map_err(|e| protocol_err(b.index, "settlement failed", e))?;
+        self.rows.clear();
+        let (mut provers_total, mut validators_total) = (0i64, 0i64);
+        for e in ledger.entries() {
+            let (kind, account) = match e.account {
+                Account::Prover(p) => (AccountKind::Prover, p.0),
+                Account::Validator(v) => (AccountKind::Validator, v.0),
+                _ => continue,
+            };
+            match kind {
+                AccountKind::Prover => provers_total += e.amount.0,
+                AccountKind::Validator => validators_total += e.amount.0,
+            }
+            self.rows.push(LedgerRow {
+                block: b.index,
+                slot: outcome.slot,
+                account_kind: kind,
+                account,
+                sub_block: e.sub_block.0,
+                attempt: e.attempt.0,
+                phase: e.phase,
+                rule: e.rule.constant_name(),
+                amount: e.amount.0,
+            });
+        }
+        for row in &self.rows {
+            self.acc.add_entry(row);
+        }
+        on_block(&self.rows)?;
+        // Per round: who was selected and how it ended; per sub-block: the final attempt.
+        let mut sub_fate: BTreeMap<u32, Option<Phase>> = BTreeMap::new();
+        for r in &outcome.rounds {
+            self.acc.add_round(&r.selected, r.finalized_in);
+            sub_fate.insert(r.key.sub_block.0, r.finalized_in);
+        }
+        let fate = if sub_fate.values().all(Option::is_some) {
+            BlockFate::Finalized(sub_fate.values().flatten().copied().max().unwrap_or(Phase::T1))
+        } else {
+            BlockFate::Failed
+        };
+        let sub_blocks = u32::try_from(sub_fate.len()).unwrap_or(u32::MAX);
+        let rounds = u32::try_from(outcome.rounds.len()).unwrap_or(u32::MAX);
+        self.acc.end_block(
+            BlockRecord {
+                block: b.index,
+                slot: outcome.slot,
+                gas: b.info.gas_used,
+                sub_blocks,
+                rounds,
+                retries: rounds.saturating_sub(sub_blocks),
+                fate,
+                agg_proof: !outcome.agg_proofs.is_empty(),
+                provers_total,
+                validators_total,
+                entries: u32::try_from(self.rows.len()).unwrap_or(u32::MAX),
+            },
+            ledger.settlement_root().0,
+        );
+        self.counted_done += 1;
+        Ok(())
+    }
+}
+
+/// The beacon block the simulator proposes at `index` (slot `index`): root, RANDAO mix and
+/// proposer derived from the scenario's seed, slot start at [`GENESIS_MS`]` + index * slot_ms`.
+pub fn simulated_block(scenario: &Scenario, index: u64, parent: Root, gas_used: u64) -> BlockInfo {
+    let seed = scenario.seed.to_le_bytes();
+    let i = index.to_le_bytes();
+    let proposer_digest = digest(&[b"sidecar-sim-proposer", &seed, &i]);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&proposer_digest[..8]);
+    BlockInfo {
+        slot: Slot(index),
+        root: Root::from(digest(&[b"sidecar-sim-block", &seed, &i])),
+        parent_root: parent,
+        proposer: ValidatorIndex(u64::from_le_bytes(first) % scenario.validators),
+        randao_mix: Root::from(digest(&[b"sidecar-sim-randao", &seed, &i])),
+        gas_used,
+        slot_start: UnixMillis(GENESIS_MS + index * scenario.slot_ms),
+    }
+}
+
+fn add_prover(engine: &mut Engine, spec: &ProverSpec) -> SimResult<()> {
+    let record = ProverRecord {
+        pubkey: modelled_pubkey(spec.index.0),
+        stake: spec.stake,
+        capabilities: Capabilities::default(),
+        active: true,
+        reputation: spec.reputation,
+    };
+    let index = engine
+        .add_prover(record)
+        .map_err(|e| protocol_err(spec.join_at_block, "registering a prover", e))?;
+    if index != spec.index {
+        return Err(SimError::Protocol {
+            block: spec.join_at_block,
+            reason: format!("the registry numbered prover {} as {index}", spec.index),
+        });
+    }
+    Ok(())
+}
