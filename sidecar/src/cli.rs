@@ -209,25 +209,8 @@ pub struct VerifyArgs {
     pub proofs: Vec<PathBuf>,
 }
 
-/// `sidecar simulate`.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Reward table (TOML).
-    #[arg(long, default_value = "configs/rewards.toml", value_name = "FILE")]
-    pub rewards: PathBuf,
-    /// Blocks to simulate.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub blocks: u64,
-    /// Provers in the simulated network.
-    #[arg(long, default_value_t = 400, value_name = "N")]
-    pub provers: u32,
-    /// Seed of the simulated randomness.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output folder for tables and plots.
-    #[arg(long, default_value = "simulation", value_name = "DIR")]
-    pub out: PathBuf,
-}
+/// `sidecar simulate`: defined by the simulator.
+pub use crate::simulate::SimulateArgs;
 
 impl Cli {
     /// The config overrides given by flags and environment variables.

@@ -59,15 +59,8 @@ pub async fn execute(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> 
             }
             Err(Error::NotYetAvailable { command: "verify", missing: "the STARK verifier" })
         }
-        Command::Simulate(args) => {
-            readable(&args.rewards)?;
-            positive("--blocks", args.blocks)?;
-            positive("--provers", args.provers.into())?;
-            Err(Error::NotYetAvailable {
-                command: "simulate",
-                missing: "the protocol engine and the reward table",
-            })
-        }
+        // Synchronous and CPU-bound: the simulator runs on virtual time.
+        Command::Simulate(args) => Ok(crate::simulate::run(args)?),
     }
 }
 

@@ -178,6 +178,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// `sidecar simulate` failed.
+    #[error(transparent)]
+    Simulate(#[from] crate::simulate::SimError),
     /// A subcommand that this build cannot run yet.
     #[error(
         "`sidecar {command}` is not yet available in this build: {missing} is not wired into the \

@@ -132,13 +132,15 @@ async fn run(
             failures = 0;
             if connected_before {
                 // Events may have been missed while disconnected: re-read the head.
-                match client
-                    .get_one::<ApiResponse<BlockHeaderData>>(
-                        base.clone(),
-                        &format!("eth/v1/beacon/headers/{}", BlockId::Head),
-                    )
-                    .await
-                {
+                let path = format!("eth/v1/beacon/headers/{}", BlockId::Head);
+                // One retry: a pooled connection may have died with the old stream.
+                let mut head =
+                    client.get_one::<ApiResponse<BlockHeaderData>>(base.clone(), &path).await;
+                if head.is_err() {
+                    head =
+                        client.get_one::<ApiResponse<BlockHeaderData>>(base.clone(), &path).await;
+                }
+                match head {
                     Ok(head) => {
                         let item = EventStreamItem::Reconnected {
                             url: base.to_string(),

@@ -45,7 +45,7 @@ async fn read_request(socket: &mut TcpStream) -> String {
 /// Writes an SSE response whose body goes out in HTTP chunks of 1 to 7 bytes, each flushed.
 async fn write_chunked(socket: &mut TcpStream, body: &str) {
     socket
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let bytes = body.as_bytes();
@@ -151,7 +151,7 @@ async fn a_silent_stream_is_reconnected_after_the_idle_timeout() {
                 let request = read_request(&mut socket).await;
                 if request.starts_with("GET /eth/v1/beacon/headers/head") {
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{HEADER_JSON}",
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{HEADER_JSON}",
                         HEADER_JSON.len()
                     );
                     let _ = socket.write_all(response.as_bytes()).await;
@@ -197,7 +197,7 @@ async fn error_statuses_on_subscribe_are_retried() {
                 if first {
                     let body = r#"{"code":503,"message":"Beacon node is currently syncing"}"#;
                     let response = format!(
-                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     );
                     let _ = socket.write_all(response.as_bytes()).await;
