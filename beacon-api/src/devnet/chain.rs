@@ -911,6 +911,47 @@ mod tests {
         assert!(c.block(BlockId::Finalized).is_some());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        #[test]
+        fn chain_invariants_hold_for_any_config(
+            seed: u64,
+            validators in 1u64..48,
+            spe in 1u64..6,
+            min_gas in 0u64..50_000_000,
+            span in 0u64..2_000_000_000,
+        ) {
+            let config = DevnetConfig {
+                seed,
+                validator_count: validators,
+                slots_per_epoch: spe,
+                min_gas_used: min_gas,
+                max_gas_used: min_gas + span,
+                max_transactions: 16,
+                ..DevnetConfig::default()
+            };
+            let mut c = Chain::new(config, 1_000).unwrap();
+            let duties: Vec<_> = (0..=1).map(|e| c.proposer_duties(Epoch(e)).unwrap().1).collect();
+            c.advance_to(Slot(3 * spe));
+            for slot in 1..=3 * spe {
+                let b = c.block(BlockId::Slot(Slot(slot))).unwrap();
+                let parent = c.block(BlockId::Root(b.header.parent_root)).unwrap();
+                proptest::prop_assert_eq!(parent.slot(), Slot(slot - 1));
+                let h = sha256(&[b.randao_reveal.as_slice()]);
+                let mix: Vec<u8> = parent.mix.iter().zip(h).map(|(m, r)| m ^ r).collect();
+                proptest::prop_assert_eq!(b.mix.as_slice(), mix.as_slice());
+                proptest::prop_assert!((min_gas..=min_gas + span).contains(&b.gas_used));
+                proptest::prop_assert!(b.header.proposer_index.get() < validators);
+                proptest::prop_assert_eq!(header_root(&b.header), b.root);
+            }
+            // Duties announced before the blocks match their proposers.
+            for duty in duties.iter().flatten() {
+                let block = c.block(BlockId::Slot(duty.slot)).unwrap();
+                proptest::prop_assert_eq!(block.header.proposer_index, duty.validator_index);
+            }
+        }
+    }
+
     #[test]
     fn header_root_matches_ssz() {
         // hash_tree_root of an all-zero BeaconBlockHeader is a well-known constant.
