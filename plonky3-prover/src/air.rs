@@ -136,7 +136,8 @@ pub(crate) const ROUND_CONSTANTS: [u32; STATE_WIDTH] = [
     0x0a10_2f3e,
 ];
 
-/// Everything the uni-STARK prover and verifier need from an AIR over [`StarkCfg`].
+/// Everything the uni-STARK and batch-STARK provers and verifiers need from an AIR over
+/// [`StarkCfg`].
 pub trait StarkAir:
     BaseAir<Val>
     + Air<SymbolicAirBuilder<Val>>
@@ -144,6 +145,11 @@ pub trait StarkAir:
     + for<'a> Air<ProverConstraintFolder<'a, StarkCfg>>
     + for<'a> Air<VerifierConstraintFolder<'a, StarkCfg>>
     + for<'a> Air<p3_air::DebugConstraintBuilder<'a, Val>>
+    + for<'a> Air<p3_air::DebugConstraintBuilder<'a, Val, Challenge>>
+    + Air<p3_lookup::InteractionSymbolicBuilder<Val, Challenge>>
+    + for<'a> Air<p3_batch_stark::folder::ProverConstraintFolderWithLookups<'a, StarkCfg>>
+    + for<'a> Air<p3_batch_stark::folder::VerifierConstraintFolderWithLookups<'a, StarkCfg>>
+    + Clone
     + Send
     + Sync
 {
@@ -156,6 +162,11 @@ impl<A> StarkAir for A where
         + for<'a> Air<ProverConstraintFolder<'a, StarkCfg>>
         + for<'a> Air<VerifierConstraintFolder<'a, StarkCfg>>
         + for<'a> Air<p3_air::DebugConstraintBuilder<'a, Val>>
+        + for<'a> Air<p3_air::DebugConstraintBuilder<'a, Val, Challenge>>
+        + Air<p3_lookup::InteractionSymbolicBuilder<Val, Challenge>>
+        + for<'a> Air<p3_batch_stark::folder::ProverConstraintFolderWithLookups<'a, StarkCfg>>
+        + for<'a> Air<p3_batch_stark::folder::VerifierConstraintFolderWithLookups<'a, StarkCfg>>
+        + Clone
         + Send
         + Sync
 {

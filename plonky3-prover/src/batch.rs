@@ -15,7 +15,6 @@ use p3_matrix::Matrix;
 use p3_uni_stark::StarkGenericConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::air::SegmentAir;
 use crate::config::{Challenge, Challenger, Pcs, StarkCfg};
 use crate::error::{Error, Result};
 use crate::generation::segment_public_values;
@@ -23,7 +22,7 @@ use crate::partial::{
     Kind, MAX_PROOF_SIZE, Prover, compare_spec, decode_canonical, open_envelope, seal,
 };
 use crate::types::{AuthorKey, SegmentSpec, TraceRoot};
-use crate::workload::{SegmentWorkload, Workload};
+use crate::workload::Workload;
 
 /// Most AIRs in one batch proof.
 pub const MAX_BATCH_AIRS: usize = 64;
@@ -158,7 +157,7 @@ fn check_batch_specs(specs: &[SegmentSpec]) -> Result<()> {
     Ok(())
 }
 
-impl Prover<SegmentWorkload> {
+impl<W: Workload> Prover<W> {
     fn batch_traces(
         &self,
         specs: &[SegmentSpec],
@@ -210,7 +209,7 @@ impl Prover<SegmentWorkload> {
     ) -> Result<BatchPartialProof> {
         let traces = self.batch_traces(specs, author)?;
         let key = author.digest();
-        let airs = vec![SegmentAir; specs.len()];
+        let airs = vec![self.workload().air().clone(); specs.len()];
         let pvs: Vec<_> = specs.iter().map(|s| segment_public_values(s, &key)).collect();
         let refs: Vec<_> = traces.iter().collect();
         let instances = StarkInstance::new_multiple(&airs, &refs, &pvs);
@@ -268,7 +267,7 @@ impl Prover<SegmentWorkload> {
             }
         }
         let key = author.digest();
-        let airs = vec![SegmentAir; expected.len()];
+        let airs = vec![self.workload().air().clone(); expected.len()];
         let pvs: Vec<_> = expected.iter().map(|s| segment_public_values(s, &key)).collect();
         let common = CommonData::<StarkCfg>::empty(expected.len());
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -288,6 +287,7 @@ impl Prover<SegmentWorkload> {
 mod tests {
     use super::*;
     use crate::types::{ChainState, Gas, RoundDigest};
+    use crate::workload::SegmentWorkload;
     use crate::workload::{SubBlockWork, plan_block};
     use crate::{Error, ProofParams};
 

@@ -1,17 +1,16 @@
 //! Full proofs (all AIRs of a sub-block) and AggProofs (all sub-blocks of a block).
 
-use std::collections::BTreeSet;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::batch::BatchPartialProof;
 use crate::error::{Error, Result};
 use crate::partial::{
     Kind, MAX_PROOF_SIZE, PartialProof, Prover, compare_spec, decode_canonical, open_envelope, seal,
 };
 use crate::types::{
-    AirIndex, AuthorKey, ChainState, PartsRoot, RoundDigest, SubBlockIndex, TraceRoot,
+    AirIndex, AuthorKey, ChainState, PartsRoot, RoundDigest, SegmentSpec, SubBlockIndex, TraceRoot,
 };
 use crate::workload::{BlockPlan, SubBlockPlan, Workload};
 
@@ -145,6 +144,80 @@ pub fn parts_root<B: AsRef<[u8]>>(parts: &[B]) -> PartsRoot {
     PartsRoot(level[0])
 }
 
+/// One part of a full proof: a partial proof of one AIR, or a batch proof of several AIRs by one
+/// author.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofPart {
+    /// One AIR.
+    Partial(PartialProof),
+    /// Several AIRs in one `p3-batch-stark` proof.
+    Batch(BatchPartialProof),
+}
+
+impl From<PartialProof> for ProofPart {
+    fn from(p: PartialProof) -> Self {
+        Self::Partial(p)
+    }
+}
+
+impl From<BatchPartialProof> for ProofPart {
+    fn from(p: BatchPartialProof) -> Self {
+        Self::Batch(p)
+    }
+}
+
+impl ProofPart {
+    /// Decodes either kind, by the kind byte. Never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        match bytes.get(1) {
+            Some(k) if *k == Kind::Batch as u8 => {
+                BatchPartialProof::from_bytes(bytes).map(Self::Batch)
+            }
+            _ => PartialProof::from_bytes(bytes).map(Self::Partial),
+        }
+    }
+
+    /// The encoding.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Partial(p) => p.as_bytes(),
+            Self::Batch(b) => b.as_bytes(),
+        }
+    }
+
+    /// The segments proven.
+    #[must_use]
+    pub fn statements(&self) -> &[SegmentSpec] {
+        match self {
+            Self::Partial(p) => core::slice::from_ref(p.statement()),
+            Self::Batch(b) => b.statements(),
+        }
+    }
+
+    /// The author.
+    #[must_use]
+    pub fn author(&self) -> &AuthorKey {
+        match self {
+            Self::Partial(p) => p.author(),
+            Self::Batch(b) => b.author(),
+        }
+    }
+
+    /// The trace commitment (joint for a batch).
+    #[must_use]
+    pub fn trace_root(&self) -> TraceRoot {
+        match self {
+            Self::Partial(p) => p.trace_root(),
+            Self::Batch(b) => b.trace_root(),
+        }
+    }
+
+    fn first_air(&self) -> AirIndex {
+        self.statements().first().map_or(AirIndex(u32::MAX), |s| s.air_index)
+    }
+}
+
 /// The deterministic head of a full proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FullProofHeader {
@@ -175,15 +248,16 @@ struct FullWire {
 const FULL: &str = "full proof";
 const AGG: &str = "AggProof";
 
-/// A full proof: one partial proof per AIR of a sub-block, in AIR order, with an unbroken chain of
-/// segment states from the input state to the output state.
+/// A full proof: parts (partial or batch proofs) covering every AIR of a sub-block exactly once,
+/// ordered by their first AIR, with an unbroken chain of segment states from the input state to
+/// the output state.
 ///
 /// Encoding (version 1): `0x01`, `0x02` (kind: full), postcard of
-/// `(FullProofHeader, Vec<encoded partial proof>)`; at most [`MAX_FULL_PROOF_SIZE`] bytes.
+/// `(FullProofHeader, Vec<encoded part>)`; at most [`MAX_FULL_PROOF_SIZE`] bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FullProof {
     header: FullProofHeader,
-    parts: Vec<PartialProof>,
+    parts: Vec<ProofPart>,
     bytes: Vec<u8>,
 }
 
@@ -218,29 +292,31 @@ impl FullProofReport {
     }
 }
 
-/// Checks that `parts` cover each AIR of `plan` exactly once, in order, with an unbroken chain,
-/// each proving its planned statement. Does not verify the STARKs.
-fn check_parts(plan: &SubBlockPlan, parts: &[PartialProof]) -> Result<()> {
+/// Checks that `parts` cover each AIR of `plan` exactly once, ordered by first AIR, with an
+/// unbroken chain, each proving its planned statement. Does not verify the STARKs.
+fn check_parts(plan: &SubBlockPlan, parts: &[ProofPart]) -> Result<()> {
     let num_airs = plan.num_airs();
-    let mut seen = BTreeSet::new();
-    for p in parts {
-        let air = p.statement().air_index;
-        if air.0 >= num_airs {
-            return Err(Error::UnexpectedAir { air_index: air, num_airs });
-        }
-        if !seen.insert(air) {
+    let mut by_air: Vec<Option<&SegmentSpec>> = vec![None; plan.segments.len()];
+    for s in parts.iter().flat_map(ProofPart::statements) {
+        let air = s.air_index;
+        let slot = usize::try_from(air.0)
+            .ok()
+            .and_then(|i| by_air.get_mut(i))
+            .ok_or(Error::UnexpectedAir { air_index: air, num_airs })?;
+        if slot.replace(s).is_some() {
             return Err(Error::DuplicateAir { air_index: air });
         }
     }
-    if let Some(missing) = (0..num_airs).map(AirIndex).find(|a| !seen.contains(a)) {
-        return Err(Error::MissingAir { air_index: missing });
+    if let Some(missing) = by_air.iter().position(Option::is_none) {
+        return Err(Error::MissingAir {
+            air_index: AirIndex(u32::try_from(missing).unwrap_or(u32::MAX)),
+        });
+    }
+    if parts.windows(2).any(|w| w[0].first_air() >= w[1].first_air()) {
+        return Err(Error::Malformed { kind: FULL, reason: "parts are not ordered by first AIR" });
     }
     let mut prev_end = plan.input_state;
-    for (i, p) in parts.iter().enumerate() {
-        let s = p.statement();
-        if usize::try_from(s.air_index.0).ok() != Some(i) {
-            return Err(Error::Malformed { kind: FULL, reason: "parts are not in AIR order" });
-        }
+    for s in by_air.iter().flatten() {
         if s.start_state != prev_end {
             return Err(Error::BrokenChain { air_index: s.air_index });
         }
@@ -249,8 +325,8 @@ fn check_parts(plan: &SubBlockPlan, parts: &[PartialProof]) -> Result<()> {
     if prev_end != plan.output_state {
         return Err(Error::BrokenChain { air_index: AirIndex(num_airs.saturating_sub(1)) });
     }
-    for (p, spec) in parts.iter().zip(&plan.segments) {
-        compare_spec(p.statement(), spec)
+    for (s, spec) in by_air.iter().flatten().zip(&plan.segments) {
+        compare_spec(s, spec)
             .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })?;
     }
     Ok(())
@@ -277,17 +353,19 @@ impl FullProof {
     /// Assembles a full proof by `builder` from partial proofs (in any order) covering `plan`.
     /// Parts by other authors are recorded in the reuse filter. Checks coverage and the chain (the
     /// STARKs themselves are checked by [`Prover::verify_full`]).
-    pub fn build(
+    pub fn build<P: Into<ProofPart>>(
         builder: AuthorKey,
         plan: &SubBlockPlan,
-        mut parts: Vec<PartialProof>,
+        parts: Vec<P>,
     ) -> Result<Self> {
-        parts.sort_by_key(|p| p.statement().air_index);
+        let mut parts: Vec<ProofPart> = parts.into_iter().map(Into::into).collect();
+        parts.sort_by_key(ProofPart::first_air);
         check_parts(plan, &parts)?;
         let mut reuse_filter = ReuseFilter::default();
         for p in parts.iter().filter(|p| *p.author() != builder) {
-            let s = p.statement();
-            reuse_filter.insert(&s.round_digest, s.sub_block_index, s.air_index, p.author());
+            for s in p.statements() {
+                reuse_filter.insert(&s.round_digest, s.sub_block_index, s.air_index, p.author());
+            }
         }
         let encoded: Vec<Vec<u8>> = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
         let header = FullProofHeader {
@@ -305,8 +383,7 @@ impl FullProof {
 
     fn from_wire(wire: FullWire) -> Result<Self> {
         let bytes = seal(&wire, Kind::Full, FULL, MAX_FULL_PROOF_SIZE)?;
-        let parts =
-            wire.parts.iter().map(|b| PartialProof::from_bytes(b)).collect::<Result<_>>()?;
+        let parts = wire.parts.iter().map(|b| ProofPart::from_bytes(b)).collect::<Result<_>>()?;
         Ok(Self { header: wire.header, parts, bytes })
     }
 
@@ -325,7 +402,7 @@ impl FullProof {
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                PartialProof::from_bytes(b).map_err(|e| Error::Part {
+                ProofPart::from_bytes(b).map_err(|e| Error::Part {
                     air_index: AirIndex(u32::try_from(i).unwrap_or(u32::MAX)),
                     source: Box::new(e),
                 })
@@ -346,9 +423,9 @@ impl FullProof {
         &self.header
     }
 
-    /// The parts, in AIR order.
+    /// The parts, ordered by first AIR.
     #[must_use]
-    pub fn parts(&self) -> &[PartialProof] {
+    pub fn parts(&self) -> &[ProofPart] {
         &self.parts
     }
 }
@@ -506,36 +583,51 @@ impl<W: Workload> Prover<W> {
         let h = &full.header;
         check_header(h, plan)?;
         check_parts(plan, &full.parts)?;
-        if parts_root(&full.parts.iter().map(PartialProof::as_bytes).collect::<Vec<_>>())
+        if parts_root(&full.parts.iter().map(ProofPart::as_bytes).collect::<Vec<_>>())
             != h.parts_root
         {
             return Err(Error::PartsRootMismatch);
         }
         for p in full.parts.iter().filter(|p| *p.author() != h.builder) {
-            let s = p.statement();
-            if !h.reuse_filter.contains(&s.round_digest, s.sub_block_index, s.air_index, p.author())
-            {
-                return Err(Error::ReuseNotDeclared { air_index: s.air_index });
+            for s in p.statements() {
+                if !h.reuse_filter.contains(
+                    &s.round_digest,
+                    s.sub_block_index,
+                    s.air_index,
+                    p.author(),
+                ) {
+                    return Err(Error::ReuseNotDeclared { air_index: s.air_index });
+                }
             }
         }
-        full.parts.par_iter().zip(plan.segments.par_iter()).try_for_each(|(p, spec)| {
-            self.verify_partial(p, spec, p.author(), None)
-                .map_err(|e| Error::Part { air_index: spec.air_index, source: Box::new(e) })
+        // `check_parts` matched every statement to the plan, so indexing by AIR is in range.
+        let planned = |s: &SegmentSpec| plan.segment(s.air_index).copied().unwrap_or(*s);
+        full.parts.par_iter().try_for_each(|part| {
+            let res = match part {
+                ProofPart::Partial(p) => {
+                    self.verify_partial(p, &planned(p.statement()), p.author(), None)
+                }
+                ProofPart::Batch(b) => {
+                    let expected: Vec<SegmentSpec> = b.statements().iter().map(planned).collect();
+                    self.verify_batch(b, &expected, b.author(), None)
+                }
+            };
+            res.map_err(|e| Error::Part { air_index: part.first_air(), source: Box::new(e) })
         })?;
-        Ok(FullProofReport {
-            sub_block_index: h.sub_block_index,
-            builder: h.builder,
-            parts: full
-                .parts
-                .iter()
-                .map(|p| PartReport {
-                    air_index: p.statement().air_index,
+        let mut parts: Vec<PartReport> = full
+            .parts
+            .iter()
+            .flat_map(|p| {
+                p.statements().iter().map(move |s| PartReport {
+                    air_index: s.air_index,
                     author: *p.author(),
                     trace_root: p.trace_root(),
                     reused: *p.author() != h.builder,
                 })
-                .collect(),
-        })
+            })
+            .collect();
+        parts.sort_by_key(|r| r.air_index);
+        Ok(FullProofReport { sub_block_index: h.sub_block_index, builder: h.builder, parts })
     }
 
     /// Verifies an AggProof against the block's plan: the block-level chain (sub-block `k` starts
@@ -823,6 +915,29 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(prover().verify_agg(&agg, &other_plan), Err(Error::SubBlockCount { .. })));
+    }
+
+    #[test]
+    fn full_proof_with_a_batch_part() {
+        let f = fixture();
+        let sb = &f.plan.sub_blocks[0];
+        let batch = prover().prove_batch(&[sb.segments[2], sb.segments[0]], &ALICE).unwrap();
+        let root = batch.trace_root();
+        let parts: Vec<ProofPart> = vec![f.bob_1.clone().into(), batch.clone().into()];
+        let full = FullProof::build(BOB, sb, parts).unwrap();
+        let full = FullProof::from_bytes(full.as_bytes()).unwrap();
+        let report = prover().verify_full(&full, sb).unwrap();
+        let reused: Vec<_> =
+            report.reused().map(|p| (p.air_index, p.author, p.trace_root)).collect();
+        assert_eq!(reused, vec![(AirIndex(0), ALICE, root), (AirIndex(2), ALICE, root)]);
+        assert_eq!(report.parts[1].trace_root, f.bob_1.trace_root());
+        // An AIR in both the batch and a partial.
+        let dup: Vec<ProofPart> =
+            vec![f.alice[0][0].clone().into(), f.bob_1.clone().into(), batch.into()];
+        assert!(matches!(
+            FullProof::build(BOB, sb, dup),
+            Err(Error::DuplicateAir { air_index: AirIndex(0) })
+        ));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::sync::OnceLock;
 
-use plonky3_prover::{AggProof, Error, FORMAT_VERSION, FullProof, MAX_PROOF_SIZE, PartialProof};
+use plonky3_prover::{
+    AggProof, BatchPartialProof, Error, FORMAT_VERSION, FullProof, MAX_PROOF_SIZE, PartialProof,
+};
 use proptest::prelude::*;
 
 use crate::common::{alice, block_plan, prover};
@@ -61,11 +63,12 @@ proptest! {
         let _ = PartialProof::from_bytes(&bytes);
         let _ = FullProof::from_bytes(&bytes);
         let _ = AggProof::from_bytes(&bytes);
+        let _ = BatchPartialProof::from_bytes(&bytes);
     }
 
     #[test]
     fn garbage_after_valid_header_never_panics(
-        kind in 1u8..=3,
+        kind in 1u8..=4,
         bytes in proptest::collection::vec(any::<u8>(), 0..4096),
     ) {
         let mut b = vec![FORMAT_VERSION, kind];
@@ -73,6 +76,7 @@ proptest! {
         let _ = PartialProof::from_bytes(&b);
         let _ = FullProof::from_bytes(&b);
         let _ = AggProof::from_bytes(&b);
+        let _ = BatchPartialProof::from_bytes(&b);
     }
 
     #[test]
