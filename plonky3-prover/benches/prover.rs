@@ -158,11 +158,26 @@ fn full_36m(c: &mut Criterion) {
     );
     let full = FullProof::build(authors[0], sb, parts).expect("build");
     eprintln!("full_36m: full proof size {} bytes", full.as_bytes().len());
+    // The same block when each of the 3 provers packs its 3 AIRs into one batch proof.
+    let batched: Vec<plonky3_prover::ProofPart> = (0..3)
+        .map(|a| {
+            let mine: Vec<SegmentSpec> = sb.segments.iter().skip(a).step_by(3).copied().collect();
+            p.prove_batch(&mine, &authors[a]).expect("batch").into()
+        })
+        .collect();
+    let full_batched = FullProof::build(authors[0], sb, batched).expect("build");
+    eprintln!("full_36m: batched full proof size {} bytes", full_batched.as_bytes().len());
     let mut g = c.benchmark_group("full_36m");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     g.bench_function("decode_and_verify_full", |b| {
         b.iter(|| {
             let f = FullProof::from_bytes(full.as_bytes()).expect("decode");
+            p.verify_full(&f, sb).expect("verify")
+        })
+    });
+    g.bench_function("decode_and_verify_full_batched_3x3", |b| {
+        b.iter(|| {
+            let f = FullProof::from_bytes(full_batched.as_bytes()).expect("decode");
             p.verify_full(&f, sb).expect("verify")
         })
     });
@@ -215,6 +230,9 @@ fn batch_vs_separate(c: &mut Criterion) {
     });
     g.bench_function("separate_commit_t1", |b| {
         b.iter(|| specs.iter().map(|s| p.commit(s, &key).expect("commit")).collect::<Vec<_>>())
+    });
+    g.bench_function("batch_commit_t1", |b| {
+        b.iter(|| p.commit_batch(specs, &key).expect("commit"))
     });
     let sep_size: usize = separate.iter().map(|pp| pp.as_bytes().len()).sum();
     let batch_size = postcard::to_allocvec(&batch).expect("encode").len();

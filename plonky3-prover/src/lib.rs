@@ -41,7 +41,7 @@ pub use air::{
 pub use batch::{BatchHeader, BatchPartialProof, MAX_BATCH_AIRS};
 pub use bundle::{
     AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport,
-    MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport,
+    MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport, ProofPart,
     REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter, parts_root,
 };
 pub use config::{Challenge, ProofParams, StarkCfg, Val};
