@@ -16,7 +16,8 @@
 //! - **Proving extension** (feature `server`): the API validators and provers use, under
 //!   `/eth/v1/proving`: an axum router over a `ProvingBackend` trait that the node implements,
 //!   JSON or SSZ, an SSE stream of round and phase transitions, and the OpenAPI document
-//!   `beacon-api/openapi.json`. Feature `test-utils` adds `InMemoryBackend` for tests.
+//!   `beacon-api/openapi.json`. Feature `test-utils` adds `InMemoryBackend` for tests. Its
+//!   wire types alone are feature `proving-types`; with `client` too, `ProvingClient` calls it.
 
 #[cfg(feature = "client")]
 mod client;
@@ -25,7 +26,7 @@ mod devnet;
 mod error;
 #[cfg(any(feature = "devnet", feature = "server"))]
 mod http;
-#[cfg(feature = "server")]
+#[cfg(feature = "proving-types")]
 mod proving;
 mod types;
 
@@ -38,6 +39,6 @@ pub use devnet::{Clock, DevnetConfig, DevnetNode, ManualClock, SystemClock};
 pub use error::{Error, Result};
 #[cfg(any(feature = "devnet", feature = "server"))]
 pub use http::{ApiError, ServerHandle};
-#[cfg(feature = "server")]
+#[cfg(feature = "proving-types")]
 pub use proving::*;
 pub use types::*;

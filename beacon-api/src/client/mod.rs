@@ -198,7 +198,7 @@ impl BeaconClient {
     }
 
     /// Runs `op` against each URL in order until one succeeds or gives a definitive answer.
-    async fn with_fallback<T, F, Fut>(&self, mut op: F) -> Result<T>
+    pub(crate) async fn with_fallback<T, F, Fut>(&self, mut op: F) -> Result<T>
     where
         F: FnMut(Url) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -222,7 +222,14 @@ impl BeaconClient {
     }
 
     async fn send(&self, url: &Url) -> Result<reqwest::Response> {
-        let request = self.http.get(url.clone()).header(ACCEPT, "application/json");
+        self.send_request(url, self.http.get(url.clone()).header(ACCEPT, "application/json")).await
+    }
+
+    async fn send_request(
+        &self,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         match tokio::time::timeout(self.request_timeout, request.send()).await {
             Err(_) => Err(Error::Timeout { url: url.to_string() }),
             Ok(Err(source)) if source.is_timeout() => Err(Error::Timeout { url: url.to_string() }),
@@ -231,10 +238,22 @@ impl BeaconClient {
         }
     }
 
-    /// GETs `path` from one node and decodes a JSON body of type `T`.
-    async fn get_one<T: DeserializeOwned>(&self, base: Url, path: &str) -> Result<T> {
-        let url = Self::endpoint(&base, path)?;
-        let response = self.send(&url).await?;
+    /// Sends one request to one node and returns the body of a success status; an error status
+    /// becomes [`Error::Api`].
+    pub(crate) async fn request_one(
+        &self,
+        base: &Url,
+        method: reqwest::Method,
+        path: &str,
+        accept: &'static str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<bytes::Bytes> {
+        let url = Self::endpoint(base, path)?;
+        let mut request = self.http.request(method, url.clone()).header(ACCEPT, accept);
+        if let Some((content_type, body)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        }
+        let response = self.send_request(&url, request).await?;
         let status = response.status();
         let body = match tokio::time::timeout(self.request_timeout, response.bytes()).await {
             Err(_) => return Err(Error::Timeout { url: url.to_string() }),
@@ -244,8 +263,15 @@ impl BeaconClient {
         if !status.is_success() {
             return Err(api_error(&url, status, &body));
         }
+        Ok(body)
+    }
+
+    /// GETs `path` from one node and decodes a JSON body of type `T`.
+    async fn get_one<T: DeserializeOwned>(&self, base: Url, path: &str) -> Result<T> {
+        let body =
+            self.request_one(&base, reqwest::Method::GET, path, "application/json", None).await?;
         serde_json::from_slice(&body)
-            .map_err(|source| Error::Decode { what: format!("response of {url}"), source })
+            .map_err(|source| Error::Decode { what: format!("response of {base}{path}"), source })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {

@@ -4,7 +4,7 @@
 //! `Content-Type: application/octet-stream` and SSZ responses with
 //! `Accept: application/octet-stream` where the resource has an SSZ form.
 //!
-//! The handlers call a [`ProvingBackend`], which the node implements. The OpenAPI 3 document is
+//! The handlers call a `ProvingBackend`, which the node implements. The OpenAPI 3 document is
 //! `beacon-api/openapi.json`, served at `/eth/v1/proving/openapi.json`.
 //!
 //! | Method | Path | Body / answer |
@@ -27,18 +27,26 @@
 //! | GET | `/eth/v1/proving/openapi.json` | the OpenAPI document |
 //!
 //! Bad input never panics: malformed JSON or SSZ → 400, an unsupported `Content-Type` → 415,
-//! a body over [`ProvingServerConfig::body_limit`] → 413, SSZ asked of a JSON-only resource →
+//! a body over `ProvingServerConfig::body_limit` → 413, SSZ asked of a JSON-only resource →
 //! 406, unknown ids → 404, unknown routes → 404, wrong methods → 405.
 
+#[cfg(feature = "server")]
 mod backend;
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "test-utils")]
 mod memory;
+#[cfg(feature = "server")]
 mod server;
 mod types;
 
+#[cfg(feature = "server")]
 pub use backend::ProvingBackend;
+#[cfg(feature = "client")]
+pub use client::ProvingClient;
 #[cfg(feature = "test-utils")]
 pub use memory::InMemoryBackend;
+#[cfg(feature = "server")]
 pub use server::{
     OPENAPI_JSON, PROVING_PREFIX, PROVING_ROUTES, ProvingServerConfig, proving_router, serve,
 };

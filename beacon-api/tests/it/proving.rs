@@ -548,3 +548,49 @@ async fn events_stream_round_and_phase_transitions() {
     // Shutting down ends open streams instead of hanging.
     tokio::time::timeout(Duration::from_secs(10), server.shutdown()).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn proving_client_against_the_server() {
+    let (backend, server) = start(1 << 20).await;
+    // A dead sidecar first: the client falls back to the live one.
+    let dead = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let client = beacon_api::ProvingClient::new(
+        beacon_api::BeaconClient::new([dead, server.url()]).unwrap(),
+    );
+    let k0 = key(1);
+
+    let receipt = client.register(&registration(&k0, 32)).await.unwrap();
+    assert_eq!(receipt.prover_index, Some(ProverIndex(0)));
+    for message in [
+        ProtocolMessage::from(commitment(&k0, 0)),
+        ProtocolMessage::from(partial(&k0, 0)),
+        ProtocolMessage::from(full_proof(&k0, 0)),
+    ] {
+        let receipt = client.submit(&message).await.unwrap();
+        assert_eq!((receipt.kind, receipt.status), (message.kind(), SubmissionStatus::Accepted));
+        assert_eq!(client.verify(&message).await.unwrap(), VerificationVerdict::valid());
+    }
+    let err = client.submit(&ProtocolMessage::from(commitment(&key(2), 0))).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(err.api_error().unwrap().message.contains("invalid signature"));
+
+    assert_eq!(client.rounds(beacon_api::BlockId::Head).await.unwrap(), block_rounds());
+    assert!(client.duties(ProverIndex(0)).await.unwrap().duties.is_empty());
+    assert_eq!(client.registry().await.unwrap().len(), 1);
+    assert_eq!(client.reward_config().await.unwrap(), rewards::RewardsFile::default());
+    let err = client.finalized_proof(beacon_api::BlockId::Head).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    let proof = FinalizedProof {
+        slot: Slot(5),
+        block_root: BLOCK,
+        full_proofs: vec![full_proof(&k0, 0)].try_into().unwrap(),
+        agg_proof: Vec::new().try_into().unwrap(),
+    };
+    backend.insert_proof(proof.clone());
+    assert_eq!(client.finalized_proof(beacon_api::BlockId::Root(BLOCK)).await.unwrap(), proof);
+    assert!(client.balances().await.unwrap().is_empty());
+    server.shutdown().await.unwrap();
+}
