@@ -481,3 +481,25 @@ async fn envelope_of_raw_block_response_decodes_with_and_without_header() {
     assert_eq!(body.version, Some(ForkName::Electra));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn system_clock_catches_up_from_a_past_genesis() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let config = DevnetConfig {
+        seconds_per_slot: 1,
+        slots_per_epoch: 4,
+        genesis_time: Some(now - 6),
+        validator_count: 8,
+        history_slots: 64,
+        ..DevnetConfig::default()
+    };
+    let node = DevnetNode::spawn(config).unwrap();
+    // Slots since genesis are produced at once, without waiting for real time.
+    tokio::time::timeout(Duration::from_secs(30), node.wait_for_slot(Slot(6))).await.unwrap();
+    let server = node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let c = client(&[server.url()]);
+    let syncing = c.syncing().await.unwrap();
+    assert!(syncing.head_slot >= Slot(6));
+    assert!(!syncing.is_syncing);
+    server.shutdown().await.unwrap();
+}
