@@ -375,7 +375,8 @@ async fn next_event(stream: &mut beacon_api::EventStream) -> EventStreamItem {
 async fn events_follow_slots_and_a_reorg() {
     let net = Net::new();
     let server = net.node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let c = client(&[server.url()]);
+    // The first URL is dead: the event stream falls back to the second.
+    let c = client(&[dead_url().await, server.url()]);
     let mut stream = c.events(&EventTopic::ALL);
     // Wait until the subscription is live: keep producing slots until an event arrives.
     let mut slot = 0;
