@@ -38,5 +38,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // No criterion plots: the run is long and few-sampled, and the report lives in BENCHMARKS.md.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -38,6 +38,16 @@ pub enum SimError {
         /// Why it is rejected.
         reason: String,
     },
+    /// The reward config, a `--set` override or a swept value is invalid (the message names the
+    /// key).
+    #[error("{context}: {source}")]
+    Rewards {
+        /// Which file or argument.
+        context: String,
+        /// The reward crate's error.
+        #[source]
+        source: rewards::Error,
+    },
     /// A `--sweep` argument is malformed.
     #[error(
         "--sweep `{arg}`: {reason} (expected KEY=FROM..TO:STEP, e.g. REWARD_T2_PROVER=0..200:50)"

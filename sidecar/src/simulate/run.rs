@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -22,7 +21,7 @@ use super::sweep::Sweep;
 pub struct SimulateArgs {
     /// Reward table and engine parameters (TOML, the schema of `configs/rewards.toml`).
     #[arg(long, value_name = "FILE", default_value = "configs/rewards.toml")]
-    pub config: PathBuf,
+    pub rewards: PathBuf,
     /// Scenario (TOML): provers, behaviours, latencies, gas, joins and exits.
     #[arg(long, value_name = "FILE", default_value = "configs/scenarios/default.toml")]
     pub scenario: PathBuf,
@@ -53,16 +52,22 @@ pub struct SimulateArgs {
 /// Loads the reward config file and applies `--set` overrides (validated).
 ///
 /// # Errors
-/// Unreadable file, bad TOML, unknown key or invalid value; the message names the key.
-pub fn load_rewards(path: &Path, overrides: &[String]) -> anyhow::Result<rewards::RewardsFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading reward config {}", path.display()))?;
+/// [`SimError::Io`] for an unreadable file, [`SimError::Rewards`] for bad TOML, an unknown key or
+/// an invalid value (the message names the key).
+pub fn load_rewards(path: &Path, overrides: &[String]) -> SimResult<rewards::RewardsFile> {
+    let context = || format!("reward config {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        action: "reading reward config",
+        path: path.to_owned(),
+        source,
+    })?;
     let mut file = rewards::RewardsFile::from_toml_str(&text)
-        .with_context(|| format!("reward config {}", path.display()))?;
+        .map_err(|source| SimError::Rewards { context: context(), source })?;
     for o in overrides {
-        file.apply_override(o).with_context(|| format!("--set {o}"))?;
+        file.apply_override(o)
+            .map_err(|source| SimError::Rewards { context: format!("--set {o}"), source })?;
     }
-    file.validate().with_context(|| format!("reward config {}", path.display()))?;
+    file.validate().map_err(|source| SimError::Rewards { context: context(), source })?;
     Ok(file)
 }
 
@@ -100,12 +105,13 @@ fn progress(quiet: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs `sidecar simulate`.
+/// Runs `sidecar simulate`: prints the summary table (unless `--quiet`) and writes the files of
+/// `--out`.
 ///
 /// # Errors
-/// Any configuration, scenario, simulation or output error, with context.
-pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let rewards_file = load_rewards(&args.config, &args.set)?;
+/// Any configuration, scenario, simulation or output error.
+pub fn run(args: SimulateArgs) -> SimResult<()> {
+    let rewards_file = load_rewards(&args.rewards, &args.set)?;
     let scenario = load_scenario(&args.scenario, args.blocks, args.seed)?;
     let mode = if args.real_proofs { ProofMode::Real } else { ProofMode::Modelled };
     if let Some(dir) = &args.out {
@@ -113,7 +119,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     match &args.sweep {
         None => {
-            let config = rewards_file.validate()?;
+            let config = rewards_file.validate().map_err(|source| SimError::Rewards {
+                context: format!("reward config {}", args.rewards.display()),
+                source,
+            })?;
             let bar = progress(args.quiet, scenario.blocks, &scenario.name);
             let mut ledger = match &args.out {
                 Some(dir) => Some(LedgerWriter::create(dir)?),
@@ -180,15 +189,17 @@ pub fn run_sweep(
     sweep: &Sweep,
     mode: ProofMode,
     quiet: bool,
-) -> anyhow::Result<Vec<SweepPoint>> {
+) -> SimResult<Vec<SweepPoint>> {
     let values = sweep.values();
     // Validate every point before running any.
     let mut configs = Vec::with_capacity(values.len());
     for &v in &values {
         let mut file = *base;
-        file.set(&sweep.key, v).with_context(|| format!("--sweep {sweep}"))?;
+        let context = || format!("--sweep {sweep}: at {} = {v}", sweep.key);
+        file.set(&sweep.key, v)
+            .map_err(|source| SimError::Rewards { context: context(), source })?;
         let config =
-            file.validate().with_context(|| format!("--sweep {sweep}: at {} = {v}", sweep.key))?;
+            file.validate().map_err(|source| SimError::Rewards { context: context(), source })?;
         configs.push((v, config));
     }
     let bar =

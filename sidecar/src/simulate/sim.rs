@@ -7,7 +7,9 @@
 //! by virtual time, ties broken by insertion order); verification requests are answered at once
 //! (the simulator is the verifier, see [`super::modelled`]); the time jumps from event to event
 //! and to each of the engine's timeouts. Each `BlockOutcome` is settled with the reward table and
-//! accumulated. Blocks after the last counted one keep the network in its steady state until
+//! accumulated, and every prover's reputation moves one point up for a block that paid it and one
+//! down for a block that penalised it (the engine bounds its effect on selection). Blocks after
+//! the last counted one keep the network in its steady state until
 //! every counted block's outcome is out; their own outcomes are not counted.
 
 use std::cmp::Ordering;
@@ -192,6 +194,8 @@ struct Sim<'a> {
     counted_done: u64,
     rejections: BTreeMap<String, u64>,
     rows: Vec<LedgerRow>,
+    /// Reputation score of every prover, from its starting value and settled history.
+    reputation: Vec<u64>,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -257,6 +261,7 @@ impl<'a> Sim<'a> {
             counted_done: 0,
             rejections: BTreeMap::new(),
             rows: Vec::new(),
+            reputation: scenario.provers.iter().map(|p| p.reputation).collect(),
         })
     }
 
@@ -943,10 +948,30 @@ impl<'a> Sim<'a> {
                 amount: e.amount.0,
             });
         }
+        let mut net: BTreeMap<u64, i64> = BTreeMap::new();
         for row in &self.rows {
             self.acc.add_entry(row);
+            if row.account_kind == AccountKind::Prover {
+                *net.entry(row.account).or_default() += row.amount;
+            }
         }
         on_block(&self.rows)?;
+        // Reputation follows settled history: one point up for a block that paid the prover,
+        // one down for a block that penalised it (the engine bounds its effect on selection).
+        for (prover, amount) in net {
+            let Some(score) = usize::try_from(prover).ok().and_then(|i| self.reputation.get_mut(i))
+            else {
+                continue;
+            };
+            *score = match amount.cmp(&0) {
+                Ordering::Greater => score.saturating_add(1),
+                Ordering::Less => score.saturating_sub(1),
+                Ordering::Equal => *score,
+            };
+            self.engine
+                .set_reputation(ProverIndex(prover), *score)
+                .map_err(|e| protocol_err(b.index, "updating reputation", e))?;
+        }
         // Per round: who was selected and how it ended; per sub-block: the final attempt.
         let mut sub_fate: BTreeMap<u32, Option<Phase>> = BTreeMap::new();
         for r in &outcome.rounds {

@@ -243,3 +243,66 @@ fn simulator_and_engine_harness_agree_on_a_round() {
     assert_eq!(entries(&sim_rows), harness_rows);
     let _ = ProverIndex(0);
 }
+
+/// `sidecar simulate` end to end: the table on stdout, the files in `--out`, and a sweep.
+#[test]
+fn the_command_writes_tables_files_and_plots() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sidecar"))
+            .current_dir(root)
+            .args(args)
+            .output()
+            .expect("run sidecar")
+    };
+    let o = run(&[
+        "simulate",
+        "--scenario",
+        "configs/scenarios/small.toml",
+        "--blocks",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("honest") && stdout.contains("ledger root"), "{stdout}");
+    for f in [
+        "ledger.csv",
+        "ledger.json",
+        "provers.csv",
+        "provers.json",
+        "blocks.csv",
+        "summary.json",
+        "rewards_by_behaviour.png",
+        "rewards_by_behaviour.svg",
+        "finalising_phase.png",
+        "balances.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let sweep = dir.path().join("sweep");
+    let o = run(&[
+        "simulate",
+        "--scenario",
+        "configs/scenarios/small.toml",
+        "--blocks",
+        "3",
+        "--quiet",
+        "--sweep",
+        "REWARD_T2_PROVER=0..200:100",
+        "--out",
+        sweep.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty(), "--quiet prints nothing");
+    let csv = std::fs::read_to_string(sweep.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("REWARD_T2_PROVER,")).count(), 3 * 3);
+    assert!(sweep.join("sweep_reward.png").is_file() && sweep.join("sweep_phases.svg").is_file());
+    // A bad key is named.
+    let o = run(&["simulate", "--quiet", "--set", "NO_SUCH_KEY=1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_KEY"));
+}
