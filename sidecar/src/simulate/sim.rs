@@ -686,6 +686,7 @@ impl<'a> Sim<'a> {
                 }
                 Behaviour::Honest => {
                     let mut solo_sent = false;
+                    let mut solo_in_t1 = false;
                     if spec.solo_full_proof {
                         // Proves every AIR itself; the whole proof is ready at `solo_done`.
                         let solo_done = (0..start.num_airs)
@@ -704,6 +705,7 @@ impl<'a> Sim<'a> {
                                 )))),
                             ));
                             solo_sent = true;
+                            solo_in_t1 = true;
                         } else if solo_done < t2_close {
                             plans.push((commit_at, Event::Deliver(commit(None))));
                             plans
@@ -721,7 +723,8 @@ impl<'a> Sim<'a> {
                     if !solo_sent {
                         plans.push((commit_at, Event::Deliver(commit(None))));
                     }
-                    for (air, &at) in airs.iter().zip(&done) {
+                    // A full proof sent in T1 finalises the round: no partial is needed then.
+                    for (air, &at) in airs.iter().zip(&done).filter(|_| !solo_in_t1) {
                         if !solo_sent {
                             plans
                                 .push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
