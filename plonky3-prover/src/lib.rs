@@ -17,6 +17,10 @@
 //!   Bloom filter ([`ReuseFilter`]) of partials reused from other authors; [`Prover::verify_full`]
 //!   checks it in parallel and reports reuse. [`AggProof`]: the full proofs of all sub-blocks of a
 //!   block, with block-level chain checks ([`Prover::verify_agg`]).
+//! * [`BatchPartialProof`]: a prover may pack its own assigned AIRs into one `p3-batch-stark`
+//!   proof ([`Prover::commit_batch`] gives its joint T1 root, [`Prover::prove_batch`],
+//!   [`Prover::verify_batch`]); measured 1.5x faster to prove, 5x faster to verify and 5x smaller
+//!   than separate proofs (BENCHMARKS.md). Full proofs accept both kinds of parts ([`ProofPart`]).
 //! * Encodings start with [`FORMAT_VERSION`] and a kind byte; partial proofs are capped at
 //!   [`MAX_PROOF_SIZE`] (300 KiB); decoding never panics.
 //!

@@ -168,8 +168,8 @@ pub trait Workload: Send + Sync {
 /// `2^ceil(log2(ceil(segment_gas / gas_per_row)))` rows, clamped to
 /// `[2^min_log_rows, 2^max_log_rows]`; the segment runs one round per row transition.
 /// With the defaults (256 gas per row) and the protocol default of 4M gas per AIR, a segment is
-/// 2^14 rows, so a 36M-gas block is 9 AIRs of 2^14 rows: about 1 s of proving on 2 cores for all
-/// of them, well within a 12 s slot even for a prover holding every AIR.
+/// 2^14 rows, so a 36M-gas block is 9 AIRs of 2^14 rows: 0.4-0.6 s of proving on 2 cores for all
+/// of them (measured, BENCHMARKS.md), well within a 12 s slot even for a prover holding every AIR.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentParams {
