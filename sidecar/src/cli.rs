@@ -25,6 +25,7 @@ pub struct Cli {
 
 /// Options shared by every subcommand.
 #[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (TOML, see configs/sidecar.toml); defaults apply without one.
     #[arg(long, short = 'c', env = "SIDECAR_CONFIG", global = true, value_name = "FILE")]
@@ -66,6 +67,7 @@ pub enum Command {
 
 /// Beacon node options.
 #[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Beacon node")]
 pub struct BeaconArgs {
     /// Beacon API URL(s), comma-separated; the first is primary [config: beacon.urls].
     #[arg(long = "beacon-url", env = "SIDECAR_BEACON_URLS", value_delimiter = ',')]
@@ -75,6 +77,7 @@ pub struct BeaconArgs {
 
 /// Peer-to-peer options.
 #[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Networking")]
 pub struct P2pArgs {
     /// IP address for libp2p (TCP) and discv5 (UDP) [config: p2p.listen_address].
     #[arg(long, env = "SIDECAR_LISTEN_ADDRESS", value_name = "IP")]
