@@ -268,7 +268,8 @@ pub struct PartReport {
     pub air_index: AirIndex,
     /// Its author.
     pub author: AuthorKey,
-    /// Its trace commitment (to compare with the author's T1 commitment).
+    /// Its trace commitment, to compare with the author's T1 commitment (for an AIR proven in a
+    /// batch: the batch's joint root).
     pub trace_root: TraceRoot,
     /// Whether the author is not the full proof's builder (a reused partial).
     pub reused: bool,

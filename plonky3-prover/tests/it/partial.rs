@@ -1,6 +1,6 @@
 //! Partial proofs: commit, prove, verify and every rejection.
 
-use plonky3_prover::{Error, PartialProof, TraceRoot};
+use plonky3_prover::{Error, PartialProof, ProofParams, Prover, SegmentWorkload, TraceRoot};
 
 use crate::common::{alice, block_plan, bob, prover};
 
@@ -128,4 +128,18 @@ fn inconsistent_spec_is_refused_by_the_prover() {
     let mut big = plan.sub_blocks[0].segments[0];
     big.log_rows = 30;
     assert!(matches!(p.commit(&big, &alice()), Err(Error::UnsupportedSize { .. })));
+}
+
+#[test]
+fn weak_parameters_are_refused() {
+    let weak = ProofParams { num_queries: 20, ..ProofParams::default() };
+    assert!(matches!(
+        Prover::new(weak, SegmentWorkload::default()),
+        Err(Error::InsecureParams { min: 100, .. })
+    ));
+    let bad = ProofParams { max_log_arity: 0, ..ProofParams::default() };
+    assert!(matches!(
+        Prover::new(bad, SegmentWorkload::default()),
+        Err(Error::InvalidParams { key: "max_log_arity", .. })
+    ));
 }
