@@ -10,7 +10,9 @@
 
 use std::path::PathBuf;
 
-use plonky3_prover::{FORMAT_VERSION, FullProof, PartialHeader, PartialProof};
+use plonky3_prover::{
+    BatchHeader, BatchPartialProof, FORMAT_VERSION, FullProof, PartialHeader, PartialProof,
+};
 
 use crate::common::{alice, block_plan, bob, prover};
 
@@ -20,6 +22,7 @@ fn path(name: &str) -> PathBuf {
 
 const PARTIAL: &str = "partial_v1.bin";
 const FULL: &str = "full_v1.bin";
+const BATCH: &str = "batch_v1.bin";
 const FIXTURE_ROUND: u8 = 0xf1;
 
 #[test]
@@ -37,6 +40,24 @@ fn regenerate() {
     std::fs::write(path(PARTIAL), a.as_bytes()).unwrap();
     let full = FullProof::build(alice(), sb, vec![a, b]).unwrap();
     std::fs::write(path(FULL), full.as_bytes()).unwrap();
+    let sb0 = &plan.sub_blocks[0];
+    let batch = p.prove_batch(&[sb0.segments[0], sb0.segments[2]], &alice()).unwrap();
+    std::fs::write(path(BATCH), batch.as_bytes()).unwrap();
+}
+
+#[test]
+fn batch_fixture_still_decodes_and_verifies() {
+    let bytes = std::fs::read(path(BATCH)).unwrap();
+    assert_eq!(&bytes[..2], &[FORMAT_VERSION, 4], "version and kind bytes");
+    let proof = BatchPartialProof::from_bytes(&bytes).unwrap();
+    let plan = block_plan(FIXTURE_ROUND);
+    let specs = [plan.sub_blocks[0].segments[0], plan.sub_blocks[0].segments[2]];
+    let expected = BatchHeader { statements: specs.to_vec(), author: alice() };
+    assert_eq!(proof.header(), &expected);
+    let header_bytes = postcard::to_allocvec(&expected).unwrap();
+    assert_eq!(&bytes[2..2 + header_bytes.len()], header_bytes.as_slice());
+    assert_eq!(proof.trace_root(), prover().commit_batch(&specs, &alice()).unwrap());
+    prover().verify_batch(&proof, &specs, &alice(), Some(&proof.trace_root())).unwrap();
 }
 
 #[test]
