@@ -306,3 +306,63 @@ fn the_command_writes_tables_files_and_plots() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_KEY"));
 }
+
+/// Lazy provers commit but never prove: every attempt fails, the round is retried
+/// `max_retries` times, and each attempt charges every selected prover (all hold the one AIR)
+/// PENALTY_T2_PROVER (-3, its missing partial) + PENALTY_PROVER_T3/T4/T5 (-1, -2, -4, no
+/// participation) = -10, and pays the validator REWARD_T1_VALIDATOR (3) per commitment.
+#[test]
+fn lazy_provers_fail_every_attempt_and_pay_the_fallback_penalties() {
+    let (report, rows) = run(r#"
+        blocks = 1
+        provers = 4
+        validators = 1
+        [gas]
+        kind = "fixed"
+        gas = 4_000_000
+        [[group]]
+        behaviour = "lazy"
+        weight = 1
+    "#);
+    let max_retries = config().engine.max_retries;
+    let block = &report.block_log[0];
+    assert_eq!(block.fate, BlockFate::Failed);
+    assert_eq!(block.rounds, max_retries + 1);
+    assert_eq!(block.retries, max_retries);
+    for attempt in 0..=max_retries {
+        let of_attempt: Vec<&LedgerRow> = rows.iter().filter(|r| r.attempt == attempt).collect();
+        let mut charged: Vec<u64> = of_attempt
+            .iter()
+            .filter(|r| r.account_kind == AccountKind::Prover)
+            .map(|r| r.account)
+            .collect();
+        charged.sort();
+        charged.dedup();
+        assert!(!charged.is_empty(), "attempt {attempt}");
+        for p in &charged {
+            let mut mine: Vec<(&str, i64)> = of_attempt
+                .iter()
+                .filter(|r| r.account_kind == AccountKind::Prover && r.account == *p)
+                .map(|r| (r.rule, r.amount))
+                .collect();
+            mine.sort();
+            assert_eq!(
+                mine,
+                [
+                    ("PENALTY_PROVER_T3", -1),
+                    ("PENALTY_PROVER_T4", -2),
+                    ("PENALTY_PROVER_T5", -4),
+                    ("PENALTY_T2_PROVER", -3),
+                ],
+                "attempt {attempt}, prover {p}"
+            );
+        }
+        let validator: Vec<(&str, i64)> = of_attempt
+            .iter()
+            .filter(|r| r.account_kind == AccountKind::Validator)
+            .map(|r| (r.rule, r.amount))
+            .collect();
+        assert_eq!(validator, [("REWARD_T1_VALIDATOR", 3 * charged.len() as i64)]);
+    }
+    assert_eq!(report.rounds_by_fate[5], u64::from(max_retries) + 1);
+}
