@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use phase_engine::{ProtocolMessage, ProverIndex, SignedProverRegistration};
+use phase_engine::{ProtocolMessage, ProverIndex, SignedPartialProof, SignedProverRegistration};
 use tokio::sync::broadcast;
 
 use super::types::{
@@ -37,6 +37,15 @@ pub trait ProvingBackend: Send + Sync + 'static {
         &self,
         prover: ProverIndex,
     ) -> impl Future<Output = Result<ProverDuties>> + Send;
+
+    /// The accepted partial proofs of a block's rounds, every sub-block and attempt, in
+    /// (sub-block, attempt, author, AIR) order
+    /// (`GET /eth/v1/proving/rounds/{block_id}/partial_proofs`): what a T3 aggregator needs to
+    /// build a full proof from others' parts.
+    fn partial_proofs(
+        &self,
+        block: BlockId,
+    ) -> impl Future<Output = Result<Vec<SignedPartialProof>>> + Send;
 
     /// The finalised proof of a block (`GET /eth/v1/proving/proofs/{block_id}`).
     fn finalized_proof(

@@ -1,6 +1,6 @@
 //! A client of the proving extension API, for provers and tools (feature `client`).
 
-use phase_engine::{ProtocolMessage, ProverIndex, SignedProverRegistration};
+use phase_engine::{ProtocolMessage, ProverIndex, SignedPartialProof, SignedProverRegistration};
 use reqwest::Method;
 use serde::{Serialize, de::DeserializeOwned};
 use ssz::{Decode, Encode};
@@ -89,6 +89,22 @@ impl ProvingClient {
     /// `GET /eth/v1/proving/rounds/{block_id}`.
     pub async fn rounds(&self, block: BlockId) -> Result<BlockRounds> {
         self.call(Method::GET, &format!("eth/v1/proving/rounds/{block}"), None).await
+    }
+
+    /// `GET /eth/v1/proving/rounds/{block_id}/partial_proofs`, downloaded as SSZ: the accepted
+    /// partial proofs of every round of the block (what a T3 aggregator combines).
+    pub async fn partial_proofs(&self, block: BlockId) -> Result<Vec<SignedPartialProof>> {
+        let path = format!("eth/v1/proving/rounds/{block}/partial_proofs");
+        let bytes = self
+            .inner
+            .with_fallback(|base| {
+                let path = path.as_str();
+                async move { self.inner.request_one(&base, Method::GET, path, SSZ, None).await }
+            })
+            .await?;
+        Vec::<SignedPartialProof>::from_ssz_bytes(&bytes).map_err(|e| Error::InvalidInput {
+            reason: format!("undecodable SSZ partial proofs of {block}: {e:?}"),
+        })
     }
 
     /// `GET /eth/v1/proving/provers/{prover_index}/duties`.

@@ -10,7 +10,7 @@ use std::{
 
 use phase_engine::{
     Capabilities, MessageKind, ProtocolMessage, ProverIndex, ProverRecord, Root,
-    SignedProverRegistration, SigningContext, bls,
+    SignedPartialProof, SignedProverRegistration, SigningContext, bls,
 };
 use tokio::sync::broadcast;
 
@@ -33,6 +33,7 @@ struct State {
     blocks: BTreeMap<u64, Root>,
     rounds: HashMap<Root, BlockRounds>,
     proofs: HashMap<Root, FinalizedProof>,
+    partials: HashMap<Root, Vec<SignedPartialProof>>,
     ledgers: HashMap<Root, rewards::Ledger>,
     duties: HashMap<ProverIndex, ProverDuties>,
 }
@@ -72,6 +73,11 @@ impl InMemoryBackend {
         let mut s = self.state();
         s.blocks.insert(proof.slot.0, proof.block_root);
         s.proofs.insert(proof.block_root, proof);
+    }
+
+    /// Stores the accepted partial proofs of a block's rounds.
+    pub fn insert_partial_proofs(&self, block_root: Root, partials: Vec<SignedPartialProof>) {
+        self.state().partials.insert(block_root, partials);
     }
 
     /// Stores the settled ledger of a block.
@@ -227,6 +233,15 @@ impl ProvingBackend for InMemoryBackend {
             duties: Vec::new(),
             aggregation: Vec::new(),
         }))
+    }
+
+    async fn partial_proofs(&self, block: BlockId) -> Result<Vec<SignedPartialProof>> {
+        let s = self.state();
+        let root = self.resolve(&s, block)?;
+        if !s.rounds.contains_key(&root) {
+            return Err(Error::NotFound { what: format!("rounds of block {root}") });
+        }
+        Ok(s.partials.get(&root).cloned().unwrap_or_default())
     }
 
     async fn finalized_proof(&self, block: BlockId) -> Result<FinalizedProof> {

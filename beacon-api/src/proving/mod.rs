@@ -16,6 +16,7 @@
 //! | POST | `/eth/v1/proving/full_proofs` | `SignedFullProof` (T2–T5) → receipt |
 //! | POST | `/eth/v1/proving/agg_proofs` | `SignedAggProof` → receipt |
 //! | GET | `/eth/v1/proving/rounds/{block_id}` | [`BlockRounds`] |
+//! | GET | `/eth/v1/proving/rounds/{block_id}/partial_proofs` | `[SignedPartialProof]` (JSON or SSZ list) |
 //! | GET | `/eth/v1/proving/provers/{prover_index}/duties` | [`ProverDuties`] |
 //! | GET | `/eth/v1/proving/proofs/{block_id}` | [`FinalizedProof`] (JSON or SSZ) |
 //! | GET | `/eth/v1/proving/ledgers/{block_id}` | `rewards::Ledger` |

@@ -43,6 +43,7 @@ pub const PROVING_ROUTES: &[(&str, &str)] = &[
     ("POST", "/eth/v1/proving/full_proofs"),
     ("POST", "/eth/v1/proving/agg_proofs"),
     ("GET", "/eth/v1/proving/rounds/{block_id}"),
+    ("GET", "/eth/v1/proving/rounds/{block_id}/partial_proofs"),
     ("GET", "/eth/v1/proving/provers/{prover_index}/duties"),
     ("GET", "/eth/v1/proving/proofs/{block_id}"),
     ("GET", "/eth/v1/proving/ledgers/{block_id}"),
@@ -122,6 +123,7 @@ fn build<B: ProvingBackend>(
         .route("/eth/v1/proving/full_proofs", post(submit::<B, SignedFullProof>))
         .route("/eth/v1/proving/agg_proofs", post(submit::<B, SignedAggProof>))
         .route("/eth/v1/proving/rounds/{block_id}", get(rounds::<B>))
+        .route("/eth/v1/proving/rounds/{block_id}/partial_proofs", get(partial_proofs::<B>))
         .route("/eth/v1/proving/provers/{prover_index}/duties", get(duties::<B>))
         .route("/eth/v1/proving/proofs/{block_id}", get(proof::<B>))
         .route("/eth/v1/proving/ledgers/{block_id}", get(ledger::<B>))
@@ -273,6 +275,15 @@ async fn rounds<B: ProvingBackend>(
 ) -> Result<Response, ApiError> {
     let id = parse_block_id(&raw)?;
     json_only(&headers, s.backend.rounds(id).await?)
+}
+
+async fn partial_proofs<B: ProvingBackend>(
+    State(s): State<AppState<B>>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_block_id(&raw)?;
+    Ok(json_or_ssz(&headers, s.backend.partial_proofs(id).await?))
 }
 
 async fn duties<B: ProvingBackend>(

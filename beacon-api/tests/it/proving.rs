@@ -412,6 +412,28 @@ async fn queries_and_downloads() {
     let bytes = response.bytes().await.unwrap();
     assert_eq!(<FinalizedProof as ssz::Decode>::from_ssz_bytes(&bytes).unwrap(), proof);
 
+    // The partial proofs of a round, as JSON and as SSZ.
+    error(
+        api.get(&format!("/eth/v1/proving/rounds/{}/partial_proofs", Root::repeat_byte(9))).await,
+        404,
+    )
+    .await;
+    let partials = vec![partial(&k0, 0)];
+    backend.insert_partial_proofs(BLOCK, partials.clone());
+    let json_partials: Vec<SignedPartialProof> =
+        data(api.get("/eth/v1/proving/rounds/head/partial_proofs").await).await;
+    assert_eq!(json_partials, partials);
+    let response = api
+        .http
+        .get(format!("{}/eth/v1/proving/rounds/5/partial_proofs", api.base))
+        .header("accept", "application/octet-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/octet-stream");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(<Vec<SignedPartialProof> as ssz::Decode>::from_ssz_bytes(&bytes).unwrap(), partials);
+
     // Ledger and balances.
     error(api.get("/eth/v1/proving/ledgers/head").await, 404).await;
     let rule = rewards::Rule::ALL[0];
@@ -591,6 +613,12 @@ async fn proving_client_against_the_server() {
     };
     backend.insert_proof(proof.clone());
     assert_eq!(client.finalized_proof(beacon_api::BlockId::Root(BLOCK)).await.unwrap(), proof);
+    assert!(client.partial_proofs(beacon_api::BlockId::Head).await.unwrap().is_empty());
+    backend.insert_partial_proofs(BLOCK, vec![partial(&k0, 0)]);
+    assert_eq!(
+        client.partial_proofs(beacon_api::BlockId::Root(BLOCK)).await.unwrap(),
+        vec![partial(&k0, 0)]
+    );
     assert!(client.balances().await.unwrap().is_empty());
     server.shutdown().await.unwrap();
 }
