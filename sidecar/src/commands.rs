@@ -3,9 +3,15 @@
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command, KdfChoice, KeysCommand, KeysNewArgs, KeysShowArgs};
+use phase_engine::bls;
+use plonky3_prover::{ProofParams, Prover, SegmentWorkload};
+
+use crate::cli::{
+    Cli, Command, KdfChoice, KeysCommand, KeysNewArgs, KeysShowArgs, ProveArgs, VerifyArgs,
+};
 use crate::config::Config;
-use crate::keys::{Kdf, Keystore, Password, ProverKey};
+use crate::keys::{Kdf, Keystore, Password, ProverKey, load_key};
+use crate::prover::{ProofFile, ProverError, ProverWorker, WorkerConfig, prove_file, verify_file};
 use crate::{Error, Result};
 
 /// The environment variable read for a keystore password when no password file is given.
@@ -38,30 +44,108 @@ pub async fn execute(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> 
                 missing: "the protocol engine and the beacon-node client",
             })
         }
-        Command::Prover(_) => {
-            config.validate_for_prover()?;
-            if let Some(key) = &config.prover.key_file {
-                Keystore::read(key)?;
-            }
-            Err(Error::NotYetAvailable {
-                command: "prover",
-                missing: "the STARK prover and the protocol engine",
-            })
-        }
-        Command::Prove(args) => {
-            readable(&args.input)?;
-            Keystore::read(&args.key)?;
-            Err(Error::NotYetAvailable { command: "prove", missing: "the STARK prover" })
-        }
-        Command::Verify(args) => {
-            for proof in &args.proofs {
-                readable(proof)?;
-            }
-            Err(Error::NotYetAvailable { command: "verify", missing: "the STARK verifier" })
-        }
+        Command::Prover(_) => prover_mode(&config).await,
+        Command::Prove(args) => prove(&args, out).await,
+        Command::Verify(args) => verify(&args, out).await,
         // Synchronous and CPU-bound: the simulator runs on virtual time.
         Command::Simulate(args) => Ok(crate::simulate::run(args)?),
     }
+}
+
+/// Prover mode: registers the key with the sidecar whose extension API listens at
+/// `node.http_address`, reads blocks from `beacon.urls`, and proves until interrupted.
+async fn prover_mode(config: &Config) -> Result<()> {
+    config.validate_for_prover()?;
+    let key_file = config.prover.key_file.as_deref().ok_or(Error::InvalidArgument {
+        arg: "--key",
+        value: "(unset)".into(),
+        reason: "prover mode needs a keystore",
+    })?;
+    let key = load_prover_key(key_file, config.prover.password_file.as_deref())?;
+    let api_error = |what| move |e| Error::from(ProverError::Api { what, source: e });
+    let timeout = std::time::Duration::from_millis(config.beacon.request_timeout_ms);
+    let beacon = beacon_api::BeaconClient::builder()
+        .urls(config.beacon.urls.iter().cloned())
+        .request_timeout(timeout)
+        .build()
+        .map_err(api_error("beacon client"))?;
+    let sidecar_url = format!("http://{}", config.node.http_address);
+    let proving = beacon_api::ProvingClient::new(
+        beacon_api::BeaconClient::builder()
+            .url(sidecar_url)
+            .request_timeout(timeout)
+            .build()
+            .map_err(api_error("sidecar client"))?,
+    );
+    let worker_config =
+        WorkerConfig { threads: config.prover.effective_threads(), ..WorkerConfig::default() };
+    let worker = ProverWorker::connect(key, proving, beacon, worker_config).await?;
+    worker.run(std::future::pending()).await?;
+    Ok(())
+}
+
+fn load_prover_key(
+    path: &std::path::Path,
+    password_file: Option<&std::path::Path>,
+) -> Result<bls::SecretKey> {
+    let key = load_key(path, &password(password_file)?)?;
+    bls::SecretKey::from_bytes(&key.secret_key().to_bytes())
+        .map_err(|_| Error::InvalidSecretKey { path: path.to_path_buf() })
+}
+
+fn default_prover() -> Result<Prover<SegmentWorkload>> {
+    Prover::new(ProofParams::default(), SegmentWorkload::default())
+        .map_err(|source| Error::from(ProverError::Stark { what: "proof parameters", source }))
+}
+
+/// `sidecar prove`: proves a workload file with the keystore's key (CPU work off the runtime).
+async fn prove(args: &ProveArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    let key = load_prover_key(&args.key, None)?;
+    let input = args.input.clone();
+    let file = tokio::task::spawn_blocking(move || -> Result<ProofFile> {
+        Ok(prove_file(&default_prover()?, &input, &key)?)
+    })
+    .await
+    .map_err(|e| Error::from(ProverError::Job { reason: e.to_string() }))??;
+    file.write(&args.out)?;
+    writeln!(
+        out,
+        "wrote {} ({} AIRs, {} bytes of proof)",
+        args.out.display(),
+        file.input.num_airs,
+        file.full_proof.len()
+    )
+    .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+/// `sidecar verify`: verifies every proof file; fails if any is invalid.
+async fn verify(args: &VerifyArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    let proofs = args.proofs.clone();
+    let results = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+        let prover = default_prover()?;
+        Ok(proofs.iter().map(|p| (p.clone(), verify_file(&prover, p))).collect())
+    })
+    .await
+    .map_err(|e| Error::from(ProverError::Job { reason: e.to_string() }))??;
+    let mut first_error = None;
+    for (path, result) in results {
+        let line = match &result {
+            Ok(r) => format!(
+                "{}: valid ({} AIRs, builder 0x{}, {} reused parts, {} bytes)",
+                path.display(),
+                r.num_airs,
+                hex::encode(r.builder),
+                r.reused,
+                r.proof_bytes
+            ),
+            Err(e) => format!("{}: INVALID: {e}", path.display()),
+        };
+        writeln!(out, "{line}").map_err(|e| Error::io("writing", "stdout", e))?;
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), |e| Err(e.into()))
 }
 
 fn positive(arg: &'static str, value: u64) -> Result<()> {
@@ -73,10 +157,6 @@ fn positive(arg: &'static str, value: u64) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn readable(path: &std::path::Path) -> Result<()> {
-    std::fs::File::open(path).map(drop).map_err(|e| Error::io("opening", path, e))
 }
 
 fn password(file: Option<&std::path::Path>) -> Result<Password> {
@@ -115,3 +195,4 @@ fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {
     }
     out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
 }
+

@@ -181,6 +181,9 @@ pub enum Error {
     /// `sidecar simulate` failed.
     #[error(transparent)]
     Simulate(#[from] crate::simulate::SimError),
+    /// Prover mode or the offline proof tools failed.
+    #[error(transparent)]
+    Prover(#[from] crate::prover::ProverError),
     /// A subcommand that this build cannot run yet.
     #[error(
         "`sidecar {command}` is not yet available in this build: {missing} is not wired into the \

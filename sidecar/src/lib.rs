@@ -17,6 +17,7 @@ pub mod keys;
 mod logging;
 mod metrics;
 pub mod p2p;
+pub mod prover;
 pub mod simulate;
 mod store;
 mod types;

@@ -4,5 +4,6 @@
 mod cli;
 mod metrics;
 mod p2p;
+mod prover;
 mod simulate;
 mod store;
