@@ -49,6 +49,18 @@ impl Default for NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The database file: `<data_dir>/sidecar.redb`.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("sidecar.redb")
+    }
+
+    /// The node's network key file: `<data_dir>/network/node-key`.
+    pub fn node_key_path(&self) -> PathBuf {
+        self.data_dir.join("network").join("node-key")
+    }
+}
+
 /// `[beacon]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -20,6 +20,7 @@ mod validation;
 pub use codec::{MAX_GOSSIP_SIZE, MESSAGE_DOMAIN_VALID_SNAPPY, SnappyTransform, message_id};
 pub use identity::{NodeKey, enr_peer_id};
 pub use libp2p::gossipsub::MessageId;
+pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use service::{
     GossipMessage, MessageVerdict, Network, NetworkConfig, NetworkHandle, start_network,

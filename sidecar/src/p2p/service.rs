@@ -133,7 +133,8 @@ pub struct GossipMessage {
 pub enum MessageVerdict {
     /// Valid: deliver and forward.
     Accept,
-    /// Invalid: drop and penalise the sender.
+    /// Invalid: drop, never forward, and count it against the sender in gossipsub's
+    /// bookkeeping (peer scoring, once enabled, turns it into a penalty).
     Reject,
     /// Not useful (duplicate, late): drop without penalty.
     Ignore,
@@ -211,7 +212,7 @@ impl NetworkHandle {
     }
 
     /// Reports the verdict on a message from the validation queue: accepted messages are
-    /// forwarded to the mesh, others dropped (rejected ones penalise the sender).
+    /// forwarded to the mesh, rejected and ignored ones are dropped.
     ///
     /// # Errors
     /// [`Error::NetworkStopped`].
@@ -320,7 +321,16 @@ fn enr_dial_target(enr: &discv5::Enr) -> Option<(PeerId, Multiaddr)> {
 pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> Result<Network> {
     let p2p_err = |action: &'static str| move |e: String| Error::P2p { action, reason: e };
     let ip = config.listen_address;
-    let tcp_port = if config.tcp_port == 0 { free_port(ip, false)? } else { config.tcp_port };
+    let tcp_port = if config.tcp_port == 0 {
+        free_port(ip, false)?
+    } else {
+        // libp2p listens with SO_REUSEPORT, so a second node on the same port would silently
+        // share it; a plain bind first turns a taken port into an error.
+        std::net::TcpListener::bind(SocketAddr::new(ip, config.tcp_port)).map_err(|e| {
+            Error::P2p { action: "listen", reason: format!("{ip}:{}: {e}", config.tcp_port) }
+        })?;
+        config.tcp_port
+    };
 
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(config.heartbeat_interval)
@@ -360,6 +370,35 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         .build();
     let listen = tcp_multiaddr(ip, tcp_port);
     swarm.listen_on(listen.clone()).map_err(|e| p2p_err("listen")(e.to_string()))?;
+    // The TCP listener binds asynchronously: wait for it, so that a taken port is an error here.
+    let listening = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "listening");
+                    return Ok(());
+                }
+                SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(match reason {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "listener closed".to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    match listening {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => {
+            return Err(Error::P2p { action: "listen", reason: format!("{listen}: {reason}") });
+        }
+        Err(_) => {
+            return Err(Error::P2p { action: "listen", reason: format!("{listen}: timed out") });
+        }
+    }
     for name in &config.topics {
         let topic = GossipTopic::new(&config.topic_prefix, name)?;
         swarm

@@ -139,3 +139,22 @@ async fn rejected_messages_are_not_forwarded() {
     };
     tokio::time::timeout(LIMIT, test).await.expect("the test finished within its time limit");
 }
+
+#[tokio::test]
+async fn a_taken_tcp_port_is_an_error() {
+    let first = start_network(config(false, vec![]), None).await.unwrap();
+    let port = first
+        .handle
+        .listen_address()
+        .iter()
+        .find_map(|p| match p {
+            sidecar::p2p::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let mut second = config(false, vec![]);
+    second.tcp_port = port;
+    let err = start_network(second, None).await.unwrap_err();
+    assert!(matches!(err, sidecar::Error::P2p { action: "listen", .. }), "{err}");
+    first.handle.shutdown().await;
+}
