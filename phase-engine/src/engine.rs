@@ -531,6 +531,44 @@ impl Engine {
         Ok(())
     }
 
+    /// A reorg: the blocks `orphaned` left the canonical chain. Their rounds are dropped without
+    /// an outcome (nothing of them is settled), their provers and aggregators are free again,
+    /// their pending verification requests are forgotten (a late verdict is
+    /// [`Error::UnknownRequest`]), and later messages for them are [`Error::RoundClosed`]. The
+    /// next block may then have any slot after `fork_slot` (the slot of the common ancestor).
+    /// Returns the rounds dropped, in order; unknown roots are ignored.
+    pub fn on_reorg(&mut self, orphaned: &[Root], fork_slot: Slot) -> Vec<RoundKey> {
+        let mut dropped = Vec::new();
+        for root in orphaned {
+            let Some(block) = self.blocks.remove(root) else { continue };
+            for sub in &block.sub_blocks {
+                for round in sub.rounds.iter().filter(|r| !r.closed) {
+                    for p in &round.selected {
+                        self.busy.remove(p);
+                    }
+                    dropped.push(round.key);
+                }
+            }
+            if !block.aggregators_released {
+                for p in &block.aggregators {
+                    self.busy.remove(p);
+                }
+            }
+            self.pending.retain(|_, p| {
+                p.block_root != Some(*root) && p.round.is_none_or(|k| k.block_root != *root)
+            });
+            self.chain.remove(&block.info.slot_start);
+            self.closed_blocks.push_back(*root);
+            if self.closed_blocks.len() > CLOSED_BLOCKS_KEPT {
+                self.closed_blocks.pop_front();
+            }
+        }
+        if self.last_slot.is_some_and(|last| last > fork_slot) {
+            self.last_slot = Some(fork_slot);
+        }
+        dropped
+    }
+
     fn select(&self, count: u64, seed: &[u8; 32]) -> Result<Vec<ProverIndex>> {
         select_provers(
             &self.active,

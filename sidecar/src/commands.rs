@@ -37,13 +37,7 @@ pub async fn execute(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> 
                 missing: "the embedded devnet beacon node, the protocol engine and the prover",
             })
         }
-        Command::Run(_) => {
-            config.validate_for_run()?;
-            Err(Error::NotYetAvailable {
-                command: "run",
-                missing: "the protocol engine and the beacon-node client",
-            })
-        }
+        Command::Run(_) => run_node(&config, out).await,
         Command::Prover(_) => prover_mode(&config).await,
         Command::Prove(args) => prove(&args, out).await,
         Command::Verify(args) => verify(&args, out).await,
@@ -196,3 +190,19 @@ fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {
     out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
 }
 
+/// `sidecar run`: the validator-mode node until Ctrl-C, then a clean shutdown.
+async fn run_node(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
+    config.validate_for_run()?;
+    let mut node_config =
+        crate::node::NodeConfig::new(config.beacon.urls.clone(), config.node.data_dir.clone());
+    node_config.http_address = config.node.http_address;
+    let node = crate::node::Node::spawn(node_config).await.map_err(Box::new)?;
+    writeln!(out, "proving API and metrics on http://{}", node.http_addr())
+        .map_err(|e| Error::io("writing", "stdout", e))?;
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => tracing::info!("interrupted, shutting down"),
+        Err(e) => tracing::warn!(error = %e, "cannot listen for Ctrl-C; shutting down"),
+    }
+    node.shutdown().await.map_err(Box::new)?;
+    Ok(())
+}

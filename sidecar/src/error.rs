@@ -184,6 +184,9 @@ pub enum Error {
     /// Prover mode or the offline proof tools failed.
     #[error(transparent)]
     Prover(#[from] crate::prover::ProverError),
+    /// Validator mode (the node) failed.
+    #[error(transparent)]
+    Node(#[from] Box<crate::node::NodeError>),
     /// A subcommand that this build cannot run yet.
     #[error(
         "`sidecar {command}` is not yet available in this build: {missing} is not wired into the \

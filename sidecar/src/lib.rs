@@ -16,6 +16,7 @@ mod error;
 pub mod keys;
 mod logging;
 mod metrics;
+pub mod node;
 pub mod p2p;
 pub mod prover;
 pub mod simulate;

@@ -1,0 +1,830 @@
+//! The driver task: the only owner of the [`Engine`]. It takes inputs from a channel, logs each
+//! one durably before applying it ([`super::log`]), drains the engine's actions and executes them
+//! (verification jobs, settlement, events), and answers queries.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use beacon_api::{
+    AccountBalance, BlockEventData, BlockRounds, FinalizedProof, ProverDuties, ProvingEvent,
+    RegistryEntry, SubmissionReceipt, SubmissionStatus,
+};
+use phase_engine::{
+    Action, BlockInfo, BlockOutcome, BlsPublicKey, Engine, MessageKind, Progress, ProtocolMessage,
+    ProverIndex, ProverRecord, RequestId, Root, SignatureCheck, SignedAggProof, SignedFullProof,
+    SignedPartialProof, SignedProverRegistration, Slot, StarkCheck, UnixMillis, Verdict,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::{
+    error::NodeResult,
+    log::{self, BlockData, LoggedInput},
+    verify::{BlockWork, StarkVerifier, verify_signatures},
+};
+use crate::{Metrics, SlotClock, Store, StoreBatch};
+
+/// The answer to a submission.
+pub(crate) type Reply = oneshot::Sender<beacon_api::Result<SubmissionReceipt>>;
+
+/// A query run on the driver's state.
+pub(crate) type Query = Box<dyn FnOnce(&Driver) + Send>;
+
+/// An input of the driver.
+pub(crate) enum Input {
+    /// A new canonical block.
+    Block {
+        /// Engine view.
+        info: BlockInfo,
+        /// Payload data.
+        data: BlockData,
+    },
+    /// A protocol message, with its arrival time; `reply` gets the verdict.
+    Message {
+        /// The message.
+        message: ProtocolMessage,
+        /// Arrival time.
+        arrived: UnixMillis,
+        /// Where to answer (HTTP), if anyone waits.
+        reply: Option<Reply>,
+    },
+    /// A prover registration.
+    Registration {
+        /// The registration.
+        registration: SignedProverRegistration,
+        /// Where to answer.
+        reply: Reply,
+    },
+    /// Verdicts of verification jobs.
+    Verdicts(Vec<Verdict>),
+    /// A reorg: `orphaned` left the canonical chain, which now ends at `fork`.
+    Reorg {
+        /// Orphaned block roots.
+        orphaned: Vec<Root>,
+        /// The common ancestor (slot, root).
+        fork: (Slot, Root),
+    },
+    /// A read of the driver's state.
+    Query(Query),
+}
+
+/// A verification request not answered yet.
+#[derive(Clone, Debug)]
+enum Check {
+    Signature(SignatureCheck),
+    Stark(StarkCheck, Root),
+}
+
+/// What the node keeps about a block besides the engine.
+#[derive(Default, Debug)]
+struct BlockRecord {
+    slot: Slot,
+    work: Option<Arc<BlockWork>>,
+    partials: Vec<SignedPartialProof>,
+    full_proofs: BTreeMap<u32, SignedFullProof>,
+    agg_proof: Option<SignedAggProof>,
+    outcome: Option<BlockOutcome>,
+    ledger: Option<rewards::Ledger>,
+}
+
+/// The driver's state.
+pub(crate) struct Driver {
+    engine: Engine,
+    store: Arc<Store>,
+    clock: Arc<dyn SlotClock>,
+    table: rewards::RewardTable,
+    reward_file: rewards::RewardsFile,
+    verifier: Arc<StarkVerifier>,
+    metrics: Metrics,
+    events: broadcast::Sender<ProvingEvent>,
+    settled: broadcast::Sender<rewards::Ledger>,
+    tx: mpsc::WeakSender<Input>,
+    seq: u64,
+    replaying: bool,
+    last_block: Option<(Slot, Root)>,
+    blocks: BTreeMap<Root, BlockRecord>,
+    by_slot: BTreeMap<Slot, Root>,
+    balances: rewards::Balances,
+    pending_registrations: BTreeMap<BlsPublicKey, ProverRecord>,
+    outstanding: BTreeMap<RequestId, Check>,
+    in_flight: HashMap<Root, ProtocolMessage>,
+    replies: HashMap<RequestId, (MessageKind, Root, Reply)>,
+}
+
+/// Everything the driver is built from.
+pub(crate) struct DriverParts {
+    /// The engine, with the genesis registry already added.
+    pub engine: Engine,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The clock.
+    pub clock: Arc<dyn SlotClock>,
+    /// Reward rules.
+    pub rewards: rewards::Config,
+    /// STARK verifier.
+    pub verifier: Arc<StarkVerifier>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event stream.
+    pub events: broadcast::Sender<ProvingEvent>,
+    /// Settled ledgers stream.
+    pub settled: broadcast::Sender<rewards::Ledger>,
+}
+
+fn not_found(what: String) -> beacon_api::Error {
+    beacon_api::Error::NotFound { what }
+}
+
+impl Driver {
+    /// Builds the driver and replays the stored input log into the engine.
+    pub(crate) fn new(parts: DriverParts, tx: &mpsc::Sender<Input>) -> NodeResult<Self> {
+        let mut driver = Self {
+            engine: parts.engine,
+            store: parts.store,
+            clock: parts.clock,
+            table: parts.rewards.table,
+            reward_file: parts.rewards.to_file(),
+            verifier: parts.verifier,
+            metrics: parts.metrics,
+            events: parts.events,
+            settled: parts.settled,
+            tx: tx.downgrade(),
+            seq: 0,
+            replaying: true,
+            last_block: None,
+            blocks: BTreeMap::new(),
+            by_slot: BTreeMap::new(),
+            balances: rewards::Balances::new(),
+            pending_registrations: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            replies: HashMap::new(),
+        };
+        let logged = log::read_all(&driver.store)?;
+        let replayed = logged.len();
+        for input in logged {
+            driver.seq = driver.seq.saturating_add(1);
+            driver.apply(input)?;
+        }
+        driver.replaying = false;
+        // Checks requested during replay whose verdict was never logged: run them now.
+        let pending: Vec<Check> = driver.outstanding.values().cloned().collect();
+        for check in pending {
+            driver.dispatch(check);
+        }
+        if replayed > 0 {
+            info!(
+                inputs = replayed,
+                open_rounds = driver.engine.open_rounds().len(),
+                "replayed the input log"
+            );
+        }
+        Ok(driver)
+    }
+
+    fn now(&self) -> UnixMillis {
+        UnixMillis(self.clock.now_unix_millis())
+    }
+
+    /// The engine (read-only, for queries).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The latest block fed to the engine.
+    pub(crate) fn last_block(&self) -> Option<(Slot, Root)> {
+        self.last_block
+    }
+
+    /// Runs the driver until every sender is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> NodeResult<()> {
+        loop {
+            let timeout = self.engine.poll_timeout();
+            let sleep = async {
+                match timeout {
+                    Some(t) => {
+                        let wait = t.0.saturating_sub(self.clock.now_unix_millis());
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                input = rx.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.handle(input).await?;
+                }
+                () = sleep => {
+                    let now = self.now().max(timeout.unwrap_or(UnixMillis(0)));
+                    self.log_and_apply(LoggedInput::Tick(now)).await?;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, input: Input) -> NodeResult<()> {
+        match input {
+            Input::Block { info, data } => {
+                if self.last_block.is_some_and(|(slot, _)| info.slot <= slot) {
+                    debug!(slot = %info.slot, "block not after the last one: ignored");
+                    return Ok(());
+                }
+                let now = self.now();
+                self.log_and_apply(LoggedInput::Block { info, data, now }).await
+            }
+            Input::Message { message, arrived, reply } => {
+                let kind = message.kind();
+                let signing_root = message.signing_root(self.engine.signing_context());
+                if self.in_flight.contains_key(&signing_root) {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(receipt(
+                            kind,
+                            signing_root,
+                            SubmissionStatus::Duplicate,
+                            None,
+                        )));
+                    }
+                    return Ok(());
+                }
+                let before = self.engine.now();
+                // Write-ahead: the message is durable before the engine sees it.
+                self.append(LoggedInput::Message { message: message.clone(), arrived }).await?;
+                let result = self.apply_message(message, arrived.max(before));
+                match result {
+                    Ok(request) => {
+                        if let Some(reply) = reply {
+                            self.replies.insert(request, (kind, signing_root, reply));
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics.message_verdict(
+                            kind_label(kind),
+                            crate::VerdictLabel::Reject,
+                            "engine",
+                        );
+                        if let Some(reply) = reply {
+                            let answer = match e {
+                                phase_engine::Error::Duplicate { .. } => Ok(receipt(
+                                    kind,
+                                    signing_root,
+                                    SubmissionStatus::Duplicate,
+                                    None,
+                                )),
+                                other => Err(beacon_api::Error::InvalidInput {
+                                    reason: other.to_string(),
+                                }),
+                            };
+                            let _ = reply.send(answer);
+                        }
+                    }
+                }
+                self.process_actions()
+            }
+            Input::Registration { registration, reply } => self.register(registration, reply).await,
+            Input::Verdicts(verdicts) => {
+                for verdict in verdicts {
+                    if !self.outstanding.contains_key(&verdict.request) {
+                        continue;
+                    }
+                    self.log_and_apply(LoggedInput::Verdict(verdict)).await?;
+                }
+                Ok(())
+            }
+            Input::Query(query) => {
+                query(self);
+                Ok(())
+            }
+            Input::Reorg { orphaned, fork } => {
+                self.log_and_apply(LoggedInput::Reorg { orphaned, fork }).await
+            }
+        }
+    }
+
+    async fn register(
+        &mut self,
+        registration: SignedProverRegistration,
+        reply: Reply,
+    ) -> NodeResult<()> {
+        let ctx = *self.engine.signing_context();
+        let signing_root = registration.signing_root(&ctx);
+        let m = registration.message.clone();
+        let answer =
+            |status, index| Ok(receipt(MessageKind::Registration, signing_root, status, index));
+        if let Some(index) = self.engine.prover_by_pubkey(&m.pubkey) {
+            let _ = reply.send(answer(SubmissionStatus::Duplicate, Some(index)));
+            return Ok(());
+        }
+        if self.pending_registrations.contains_key(&m.pubkey) {
+            let _ = reply.send(answer(SubmissionStatus::Duplicate, None));
+            return Ok(());
+        }
+        if m.stake == 0 {
+            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
+                reason: "stake must be positive".into(),
+            }));
+            return Ok(());
+        }
+        let check = SignatureCheck {
+            request: RequestId(0),
+            pubkey: m.pubkey,
+            signing_root,
+            signature: registration.signature,
+            proof_of_possession: Some(m.proof_of_possession),
+        };
+        let valid = tokio::task::spawn_blocking(move || verify_signatures(&[check]))
+            .await
+            .map(|v| v.first().is_some_and(|v| v.valid))
+            .unwrap_or(false);
+        if !valid {
+            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
+                reason: "invalid registration signature or proof of possession".into(),
+            }));
+            return Ok(());
+        }
+        let record = ProverRecord {
+            pubkey: m.pubkey,
+            stake: m.stake,
+            capabilities: m.capabilities,
+            active: true,
+            reputation: 0,
+        };
+        self.log_and_apply(LoggedInput::Registration { record }).await?;
+        // The index is assigned when the registration activates, at the next block.
+        let _ = reply.send(answer(SubmissionStatus::Accepted, None));
+        Ok(())
+    }
+
+    async fn append(&mut self, input: LoggedInput) -> NodeResult<()> {
+        let store = Arc::clone(&self.store);
+        let seq = self.seq;
+        tokio::task::spawn_blocking(move || log::append(&store, seq, &input))
+            .await
+            .map_err(|_| super::NodeError::Stopped)??;
+        self.seq = self.seq.saturating_add(1);
+        Ok(())
+    }
+
+    async fn log_and_apply(&mut self, input: LoggedInput) -> NodeResult<()> {
+        self.append(input.clone()).await?;
+        self.apply(input)
+    }
+
+    fn apply_message(
+        &mut self,
+        message: ProtocolMessage,
+        arrived: UnixMillis,
+    ) -> phase_engine::Result<RequestId> {
+        let signing_root = message.signing_root(self.engine.signing_context());
+        let request = self.engine.on_message(message.clone(), arrived)?;
+        self.in_flight.insert(signing_root, message);
+        Ok(request)
+    }
+
+    /// Applies one logged input (live or replayed) to the engine.
+    fn apply(&mut self, input: LoggedInput) -> NodeResult<()> {
+        match input {
+            LoggedInput::Block { info, data, now } => {
+                // Registrations activate at block boundaries, in pubkey order.
+                for (_, record) in std::mem::take(&mut self.pending_registrations) {
+                    match self.engine.add_prover(record.clone()) {
+                        Ok(index) => {
+                            info!(prover = %index, pubkey = %record.pubkey, "prover registered");
+                        }
+                        Err(e) => warn!(error = %e, "registration not activated"),
+                    }
+                }
+                self.last_block = Some((info.slot, info.root));
+                self.by_slot.insert(info.slot, info.root);
+                let work = BlockWork {
+                    root: info.root,
+                    gas_used: info.gas_used,
+                    data,
+                    airs: BTreeMap::new(),
+                };
+                self.blocks.insert(
+                    info.root,
+                    BlockRecord {
+                        slot: info.slot,
+                        work: Some(Arc::new(work)),
+                        ..Default::default()
+                    },
+                );
+                if let Err(e) = self.engine.on_block(info, now) {
+                    warn!(slot = %info.slot, error = %e, "block refused by the engine");
+                }
+            }
+            LoggedInput::Registration { record } => {
+                if self.engine.prover_by_pubkey(&record.pubkey).is_none() {
+                    self.pending_registrations.insert(record.pubkey, record);
+                }
+            }
+            LoggedInput::Message { message, arrived } => {
+                let arrived = arrived.max(self.engine.now());
+                let _ = self.apply_message(message, arrived);
+            }
+            LoggedInput::Verdict(verdict) => {
+                self.outstanding.remove(&verdict.request);
+                let reply = self.replies.remove(&verdict.request);
+                match self.engine.on_verification(verdict) {
+                    Ok(Progress::Pending(next)) => {
+                        if let Some(reply) = reply {
+                            self.replies.insert(next, reply);
+                        }
+                    }
+                    Ok(progress) => {
+                        if let Some((kind, root, reply)) = reply {
+                            let _ = reply
+                                .send(Ok(SubmissionReceipt::from_progress(kind, root, &progress)));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some((kind, _, reply)) = reply {
+                            self.metrics.message_verdict(
+                                kind_label(kind),
+                                crate::VerdictLabel::Reject,
+                                "verification",
+                            );
+                            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
+                                reason: e.to_string(),
+                            }));
+                        }
+                    }
+                }
+            }
+            LoggedInput::Tick(now) => self.engine.on_tick(now),
+            LoggedInput::Reorg { orphaned, fork } => {
+                let dropped = self.engine.on_reorg(&orphaned, fork.0);
+                for root in &orphaned {
+                    if let Some(b) = self.blocks.remove(root) {
+                        self.by_slot.remove(&b.slot);
+                    }
+                    self.verifier.forget(root);
+                }
+                if !self.replaying {
+                    for _ in &dropped {
+                        self.metrics
+                            .round_ended(crate::PhaseLabel::T1, crate::RoundOutcomeLabel::Orphaned);
+                    }
+                }
+                warn!(orphaned = orphaned.len(), rounds = dropped.len(), fork_slot = %fork.0, "reorg: orphaned rounds dropped");
+                self.last_block = Some(fork);
+            }
+        }
+        self.process_actions()
+    }
+
+    /// Executes the engine's queued actions.
+    fn process_actions(&mut self) -> NodeResult<()> {
+        let mut signatures = Vec::new();
+        while let Some(action) = self.engine.poll_action() {
+            if let Some(event) = ProvingEvent::from_action(&action) {
+                let _ = self.events.send(event);
+            }
+            match action {
+                Action::VerifySignature(check) => {
+                    self.outstanding.insert(check.request, Check::Signature(check.clone()));
+                    signatures.push(check);
+                }
+                Action::VerifyStark(check) => {
+                    let block = stark_block(&check);
+                    let c = Check::Stark(check, block);
+                    self.outstanding.insert(request_of(&c), c.clone());
+                    if !self.replaying {
+                        self.dispatch(c);
+                    }
+                }
+                Action::RoundStarted(start) => {
+                    if let Some(record) = self.blocks.get_mut(&start.key.block_root)
+                        && let Some(work) = record.work.as_mut()
+                    {
+                        Arc::make_mut(work).airs.insert(start.key.sub_block.0, start.num_airs);
+                    }
+                    debug!(round = ?start.key, selected = start.selected.len(), "round started");
+                }
+                Action::Accepted(accepted) => {
+                    self.metrics.message_verdict(
+                        kind_label(accepted.kind),
+                        crate::VerdictLabel::Accept,
+                        "valid",
+                    );
+                    self.on_accepted(&accepted.signing_root);
+                }
+                Action::RoundClosed { key, finalized_in } => {
+                    let (phase, outcome) = match finalized_in {
+                        Some(p) => (phase_label(p), crate::RoundOutcomeLabel::FullProof),
+                        None => (crate::PhaseLabel::T5, crate::RoundOutcomeLabel::Failed),
+                    };
+                    if !self.replaying {
+                        self.metrics.round_ended(phase, outcome);
+                    }
+                    debug!(round = ?key, ?finalized_in, "round closed");
+                }
+                Action::BlockOutcome(outcome) => self.settle(*outcome)?,
+                _ => {}
+            }
+        }
+        if !signatures.is_empty() && !self.replaying {
+            self.dispatch_signatures(signatures);
+        }
+        Ok(())
+    }
+
+    fn on_accepted(&mut self, signing_root: &Root) {
+        let Some(message) = self.in_flight.remove(signing_root) else { return };
+        match message {
+            ProtocolMessage::PartialProof(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.message.round.block_root) {
+                    b.partials.push(m);
+                }
+            }
+            ProtocolMessage::FullProof(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.message.round.block_root) {
+                    b.full_proofs.entry(m.message.round.sub_block.0).or_insert(m);
+                }
+            }
+            ProtocolMessage::AggProof(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.message.block_root) {
+                    b.agg_proof.get_or_insert(m);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn settle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
+        let ledger = rewards::settle(&outcome, &self.table)?;
+        let root = outcome.block_root;
+        let data = BlockEventData { block_root: root, slot: outcome.slot };
+        let proven = self.blocks.get(&root).is_some_and(|b| {
+            let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
+            b.full_proofs.len() == subs && (subs <= 1 || b.agg_proof.is_some())
+        });
+        // Durable: the ledger and the balances it changes land in one transaction (skipped when
+        // a replay meets a ledger already stored).
+        let stored = !self.store.ledger_entries(root)?.is_empty();
+        self.balances.apply(&ledger)?;
+        if !stored {
+            let mut batch = StoreBatch::new();
+            batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
+            for (account, amount) in self.balances.iter() {
+                if let rewards::Account::Prover(p) = account {
+                    batch.set_balance(crate::ProverIndex(p.0), crate::Amount(amount.0));
+                }
+            }
+            self.store.commit(batch)?;
+        }
+        info!(slot = %outcome.slot, block = %root, settlement_root = %ledger.settlement_root(), proven, "block settled");
+        if let Some(b) = self.blocks.get_mut(&root) {
+            b.outcome = Some(outcome);
+            b.ledger = Some(ledger.clone());
+        }
+        self.verifier.forget(&root);
+        if proven {
+            let _ = self.events.send(ProvingEvent::BlockProven(data.clone()));
+        }
+        let _ = self.events.send(ProvingEvent::BlockSettled(data));
+        let _ = self.settled.send(ledger);
+        self.prune();
+        Ok(())
+    }
+
+    /// Keeps the proofs of the latest 256 blocks in memory (ledgers stay in the store).
+    fn prune(&mut self) {
+        while self.blocks.len() > 256 {
+            let Some((&slot, &root)) = self.by_slot.iter().next() else { break };
+            self.by_slot.remove(&slot);
+            self.blocks.remove(&root);
+        }
+    }
+
+    fn dispatch(&self, check: Check) {
+        match check {
+            Check::Signature(c) => self.dispatch_signatures(vec![c]),
+            Check::Stark(c, block) => {
+                let Some(tx) = self.tx.upgrade() else { return };
+                let work = self.blocks.get(&block).and_then(|b| b.work.clone());
+                let verifier = Arc::clone(&self.verifier);
+                let metrics = self.metrics.clone();
+                tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let result = match work {
+                        Some(work) => verifier.check(&c, &work),
+                        None => Err("unknown block".into()),
+                    };
+                    metrics.observe_verify_time(verify_label(&c), started.elapsed());
+                    if let Err(reason) = &result {
+                        debug!(request = ?c.request, %reason, "STARK check failed");
+                    }
+                    let verdict = Verdict { request: c.request, valid: result.is_ok() };
+                    let _ = tx.blocking_send(Input::Verdicts(vec![verdict]));
+                });
+            }
+        }
+    }
+
+    fn dispatch_signatures(&self, checks: Vec<SignatureCheck>) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        tokio::task::spawn_blocking(move || {
+            let verdicts = verify_signatures(&checks);
+            let _ = tx.blocking_send(Input::Verdicts(verdicts));
+        });
+    }
+
+    // ----- queries ---------------------------------------------------------------------------
+
+    /// Resolves a block id among the blocks this node knows.
+    pub(crate) fn resolve(&self, id: beacon_api::BlockId) -> beacon_api::Result<Root> {
+        let found = match id {
+            beacon_api::BlockId::Head => self.last_block.map(|(_, r)| r),
+            beacon_api::BlockId::Slot(slot) => self.by_slot.get(&Slot(slot.get())).copied(),
+            beacon_api::BlockId::Root(root) => self.blocks.contains_key(&root).then_some(root),
+            _ => None,
+        };
+        found.ok_or_else(|| not_found(format!("block {id}")))
+    }
+
+    /// The rounds of a block.
+    pub(crate) fn rounds(&self, id: beacon_api::BlockId) -> beacon_api::Result<BlockRounds> {
+        let root = self.resolve(id)?;
+        let record = self.blocks.get(&root).ok_or_else(|| not_found(format!("block {root}")))?;
+        let rounds = self
+            .engine
+            .open_rounds()
+            .into_iter()
+            .filter(|k| k.block_root == root)
+            .filter_map(|k| self.engine.round_status(&k))
+            .collect();
+        Ok(BlockRounds {
+            block_root: root,
+            slot: record.slot,
+            rounds,
+            closed: record.outcome.as_ref().map(|o| o.rounds.clone()).unwrap_or_default(),
+            outcome: record.outcome.clone(),
+        })
+    }
+
+    /// The accepted partial proofs of a block.
+    pub(crate) fn partial_proofs(
+        &self,
+        id: beacon_api::BlockId,
+    ) -> beacon_api::Result<Vec<SignedPartialProof>> {
+        let root = self.resolve(id)?;
+        let mut partials = self.blocks.get(&root).map(|b| b.partials.clone()).unwrap_or_default();
+        partials.sort_by_key(|p| {
+            (p.message.round.sub_block, p.message.round.attempt, p.message.prover, p.message.air)
+        });
+        Ok(partials)
+    }
+
+    /// A prover's duties.
+    pub(crate) fn duties(&self, prover: ProverIndex) -> beacon_api::Result<ProverDuties> {
+        if self.engine.prover(prover).is_none() {
+            return Err(not_found(format!("prover {prover}")));
+        }
+        Ok(ProverDuties {
+            prover,
+            duties: self.engine.duties(prover),
+            aggregation: self.engine.aggregation_duties(prover),
+        })
+    }
+
+    /// The finalised proof of a block.
+    pub(crate) fn finalized_proof(
+        &self,
+        id: beacon_api::BlockId,
+    ) -> beacon_api::Result<FinalizedProof> {
+        let root = self.resolve(id)?;
+        let b = self.blocks.get(&root).ok_or_else(|| not_found(format!("block {root}")))?;
+        let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
+        if subs == 0 || b.full_proofs.len() != subs || (subs > 1 && b.agg_proof.is_none()) {
+            return Err(not_found(format!("finalised proof of block {root}")));
+        }
+        let unavailable =
+            |e: ssz_types::Error| beacon_api::Error::Unavailable { reason: format!("{e:?}") };
+        Ok(FinalizedProof {
+            slot: b.slot,
+            block_root: root,
+            full_proofs: b
+                .full_proofs
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .try_into()
+                .map_err(unavailable)?,
+            agg_proof: b
+                .agg_proof
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .try_into()
+                .map_err(unavailable)?,
+        })
+    }
+
+    /// The settled ledger of a block (memory, else the store).
+    pub(crate) fn ledger(&self, id: beacon_api::BlockId) -> beacon_api::Result<rewards::Ledger> {
+        let root = match id {
+            beacon_api::BlockId::Root(root) => root,
+            other => self.resolve(other)?,
+        };
+        if let Some(ledger) = self.blocks.get(&root).and_then(|b| b.ledger.clone()) {
+            return Ok(ledger);
+        }
+        let entries = self
+            .store
+            .ledger_entries(root)
+            .map_err(|e| beacon_api::Error::Unavailable { reason: e.to_string() })?;
+        let (_, bytes) = entries
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(format!("ledger of block {root}")))?;
+        rewards::Ledger::from_ssz_bytes(&bytes)
+            .map_err(|e| beacon_api::Error::Unavailable { reason: e.to_string() })
+    }
+
+    /// Every balance.
+    pub(crate) fn balances(&self) -> Vec<AccountBalance> {
+        self.balances.iter().map(|(account, balance)| AccountBalance { account, balance }).collect()
+    }
+
+    /// The registry.
+    pub(crate) fn registry(&self) -> Vec<RegistryEntry> {
+        (0..self.engine.num_provers())
+            .filter_map(|i| {
+                self.engine
+                    .prover(ProverIndex(i))
+                    .map(|r| RegistryEntry { index: ProverIndex(i), record: r.clone() })
+            })
+            .collect()
+    }
+
+    /// The reward constants.
+    pub(crate) fn reward_file(&self) -> rewards::RewardsFile {
+        self.reward_file
+    }
+
+    /// The settled ledgers in memory, by slot.
+    pub(crate) fn ledgers(&self) -> Vec<rewards::Ledger> {
+        self.by_slot
+            .values()
+            .filter_map(|r| self.blocks.get(r).and_then(|b| b.ledger.clone()))
+            .collect()
+    }
+}
+
+fn receipt(
+    kind: MessageKind,
+    signing_root: Root,
+    status: SubmissionStatus,
+    prover_index: Option<ProverIndex>,
+) -> SubmissionReceipt {
+    SubmissionReceipt { kind, signing_root, status, prover_index }
+}
+
+fn request_of(check: &Check) -> RequestId {
+    match check {
+        Check::Signature(c) => c.request,
+        Check::Stark(c, _) => c.request,
+    }
+}
+
+fn stark_block(check: &StarkCheck) -> Root {
+    match &check.target {
+        phase_engine::StarkTarget::Partial { round, .. } => round.block_root,
+        phase_engine::StarkTarget::FullProof { round, .. } => round.block_root,
+        phase_engine::StarkTarget::AggProof { block_root, .. } => *block_root,
+        _ => Root::ZERO,
+    }
+}
+
+fn verify_label(check: &StarkCheck) -> crate::VerifyKindLabel {
+    match &check.target {
+        phase_engine::StarkTarget::Partial { .. } => crate::VerifyKindLabel::PartialProof,
+        phase_engine::StarkTarget::FullProof { .. } => crate::VerifyKindLabel::FullProof,
+        _ => crate::VerifyKindLabel::FullProof,
+    }
+}
+
+fn kind_label(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Commitment => "commitment",
+        MessageKind::Decline => "decline",
+        MessageKind::PartialProof => "partial_proof",
+        MessageKind::FullProof => "full_proof",
+        MessageKind::AggProof => "agg_proof",
+        MessageKind::Registration => "registration",
+        _ => "other",
+    }
+}
+
+fn phase_label(phase: phase_engine::Phase) -> crate::PhaseLabel {
+    match phase {
+        phase_engine::Phase::T1 => crate::PhaseLabel::T1,
+        phase_engine::Phase::T2 => crate::PhaseLabel::T2,
+        phase_engine::Phase::T3 => crate::PhaseLabel::T3,
+        phase_engine::Phase::T4 => crate::PhaseLabel::T4,
+        _ => crate::PhaseLabel::T5,
+    }
+}

@@ -1,0 +1,139 @@
+//! The node's input log: every input the engine consumed, in order, committed to the [`Store`]
+//! before it is acknowledged. A restart replays it into a fresh engine (which is deterministic)
+//! to resume the open rounds.
+//!
+//! Entries live in the store's message table under the reserved round key [`LOG_NAMESPACE`],
+//! keyed by their big-endian sequence number, as JSON.
+
+use phase_engine::{BlockInfo, ProtocolMessage, ProverRecord, Root, UnixMillis, Verdict};
+use serde::{Deserialize, Serialize};
+
+use super::error::{NodeError, NodeResult};
+use crate::{MessageKey, Store, StoreBatch};
+
+/// The reserved "round" key of the input log in the store (`sha256("sidecar/node/input-log")`
+/// would do as well; any value that is not a block root works).
+pub const LOG_NAMESPACE: Root = Root::repeat_byte(0xfe);
+
+/// A block's execution payload data the STARK workload is built from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockData {
+    /// The execution payload's parent hash.
+    pub parent_hash: Root,
+    /// The payload's transactions (hex in JSON).
+    #[serde(with = "hex_list")]
+    pub transactions: Vec<Vec<u8>>,
+}
+
+/// One logged input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "input", content = "data", rename_all = "snake_case")]
+pub enum LoggedInput {
+    /// A beacon block at `now`.
+    Block {
+        /// The engine's view of it.
+        info: BlockInfo,
+        /// Its payload data.
+        data: BlockData,
+        /// When it was fed.
+        now: UnixMillis,
+    },
+    /// A registration whose signatures verified, pending until the next block.
+    Registration {
+        /// The prover.
+        record: ProverRecord,
+    },
+    /// A protocol message that passed the engine's synchronous checks, at its arrival time.
+    Message {
+        /// The message.
+        message: ProtocolMessage,
+        /// Its arrival time.
+        arrived: UnixMillis,
+    },
+    /// A verification verdict.
+    Verdict(Verdict),
+    /// The time moved on.
+    Tick(UnixMillis),
+    /// A reorg: these blocks left the canonical chain, which now ends at `fork`.
+    Reorg {
+        /// The orphaned block roots.
+        orphaned: Vec<Root>,
+        /// The last block both chains share (slot, root).
+        fork: (phase_engine::Slot, Root),
+    },
+}
+
+fn key(seq: u64) -> MessageKey {
+    let mut k = [0u8; 32];
+    k[24..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Appends `input` as entry `seq` (durable when this returns).
+pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult<()> {
+    let bytes = serde_json::to_vec(input)
+        .map_err(|e| NodeError::CorruptLog { index: seq, reason: e.to_string() })?;
+    let mut batch = StoreBatch::new();
+    batch.put_message(LOG_NAMESPACE, key(seq), &bytes);
+    store.commit(batch)?;
+    Ok(())
+}
+
+/// Every logged input, in order.
+pub(crate) fn read_all(store: &Store) -> NodeResult<Vec<LoggedInput>> {
+    store
+        .messages(LOG_NAMESPACE)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, bytes))| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| NodeError::CorruptLog { index: i as u64, reason: e.to_string() })
+        })
+        .collect()
+}
+
+mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+
+    pub(crate) fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for item in list {
+            seq.serialize_element(&hex::encode(item))?;
+        }
+        seq.end()
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|h| hex::decode(h).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_round_trips_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let inputs = vec![
+            LoggedInput::Tick(UnixMillis(5)),
+            LoggedInput::Block {
+                info: phase_engine::test_utils::block_info(3, 1_000_000),
+                data: BlockData {
+                    parent_hash: Root::repeat_byte(1),
+                    transactions: vec![vec![1, 2]],
+                },
+                now: UnixMillis(7),
+            },
+            LoggedInput::Verdict(Verdict { request: phase_engine::RequestId(3), valid: true }),
+        ];
+        for (i, input) in inputs.iter().enumerate() {
+            append(&store, i as u64 + 250, input).unwrap();
+        }
+        assert_eq!(read_all(&store).unwrap(), inputs);
+    }
+}
