@@ -255,13 +255,20 @@ impl ProverWorker {
     /// # Errors
     /// The submission failing or answered without an index.
     pub async fn register(&self) -> ProverResult<ProverIndex> {
-        let receipt = self
-            .inner
-            .proving
-            .register(&self.registration())
-            .await
-            .map_err(ProverError::api("registering"))?;
-        let index = receipt.prover_index.ok_or(ProverError::NoProverIndex)?;
+        let index = match self.inner.proving.register(&self.registration()).await {
+            Ok(receipt) => receipt.prover_index.ok_or(ProverError::NoProverIndex)?,
+            // Already known (a genesis prover, or registered through another sidecar): find
+            // the key in the registry.
+            Err(e) => self
+                .inner
+                .proving
+                .registry()
+                .await
+                .ok()
+                .and_then(|r| r.into_iter().find(|e| e.record.pubkey == self.inner.pubkey))
+                .map(|e| e.index)
+                .ok_or(ProverError::Api { what: "registering", source: e })?,
+        };
         *self.inner.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(index);
         info!(prover = %index, pubkey = %self.inner.pubkey, "registered");
         Ok(index)
