@@ -113,8 +113,7 @@ async fn setup() -> Setup {
         fork_version: genesis.genesis_fork_version.0,
         genesis_validators_root: genesis.genesis_validators_root,
     };
-    let backend =
-        Arc::new(Recording { inner: InMemoryBackend::new(ctx), log: Mutex::new(vec![]) });
+    let backend = Arc::new(Recording { inner: InMemoryBackend::new(ctx), log: Mutex::new(vec![]) });
     let server = beacon_api::serve(
         Arc::clone(&backend),
         ProvingServerConfig::default(),
