@@ -3,6 +3,7 @@
 
 mod cli;
 mod metrics;
+mod node;
 mod p2p;
 mod prover;
 mod simulate;
