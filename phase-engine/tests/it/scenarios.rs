@@ -718,3 +718,34 @@ fn timeouts_walk_the_phases() {
         .collect();
     assert_eq!(phases, vec![Phase::T1, Phase::T2]);
 }
+
+#[test]
+fn a_reorg_drops_the_orphaned_rounds_frees_their_provers_and_settles_nothing_of_them() {
+    let mut s = Scenario::new(config(), 8);
+    let orphan = s.add_block(1, 1_000_000).unwrap();
+    let keys = s.round_keys(&orphan.root);
+    assert!(!keys.is_empty());
+    assert!(s.engine.num_available() < 8, "the orphan's provers are busy");
+    let selected = s.selected(&keys[0]);
+    let commitment = s.commitment(&keys[0], selected[0]);
+
+    let dropped = s.engine.on_reorg(&[orphan.root], phase_engine::Slot(0));
+    assert_eq!(dropped, keys);
+    assert_eq!(s.engine.num_available(), 8);
+    assert!(s.engine.open_rounds().is_empty());
+    // Unknown roots are ignored; a second drop drops nothing.
+    assert!(s.engine.on_reorg(&[orphan.root], phase_engine::Slot(0)).is_empty());
+
+    // Messages for the orphan are refused as closed.
+    let at = s.now();
+    assert!(matches!(s.deliver(commitment, at), Err(Error::RoundClosed { .. })));
+
+    // A replacing block at the same slot opens rounds, and only it is ever settled.
+    let mut replacement = phase_engine::test_utils::block_info(1, 1_000_000);
+    replacement.root = phase_engine::Root::repeat_byte(0xaa);
+    s.add_block_info(replacement).unwrap();
+    let new_keys = s.round_keys(&replacement.root);
+    assert_eq!(new_keys.len(), keys.len());
+    assert!(s.run_until_outcome(&replacement.root).is_some());
+    assert!(s.run_until_outcome(&orphan.root).is_none());
+}
