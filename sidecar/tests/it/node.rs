@@ -1,7 +1,7 @@
 //! The validator-mode node against the embedded devnet beacon node on loopback, with real prover
 //! workers (real STARKs at small sizes) submitting over the proving API.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use beacon_api::{
     BeaconClient, BlockId, DevnetConfig, DevnetNode, ProvingClient, ProvingEvent, ServerHandle,
@@ -73,7 +73,7 @@ fn workers(node: &NodeHandle, beacon_url: &str, ctx: &SigningContext) -> Vec<Joi
                 threads: 1,
                 ..WorkerConfig::default()
             };
-            let worker = ProverWorker::new(key(i), proving, beacon, ctx.clone(), config).unwrap();
+            let worker = ProverWorker::new(key(i), proving, beacon, *ctx, config).unwrap();
             tokio::spawn(async move {
                 let _ = worker.run(std::future::pending::<()>()).await;
             })
