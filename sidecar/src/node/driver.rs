@@ -570,7 +570,7 @@ impl Driver {
             batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
             for (account, amount) in self.balances.iter() {
                 if let rewards::Account::Prover(p) = account {
-                    batch.set_balance(crate::ProverIndex(p.0), crate::Amount(amount.0));
+                    batch.set_balance(p, amount);
                 }
             }
             self.store.commit(batch)?;
