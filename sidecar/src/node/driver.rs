@@ -3,7 +3,7 @@
 //! (verification jobs, settlement, events), and answers queries.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
 };
 
@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     error::NodeResult,
+    gossip::{GossipResult, Gossiped},
     log::{self, BlockData, LoggedInput},
     verify::{BlockWork, StarkVerifier, verify_signatures},
 };
@@ -31,6 +32,31 @@ pub(crate) type Reply = oneshot::Sender<beacon_api::Result<SubmissionReceipt>>;
 
 /// A query run on the driver's state.
 pub(crate) type Query = Box<dyn FnOnce(&Driver) + Send>;
+
+/// The answer to a gossip message (its validation result follows from it).
+pub(crate) type GossipReply = oneshot::Sender<GossipResult>;
+
+/// Who waits for the verdict on a message.
+enum Waiter {
+    /// An HTTP submission: its receipt.
+    Http(Reply),
+    /// A gossip message: its validation result.
+    Gossip(GossipReply),
+}
+
+/// Gossip messages held until their block arrives, at most.
+const EARLY_CAPACITY: usize = 512;
+/// Blocks a held message waits for its own before it is dropped.
+const EARLY_BLOCKS: u32 = 2;
+
+/// A gossip message for a block this node has not seen yet.
+struct Early {
+    message: ProtocolMessage,
+    arrived: UnixMillis,
+    reply: GossipReply,
+    /// Blocks fed since it was held.
+    waited: u32,
+}
 
 /// An input of the driver.
 pub(crate) enum Input {
@@ -49,6 +75,16 @@ pub(crate) enum Input {
         arrived: UnixMillis,
         /// Where to answer (HTTP), if anyone waits.
         reply: Option<Reply>,
+    },
+    /// A message or registration from gossip, with its arrival time; `reply` gets the result
+    /// (the gossipsub validation verdict follows from it).
+    Gossip {
+        /// The message.
+        item: Gossiped,
+        /// Arrival time (the sender's first-seen time, clamped).
+        arrived: UnixMillis,
+        /// Where to answer.
+        reply: GossipReply,
     },
     /// A prover registration.
     Registration {
@@ -109,8 +145,12 @@ pub(crate) struct Driver {
     balances: rewards::Balances,
     pending_registrations: BTreeMap<BlsPublicKey, ProverRecord>,
     outstanding: BTreeMap<RequestId, Check>,
-    in_flight: HashMap<Root, ProtocolMessage>,
-    replies: HashMap<RequestId, (MessageKind, Root, Reply)>,
+    /// Messages waiting for their verdict, with the first-seen time to publish them with once
+    /// accepted (HTTP submissions; gossip is forwarded by gossipsub itself).
+    in_flight: HashMap<Root, (ProtocolMessage, Option<UnixMillis>)>,
+    replies: HashMap<RequestId, (MessageKind, Root, Waiter)>,
+    publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    early: VecDeque<Early>,
 }
 
 /// Everything the driver is built from.
@@ -131,6 +171,8 @@ pub(crate) struct DriverParts {
     pub events: broadcast::Sender<ProvingEvent>,
     /// Settled ledgers stream.
     pub settled: broadcast::Sender<rewards::Ledger>,
+    /// Where accepted HTTP submissions go to be published on gossip (`None`: no gossip).
+    pub publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
 }
 
 fn not_found(what: String) -> beacon_api::Error {
@@ -161,6 +203,8 @@ impl Driver {
             outstanding: BTreeMap::new(),
             in_flight: HashMap::new(),
             replies: HashMap::new(),
+            publish: parts.publish,
+            early: VecDeque::new(),
         };
         let logged = log::read_all(&driver.store)?;
         let replayed = logged.len();
@@ -232,57 +276,27 @@ impl Driver {
                     return Ok(());
                 }
                 let now = self.now();
-                self.log_and_apply(LoggedInput::Block { info, data, now }).await
+                let wall = self.clock.timing().slot_at(std::time::Duration::from_millis(now.0));
+                self.metrics.set_beacon_head(info.slot, wall.unwrap_or(info.slot));
+                self.log_and_apply(LoggedInput::Block { info, data, now }).await?;
+                self.retry_early().await
             }
             Input::Message { message, arrived, reply } => {
-                let kind = message.kind();
-                let signing_root = message.signing_root(self.engine.signing_context());
-                if self.in_flight.contains_key(&signing_root) {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(receipt(
-                            kind,
-                            signing_root,
-                            SubmissionStatus::Duplicate,
-                            None,
-                        )));
-                    }
+                self.take_message(message, arrived, reply.map(Waiter::Http), false).await
+            }
+            Input::Gossip { item: Gossiped::Message(message), arrived, reply } => {
+                if self.is_early(&message) {
+                    self.hold_early(message, arrived, reply);
                     return Ok(());
                 }
-                let before = self.engine.now();
-                // Write-ahead: the message is durable before the engine sees it.
-                self.append(LoggedInput::Message { message: message.clone(), arrived }).await?;
-                let result = self.apply_message(message, arrived.max(before));
-                match result {
-                    Ok(request) => {
-                        if let Some(reply) = reply {
-                            self.replies.insert(request, (kind, signing_root, reply));
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.message_verdict(
-                            kind_label(kind),
-                            crate::VerdictLabel::Reject,
-                            "engine",
-                        );
-                        if let Some(reply) = reply {
-                            let answer = match e {
-                                phase_engine::Error::Duplicate { .. } => Ok(receipt(
-                                    kind,
-                                    signing_root,
-                                    SubmissionStatus::Duplicate,
-                                    None,
-                                )),
-                                other => Err(beacon_api::Error::InvalidInput {
-                                    reason: other.to_string(),
-                                }),
-                            };
-                            let _ = reply.send(answer);
-                        }
-                    }
-                }
-                self.process_actions()
+                self.take_message(message, arrived, Some(Waiter::Gossip(reply)), true).await
             }
-            Input::Registration { registration, reply } => self.register(registration, reply).await,
+            Input::Gossip { item: Gossiped::Registration(registration), reply, .. } => {
+                self.register(registration, Waiter::Gossip(reply)).await
+            }
+            Input::Registration { registration, reply } => {
+                self.register(registration, Waiter::Http(reply)).await
+            }
             Input::Verdicts(verdicts) => {
                 for verdict in verdicts {
                     if !self.outstanding.contains_key(&verdict.request) {
@@ -305,25 +319,41 @@ impl Driver {
     async fn register(
         &mut self,
         registration: SignedProverRegistration,
-        reply: Reply,
+        reply: Waiter,
     ) -> NodeResult<()> {
         let ctx = *self.engine.signing_context();
         let signing_root = registration.signing_root(&ctx);
         let m = registration.message.clone();
-        let answer =
-            |status, index| Ok(receipt(MessageKind::Registration, signing_root, status, index));
+        let answer = |reply: Waiter, status, index| match reply {
+            Waiter::Http(r) => {
+                let _ =
+                    r.send(Ok(receipt(MessageKind::Registration, signing_root, status, index)));
+            }
+            Waiter::Gossip(r) => {
+                let _ = r.send(match status {
+                    SubmissionStatus::Accepted => GossipResult::Accepted,
+                    _ => GossipResult::Duplicate,
+                });
+            }
+        };
+        let invalid = |reply: Waiter, reason: &str| match reply {
+            Waiter::Http(r) => {
+                let _ = r.send(Err(beacon_api::Error::InvalidInput { reason: reason.into() }));
+            }
+            Waiter::Gossip(r) => {
+                let _ = r.send(GossipResult::InvalidRegistration);
+            }
+        };
         if let Some(index) = self.engine.prover_by_pubkey(&m.pubkey) {
-            let _ = reply.send(answer(SubmissionStatus::Duplicate, Some(index)));
+            answer(reply, SubmissionStatus::Duplicate, Some(index));
             return Ok(());
         }
         if self.pending_registrations.contains_key(&m.pubkey) {
-            let _ = reply.send(answer(SubmissionStatus::Duplicate, None));
+            answer(reply, SubmissionStatus::Duplicate, None);
             return Ok(());
         }
         if m.stake == 0 {
-            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
-                reason: "stake must be positive".into(),
-            }));
+            invalid(reply, "stake must be positive");
             return Ok(());
         }
         let check = SignatureCheck {
@@ -338,9 +368,7 @@ impl Driver {
             .map(|v| v.first().is_some_and(|v| v.valid))
             .unwrap_or(false);
         if !valid {
-            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
-                reason: "invalid registration signature or proof of possession".into(),
-            }));
+            invalid(reply, "invalid registration signature or proof of possession");
             return Ok(());
         }
         let record = ProverRecord {
@@ -351,9 +379,138 @@ impl Driver {
             reputation: 0,
         };
         self.log_and_apply(LoggedInput::Registration { record }).await?;
+        if matches!(reply, Waiter::Http(_)) {
+            self.publish(Gossiped::Registration(registration), self.now());
+        }
         // The index is assigned when the registration activates, at the next block.
-        let _ = reply.send(answer(SubmissionStatus::Accepted, None));
+        answer(reply, SubmissionStatus::Accepted, None);
         Ok(())
+    }
+
+    /// Takes a round message from HTTP or gossip: durably logged, then given to the engine;
+    /// `waiter` gets the verdict. Gossip (`relayed`) keeps its arrival time as given (the
+    /// sender's first-seen time, clamped); HTTP submissions are never earlier than the engine's
+    /// clock.
+    async fn take_message(
+        &mut self,
+        message: ProtocolMessage,
+        arrived: UnixMillis,
+        waiter: Option<Waiter>,
+        relayed: bool,
+    ) -> NodeResult<()> {
+        let kind = message.kind();
+        let signing_root = message.signing_root(self.engine.signing_context());
+        if self.in_flight.contains_key(&signing_root) {
+            match waiter {
+                Some(Waiter::Http(reply)) => {
+                    let _ = reply.send(Ok(receipt(
+                        kind,
+                        signing_root,
+                        SubmissionStatus::Duplicate,
+                        None,
+                    )));
+                }
+                Some(Waiter::Gossip(reply)) => {
+                    let _ = reply.send(GossipResult::Duplicate);
+                }
+                None => {}
+            }
+            return Ok(());
+        }
+        // Write-ahead: the message is durable before the engine sees it.
+        let (input, at) = if relayed {
+            (LoggedInput::Relayed { message: message.clone(), arrived }, arrived)
+        } else {
+            let at = arrived.max(self.engine.now());
+            (LoggedInput::Message { message: message.clone(), arrived }, at)
+        };
+        self.append(input).await?;
+        let publish = (!relayed && self.publish.is_some()).then_some(at);
+        match self.apply_message(message, at, publish) {
+            Ok(request) => {
+                if let Some(waiter) = waiter {
+                    self.replies.insert(request, (kind, signing_root, waiter));
+                }
+            }
+            Err(e) => {
+                let label = match super::gossip::error_verdict(&e) {
+                    crate::p2p::MessageVerdict::Reject => crate::VerdictLabel::Reject,
+                    _ => crate::VerdictLabel::Ignore,
+                };
+                self.metrics.message_verdict(kind_label(kind), label, "engine");
+                match waiter {
+                    Some(Waiter::Http(reply)) => {
+                        let answer = match e {
+                            phase_engine::Error::Duplicate { .. } => Ok(receipt(
+                                kind,
+                                signing_root,
+                                SubmissionStatus::Duplicate,
+                                None,
+                            )),
+                            other => Err(beacon_api::Error::InvalidInput {
+                                reason: other.to_string(),
+                            }),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    Some(Waiter::Gossip(reply)) => {
+                        let _ = reply.send(GossipResult::Refused(e));
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.process_actions()
+    }
+
+    /// Whether a gossip message names a block after the last one this node fed (its beacon
+    /// node is behind the sender's).
+    fn is_early(&self, message: &ProtocolMessage) -> bool {
+        let Some((slot, root)) = message_block(message) else { return false };
+        !self.blocks.contains_key(&root) && self.last_block.is_none_or(|(last, _)| slot > last)
+    }
+
+    /// Holds an early gossip message (its validation result waits with it).
+    fn hold_early(&mut self, message: ProtocolMessage, arrived: UnixMillis, reply: GossipReply) {
+        if self.early.len() >= EARLY_CAPACITY {
+            let _ = reply.send(GossipResult::Expired);
+            return;
+        }
+        debug!(kind = ?message.kind(), "gossip for a block not seen yet: held");
+        self.early.push_back(Early { message, arrived, reply, waited: 0 });
+    }
+
+    /// After a block: takes the held messages whose block is now known, drops those whose block
+    /// will not come (its slot is past) or did not come within [`EARLY_BLOCKS`] blocks.
+    async fn retry_early(&mut self) -> NodeResult<()> {
+        for mut held in std::mem::take(&mut self.early) {
+            let Some((slot, root)) = message_block(&held.message) else { continue };
+            if self.blocks.contains_key(&root) {
+                let waiter = Some(Waiter::Gossip(held.reply));
+                self.take_message(held.message, held.arrived, waiter, true).await?;
+                continue;
+            }
+            held.waited = held.waited.saturating_add(1);
+            let passed = self.last_block.is_some_and(|(last, _)| slot <= last);
+            if passed || held.waited > EARLY_BLOCKS {
+                let _ = held.reply.send(GossipResult::Expired);
+            } else {
+                self.early.push_back(held);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `item` to the publisher (no-op without gossip, or while replaying).
+    fn publish(&self, item: Gossiped, first_seen: UnixMillis) {
+        if self.replaying {
+            return;
+        }
+        if let Some(tx) = &self.publish
+            && tx.try_send((item, first_seen)).is_err()
+        {
+            warn!("gossip publish queue full: message not published");
+        }
     }
 
     async fn append(&mut self, input: LoggedInput) -> NodeResult<()> {
@@ -375,10 +532,11 @@ impl Driver {
         &mut self,
         message: ProtocolMessage,
         arrived: UnixMillis,
+        publish: Option<UnixMillis>,
     ) -> phase_engine::Result<RequestId> {
         let signing_root = message.signing_root(self.engine.signing_context());
         let request = self.engine.on_message(message.clone(), arrived)?;
-        self.in_flight.insert(signing_root, message);
+        self.in_flight.insert(signing_root, (message, publish));
         Ok(request)
     }
 
@@ -422,7 +580,10 @@ impl Driver {
             }
             LoggedInput::Message { message, arrived } => {
                 let arrived = arrived.max(self.engine.now());
-                let _ = self.apply_message(message, arrived);
+                let _ = self.apply_message(message, arrived, None);
+            }
+            LoggedInput::Relayed { message, arrived } => {
+                let _ = self.apply_message(message, arrived, None);
             }
             LoggedInput::Verdict(verdict) => {
                 self.outstanding.remove(&verdict.request);
@@ -433,22 +594,33 @@ impl Driver {
                             self.replies.insert(next, reply);
                         }
                     }
-                    Ok(progress) => {
-                        if let Some((kind, root, reply)) = reply {
+                    Ok(progress) => match reply {
+                        Some((kind, root, Waiter::Http(reply))) => {
                             let _ = reply
                                 .send(Ok(SubmissionReceipt::from_progress(kind, root, &progress)));
                         }
-                    }
+                        Some((_, _, Waiter::Gossip(reply))) => {
+                            let _ = reply.send(GossipResult::Accepted);
+                        }
+                        None => {}
+                    },
                     Err(e) => {
-                        if let Some((kind, _, reply)) = reply {
+                        if let Some((kind, _, waiter)) = reply {
                             self.metrics.message_verdict(
                                 kind_label(kind),
                                 crate::VerdictLabel::Reject,
                                 "verification",
                             );
-                            let _ = reply.send(Err(beacon_api::Error::InvalidInput {
-                                reason: e.to_string(),
-                            }));
+                            match waiter {
+                                Waiter::Http(reply) => {
+                                    let _ = reply.send(Err(beacon_api::Error::InvalidInput {
+                                        reason: e.to_string(),
+                                    }));
+                                }
+                                Waiter::Gossip(reply) => {
+                                    let _ = reply.send(GossipResult::Refused(e));
+                                }
+                            }
                         }
                     }
                 }
@@ -532,7 +704,10 @@ impl Driver {
     }
 
     fn on_accepted(&mut self, signing_root: &Root) {
-        let Some(message) = self.in_flight.remove(signing_root) else { return };
+        let Some((message, publish)) = self.in_flight.remove(signing_root) else { return };
+        if let Some(first_seen) = publish {
+            self.publish(Gossiped::Message(message.clone()), first_seen);
+        }
         match message {
             ProtocolMessage::PartialProof(m) => {
                 if let Some(b) = self.blocks.get_mut(&m.message.round.block_root) {
@@ -781,6 +956,20 @@ fn receipt(
     prover_index: Option<ProverIndex>,
 ) -> SubmissionReceipt {
     SubmissionReceipt { kind, signing_root, status, prover_index }
+}
+
+/// The block a message names: (slot, root).
+fn message_block(message: &ProtocolMessage) -> Option<(Slot, Root)> {
+    match message {
+        ProtocolMessage::Commitment(m) => Some((m.message.round.slot, m.message.round.block_root)),
+        ProtocolMessage::Decline(m) => Some((m.message.round.slot, m.message.round.block_root)),
+        ProtocolMessage::PartialProof(m) => {
+            Some((m.message.round.slot, m.message.round.block_root))
+        }
+        ProtocolMessage::FullProof(m) => Some((m.message.round.slot, m.message.round.block_root)),
+        ProtocolMessage::AggProof(m) => Some((m.message.slot, m.message.block_root)),
+        _ => None,
+    }
 }
 
 fn request_of(check: &Check) -> RequestId {

@@ -32,6 +32,9 @@ pub enum NodeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The gossip network could not start.
+    #[error("p2p: {0}")]
+    P2p(#[source] crate::Error),
     /// The node's driver task stopped.
     #[error("the node has stopped")]
     Stopped,

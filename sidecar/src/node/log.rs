@@ -50,6 +50,16 @@ pub enum LoggedInput {
         /// Its arrival time.
         arrived: UnixMillis,
     },
+    /// A protocol message from gossip that passed the engine's synchronous checks, at the
+    /// arrival time it was given (the sender's first-seen time, clamped to the clock-disparity
+    /// allowance). Unlike [`LoggedInput::Message`], the time is used as is, even when the
+    /// engine's clock is already later, so every node classifies it alike.
+    Relayed {
+        /// The message.
+        message: ProtocolMessage,
+        /// Its arrival time.
+        arrived: UnixMillis,
+    },
     /// A verification verdict.
     Verdict(Verdict),
     /// The time moved on.

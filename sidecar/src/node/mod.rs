@@ -16,6 +16,7 @@ mod backend;
 mod driver;
 mod error;
 mod follower;
+mod gossip;
 mod log;
 mod verify;
 
@@ -33,9 +34,13 @@ use tracing::info;
 pub use backend::NodeApi;
 pub use error::{NodeError, NodeResult};
 pub use follower::{ChainTiming, MAX_GAP, fetch_block};
+pub use gossip::{GOSSIP_TOPICS, topic_name};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
 
-use crate::{Metrics, SlotClock, SlotTiming, Store, SystemSlotClock};
+use crate::{
+    Metrics, SlotClock, SlotTiming, Store, SystemSlotClock,
+    p2p::{NetworkConfig, NetworkHandle},
+};
 
 /// Settings of a validator-mode node.
 #[derive(Clone)]
@@ -60,6 +65,11 @@ pub struct NodeConfig {
     pub clock: Option<Arc<dyn SlotClock>>,
     /// Metrics registry (a new one when `None`).
     pub metrics: Option<Metrics>,
+    /// Gossip: `None` (the default) runs without peers; `Some` starts the libp2p network with
+    /// these settings, subscribes to one topic per message kind ([`GOSSIP_TOPICS`]), publishes
+    /// what the HTTP API accepts and validates what peers send through the engine.
+    /// [`NetworkConfig::loopback`] is the setting for tests and local devnets.
+    pub p2p: Option<NetworkConfig>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -69,6 +79,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("data_dir", &self.data_dir)
             .field("http_address", &self.http_address)
             .field("genesis_provers", &self.genesis_provers.len())
+            .field("p2p", &self.p2p)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +99,7 @@ impl NodeConfig {
             segment_params: SegmentParams::default(),
             clock: None,
             metrics: None,
+            p2p: None,
         }
     }
 }
@@ -103,6 +115,8 @@ pub struct NodeHandle {
     tasks: Vec<JoinHandle<()>>,
     driver: Option<JoinHandle<NodeResult<()>>>,
     metrics: Metrics,
+    network: Option<NetworkHandle>,
+    after_driver: Vec<JoinHandle<()>>,
 }
 
 /// The node.
@@ -160,6 +174,24 @@ impl Node {
         let prover = Prover::new(config.proof_params.clone(), workload)
             .map_err(|e| NodeError::Config { reason: format!("proof parameters: {e}") })?;
         let metrics = config.metrics.clone().unwrap_or_default();
+        // The network first: a taken port fails the start before anything else runs.
+        let network = match config.p2p.clone() {
+            Some(mut p2p) => {
+                for name in GOSSIP_TOPICS {
+                    if !p2p.topics.iter().any(|t| t == name) {
+                        p2p.topics.push(name.to_owned());
+                    }
+                }
+                let network = crate::p2p::start_network(p2p, Some(metrics.clone()))
+                    .await
+                    .map_err(NodeError::P2p)?;
+                info!(address = %network.handle.listen_address(), "gossip started");
+                Some(network)
+            }
+            None => None,
+        };
+        let (publish_tx, publish_rx) = mpsc::channel(1024);
+        let grace_ms = config.rewards.engine.phases.max_clock_disparity_ms;
         let (events, _) = broadcast::channel(1024);
         let (settled, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::channel(1024);
@@ -172,6 +204,7 @@ impl Node {
             metrics: metrics.clone(),
             events: events.clone(),
             settled: settled.clone(),
+            publish: network.is_some().then_some(publish_tx),
         };
         // Replaying reads and writes the store: off the async workers.
         let tx2 = tx.clone();
@@ -201,7 +234,26 @@ impl Node {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
+        let mut tasks = vec![http];
+        let mut after_driver = Vec::new();
+        let mut network_handle = None;
+        if let Some(network) = network {
+            let (receive, publisher) = gossip::spawn(
+                network.handle.clone(),
+                network.messages,
+                publish_rx,
+                tx.clone(),
+                Arc::clone(&clock),
+                grace_ms,
+                shutdown_rx.clone(),
+            );
+            tasks.push(receive);
+            after_driver.push(publisher);
+            after_driver.push(network.task);
+            network_handle = Some(network.handle);
+        }
         let follower = tokio::spawn(follower::follow(client, timing, last, tx, shutdown_rx));
+        tasks.push(follower);
         info!(%http_addr, genesis_time = timing.genesis_time, seconds_per_slot, "node started");
         Ok(NodeHandle {
             http_addr,
@@ -209,9 +261,11 @@ impl Node {
             events,
             settled,
             shutdown,
-            tasks: vec![http, follower],
+            tasks,
             driver: Some(driver_task),
             metrics,
+            network: network_handle,
+            after_driver,
         })
     }
 }
@@ -247,6 +301,13 @@ impl NodeHandle {
         &self.metrics
     }
 
+    /// The gossip network, when the node runs one ([`NodeConfig::p2p`]): its listen address
+    /// ([`NetworkHandle::listen_address`], dialable), ENR, peer count, and
+    /// [`NetworkHandle::dial`] to connect to other nodes.
+    pub fn p2p(&self) -> Option<&NetworkHandle> {
+        self.network.as_ref()
+    }
+
     /// The latest block fed to the engine.
     pub async fn head(&self) -> NodeResult<Option<(Slot, Root)>> {
         self.api.query(|d| d.last_block()).await.map_err(|_| NodeError::Stopped)
@@ -267,23 +328,31 @@ impl NodeHandle {
             let _ = task.await;
         }
         drop(self.api);
-        match self.driver.take() {
+        let result = match self.driver.take() {
             Some(driver) => driver.await.map_err(|_| NodeError::Stopped)?,
             None => Ok(()),
+        };
+        // The publisher ends with the driver; then the network.
+        if let Some(network) = self.network.take() {
+            network.shutdown().await;
         }
+        for task in self.after_driver.drain(..) {
+            let _ = task.await;
+        }
+        result
     }
 
     /// Stops every task at once, without draining anything (what a crash does; the store keeps
     /// only what was committed). Waits until the tasks are gone, so the data directory can be
     /// reopened.
     pub async fn abort(mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.after_driver) {
             task.abort();
         }
         if let Some(driver) = &self.driver {
             driver.abort();
         }
-        for task in self.tasks.drain(..) {
+        for task in self.tasks.drain(..).chain(self.after_driver.drain(..)) {
             let _ = task.await;
         }
         if let Some(driver) = self.driver.take() {

@@ -85,6 +85,23 @@ impl NetworkConfig {
         }
     }
 
+    /// A node on loopback for tests and local devnets: `127.0.0.1`, free TCP (and UDP) ports,
+    /// discovery off (connect nodes with [`NetworkHandle::dial`]; set `enable_discovery` and
+    /// `bootnodes` to use discv5 instead), a short heartbeat so meshes form within a second,
+    /// and a low peer target.
+    pub fn loopback(node_key: NodeKey) -> Self {
+        Self {
+            listen_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            tcp_port: 0,
+            discovery_port: 0,
+            enable_discovery: false,
+            target_peers: 16,
+            heartbeat_interval: Duration::from_millis(200),
+            discovery_interval: Duration::from_secs(1),
+            ..Self::new(node_key)
+        }
+    }
+
     /// From the `[p2p]` config section (already validated) and the node key.
     ///
     /// # Errors
