@@ -196,7 +196,18 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
     let mut node_config =
         crate::node::NodeConfig::new(config.beacon.urls.clone(), config.node.data_dir.clone());
     node_config.http_address = config.node.http_address;
+    // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
+    let node_key = crate::p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
+    node_config.p2p = Some(crate::p2p::NetworkConfig::from_config(&config.p2p, node_key)?);
     let node = crate::node::Node::spawn(node_config).await.map_err(Box::new)?;
+    if let Some(p2p) = node.p2p() {
+        writeln!(out, "gossip on {}", p2p.listen_address())
+            .map_err(|e| Error::io("writing", "stdout", e))?;
+        if let Some(enr) = p2p.local_enr() {
+            writeln!(out, "node record {}", enr.to_base64())
+                .map_err(|e| Error::io("writing", "stdout", e))?;
+        }
+    }
     writeln!(out, "proving API and metrics on http://{}", node.http_addr())
         .map_err(|e| Error::io("writing", "stdout", e))?;
     match tokio::signal::ctrl_c().await {
