@@ -196,6 +196,8 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
     let mut node_config =
         crate::node::NodeConfig::new(config.beacon.urls.clone(), config.node.data_dir.clone());
     node_config.http_address = config.node.http_address;
+    node_config.rewards = config.rewards()?;
+    node_config.genesis_provers = config.genesis_provers()?;
     // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
     let node_key = crate::p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
     node_config.p2p = Some(crate::p2p::NetworkConfig::from_config(&config.p2p, node_key)?);

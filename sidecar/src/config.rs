@@ -28,6 +28,8 @@ pub struct Config {
     pub prover: ProverConfig,
     /// `[logging]`: log filter and format.
     pub logging: LoggingConfig,
+    /// `[genesis]`: the provers every node of the network knows from the start.
+    pub genesis: GenesisConfig,
 }
 
 /// `[node]`.
@@ -38,6 +40,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address of the HTTP server (proving extension API and `/metrics`).
     pub http_address: SocketAddr,
+    /// The reward table and round parameters (`configs/rewards.toml` format); `None`: the
+    /// built-in defaults (equal to the shipped `configs/rewards.toml`). Every node of a network
+    /// must use the same table, or their settlements differ.
+    pub rewards_file: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +51,7 @@ impl Default for NodeConfig {
         Self {
             data_dir: PathBuf::from("sidecar-data"),
             http_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5062),
+            rewards_file: None,
         }
     }
 }
@@ -147,6 +154,38 @@ impl ProverConfig {
             self.threads
         }
     }
+}
+
+/// `[genesis]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenesisConfig {
+    /// `[[genesis.provers]]`: provers registered from genesis (indices from 0 in public-key
+    /// order). Every node of a network must list the same provers.
+    pub provers: Vec<GenesisProver>,
+}
+
+/// One `[[genesis.provers]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisProver {
+    /// The prover's BLS public key: 48 bytes, `0x`-prefixed hex (compressed G1 point).
+    pub pubkey: String,
+    /// Its stake in Gwei (at least 1).
+    pub stake: u64,
+    /// Number of GPUs it declares.
+    #[serde(default)]
+    pub gpu_count: u32,
+    /// Memory per GPU in MiB (0 for CPU proving).
+    #[serde(default)]
+    pub gpu_memory_mib: u64,
+    /// Largest trace it can prove, as `log2` of the row count.
+    #[serde(default = "default_max_trace_log_rows")]
+    pub max_trace_log_rows: u8,
+}
+
+fn default_max_trace_log_rows() -> u8 {
+    20
 }
 
 /// `[logging]`.
@@ -297,18 +336,87 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.logging.filter).map_err(|e| {
             Error::invalid("logging.filter", &self.logging.filter, format!("bad directive: {e}"))
         })?;
+        if let Some(path) = &self.node.rewards_file
+            && path.as_os_str().is_empty()
+        {
+            return Err(Error::invalid("node.rewards_file", "\"\"", "must not be empty"));
+        }
+        self.genesis_provers()?;
         Ok(())
     }
 
-    /// Checks what `run` (validator mode) needs beyond [`Config::validate`].
+    /// Checks what `run` (validator mode) needs beyond [`Config::validate`]: a beacon node and
+    /// a readable, valid rewards file if one is named.
     ///
     /// # Errors
-    /// [`Error::ConfigInvalid`] naming `beacon.urls` if no beacon node is configured.
+    /// [`Error::ConfigInvalid`] naming `beacon.urls` if no beacon node is configured, or the
+    /// errors of [`Config::rewards`].
     pub fn validate_for_run(&self) -> Result<()> {
         if self.beacon.urls.is_empty() {
             return Err(Error::invalid("beacon.urls", "[]", "at least one beacon node URL needed"));
         }
+        self.rewards()?;
         Ok(())
+    }
+
+    /// The reward table and round parameters: `node.rewards_file` read and validated, or the
+    /// built-in defaults when it is unset.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] naming `node.rewards_file` when the file cannot be read, does not
+    /// parse, or fails validation (the message names the bad key inside it).
+    pub fn rewards(&self) -> Result<rewards::Config> {
+        let Some(path) = &self.node.rewards_file else {
+            return Ok(rewards::Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid("node.rewards_file", path.display(), format!("cannot be read: {e}"))
+        })?;
+        rewards::Config::from_toml_str(&text)
+            .map_err(|e| Error::invalid("node.rewards_file", path.display(), e.to_string()))
+    }
+
+    /// The genesis provers of `[[genesis.provers]]` as registry records (active, reputation 0),
+    /// in file order.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] naming `genesis.provers[i].<key>` for a malformed or invalid
+    /// public key, a duplicate key or a zero stake.
+    pub fn genesis_provers(&self) -> Result<Vec<phase_engine::ProverRecord>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut records = Vec::with_capacity(self.genesis.provers.len());
+        for (i, p) in self.genesis.provers.iter().enumerate() {
+            let key = |field: &str| format!("genesis.provers[{i}].{field}");
+            let pubkey = phase_engine::BlsPublicKey::from_str(&p.pubkey).map_err(|e| {
+                Error::invalid(&key("pubkey"), &p.pubkey, format!("not 48 bytes of hex: {e}"))
+            })?;
+            if blst::min_pk::PublicKey::key_validate(pubkey.as_slice()).is_err() {
+                return Err(Error::invalid(
+                    &key("pubkey"),
+                    &p.pubkey,
+                    "not a valid BLS public key (not on the curve, not in the subgroup, or the \
+                     identity)",
+                ));
+            }
+            if !seen.insert(pubkey) {
+                return Err(Error::invalid(&key("pubkey"), &p.pubkey, "listed twice"));
+            }
+            if p.stake == 0 {
+                return Err(Error::invalid(&key("stake"), 0, "must be greater than 0"));
+            }
+            records.push(phase_engine::ProverRecord {
+                pubkey,
+                stake: p.stake,
+                capabilities: phase_engine::Capabilities {
+                    gpu_count: p.gpu_count,
+                    gpu_memory_mib: p.gpu_memory_mib,
+                    max_trace_log_rows: p.max_trace_log_rows,
+                },
+                active: true,
+                reputation: 0,
+            });
+        }
+        Ok(records)
     }
 
     /// Checks what prover mode needs beyond [`Config::validate`]: a readable key file.
@@ -427,6 +535,94 @@ mod tests {
         assert_eq!(config.beacon.urls.len(), 2);
         assert_eq!(config.prover.key_file, Some(PathBuf::from("k.json")));
         config.validate().unwrap();
+    }
+
+    fn pubkey_hex(i: u8) -> String {
+        let key = phase_engine::bls::SecretKey::from_ikm(&[i; 32]).unwrap();
+        format!("{}", key.public_key())
+    }
+
+    #[test]
+    fn genesis_provers_become_registry_records() {
+        let text = format!(
+            "[[genesis.provers]]\npubkey = \"{}\"\nstake = 32000000000\n\n\
+             [[genesis.provers]]\npubkey = \"{}\"\nstake = 1\ngpu_count = 2\n\
+             gpu_memory_mib = 24576\nmax_trace_log_rows = 24\n",
+            pubkey_hex(1),
+            pubkey_hex(2)
+        );
+        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        config.validate().unwrap();
+        let records = config.genesis_provers().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(format!("{}", records[0].pubkey), pubkey_hex(1));
+        assert_eq!(records[0].stake, 32_000_000_000);
+        assert_eq!(records[0].capabilities.max_trace_log_rows, 20);
+        assert!(records[0].active);
+        assert_eq!(records[1].capabilities.gpu_count, 2);
+        assert_eq!(records[1].capabilities.gpu_memory_mib, 24_576);
+        assert_eq!(records[1].capabilities.max_trace_log_rows, 24);
+    }
+
+    #[test]
+    fn bad_genesis_provers_name_the_entry_and_key() {
+        let entry = |pubkey: &str, stake: u64| {
+            format!("[[genesis.provers]]\npubkey = \"{pubkey}\"\nstake = {stake}\n")
+        };
+        let not_on_curve = format!("0x{}", "11".repeat(48));
+        let cases = [
+            (entry("0x1234", 1), "genesis.provers[0].pubkey"),
+            (entry(&not_on_curve, 1), "genesis.provers[0].pubkey"),
+            (entry(&pubkey_hex(1), 0), "genesis.provers[0].stake"),
+            (entry(&pubkey_hex(1), 1) + &entry(&pubkey_hex(1), 1), "genesis.provers[1].pubkey"),
+        ];
+        for (text, key) in cases {
+            let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+            match config.validate() {
+                Err(Error::ConfigInvalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+        // A missing stake is a parse error naming the key.
+        let err = Config::from_toml(
+            &format!("[[genesis.provers]]\npubkey = \"{}\"\n", pubkey_hex(1)),
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stake"), "{err}");
+    }
+
+    #[test]
+    fn rewards_file_is_read_and_validated_naming_the_key() {
+        assert_eq!(Config::default().rewards().unwrap(), rewards::Config::default());
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = rewards::RewardsFile::default();
+        file.phases.t1_ms = 1234;
+        let good = dir.path().join("rewards.toml");
+        std::fs::write(&good, file.to_toml_string()).unwrap();
+        let mut config = Config::default();
+        config.node.rewards_file = Some(good);
+        config.validate_for_run().unwrap();
+        assert_eq!(config.rewards().unwrap().to_file().phases.t1_ms, 1234);
+
+        for (name, text) in [("missing.toml", None), ("bad.toml", Some("REWARD_T1_VALIDATOR = \"x\"\n"))] {
+            let path = dir.path().join(name);
+            if let Some(text) = text {
+                std::fs::write(&path, text).unwrap();
+            }
+            config.node.rewards_file = Some(path);
+            match config.validate_for_run() {
+                Err(Error::ConfigInvalid { key, .. }) => assert_eq!(key, "node.rewards_file"),
+                other => panic!("{name}: expected an error naming node.rewards_file, got {other:?}"),
+            }
+        }
+        // A value the rewards crate rejects: the message names the inner key too.
+        file.phases.t1_ms = 0;
+        let zero = dir.path().join("zero.toml");
+        std::fs::write(&zero, file.to_toml_string()).unwrap();
+        config.node.rewards_file = Some(zero);
+        let err = config.rewards().unwrap_err().to_string();
+        assert!(err.contains("node.rewards_file") && err.contains("t1_ms"), "{err}");
     }
 
     #[test]

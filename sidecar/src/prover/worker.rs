@@ -5,7 +5,10 @@
 //! commitment, then prove the partials (all cores, rayon) and send them; a prover holding every
 //! AIR also sends a full proof from T2. In T3, if the round has no full proof yet, it downloads
 //! the round's accepted partials and sends a full proof reusing other provers' parts (declared in
-//! the reuse Bloom filter). Aggregation duties get the AggProof once every sub-block is proven.
+//! the reuse Bloom filter). If T3 cannot be completed from accepted partials (an assigned prover
+//! withheld its work), the worker proves the uncovered AIRs itself when the first fallback phase
+//! (T4) opens and sends the full proof then. Aggregation duties get the AggProof once every
+//! sub-block is proven.
 //!
 //! CPU work (planning, commitments, proofs, bundles) runs on a rayon pool, never on async
 //! workers. A step finished after its phase's close (plus grace) is logged and counted
@@ -50,6 +53,10 @@ pub enum Behaviour {
     /// Commits honestly, then in T2 submits other provers' partial proofs of its AIRs as its own
     /// (re-signed); they must be rejected and earn nothing.
     CopyPartials,
+    /// Commits honestly and proves nothing; once another prover's full proof of its round is
+    /// finalised, resubmits it under its own index (same parts and bundle, re-signed, with the
+    /// reuse Bloom filter claiming every part as reused); it must be rejected and earn nothing.
+    CopyFullProof,
 }
 
 /// Worker settings.
@@ -85,6 +92,20 @@ impl Default for WorkerConfig {
     }
 }
 
+/// How many refusals [`WorkerStats::rejections`] keeps (the most recent ones).
+pub const REJECTIONS_KEPT: usize = 64;
+
+/// A submission the sidecar refused, with its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// What was submitted (`"commitment"`, `"partial proof"`, `"copied partial proof"`, ...).
+    pub what: &'static str,
+    /// The HTTP status of the refusal, when the sidecar answered one.
+    pub status: Option<u16>,
+    /// The error: the sidecar's `{code, message}` message, or the transport error.
+    pub message: String,
+}
+
 /// Counters of a worker's work, shared with whoever watches it (the devnet display, tests).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -104,11 +125,34 @@ pub struct WorkerStats {
     pub failed_rounds: AtomicU64,
     /// Total proving time (partials), in milliseconds.
     pub proving_ms: AtomicU64,
+    /// AIRs proven in a fallback phase because nobody had covered them.
+    pub fallback_airs: AtomicU64,
+    /// The most recent refusals (at most [`REJECTIONS_KEPT`]).
+    rejections: Mutex<std::collections::VecDeque<Rejection>>,
 }
 
 impl WorkerStats {
     fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn reject(&self, rejection: Rejection) {
+        Self::inc(&self.rejected);
+        let mut kept = self.rejections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= REJECTIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(rejection);
+    }
+
+    /// The most recent refusals, oldest first.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.rejections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -441,8 +485,9 @@ impl ProverWorker {
                 true
             }
             Err(e) => {
-                WorkerStats::inc(&self.inner.stats.rejected);
                 warn!(error = %e, "{what} refused");
+                let message = e.api_error().map_or_else(|| e.to_string(), |b| b.message.clone());
+                self.inner.stats.reject(Rejection { what, status: e.status(), message });
                 false
             }
         }
@@ -528,8 +573,10 @@ impl ProverWorker {
             WorkerStats::inc(&self.inner.stats.commitments);
         }
 
-        if self.inner.config.behaviour == Behaviour::CopyPartials {
-            return self.copy_partials(index, duty).await;
+        match self.inner.config.behaviour {
+            Behaviour::CopyPartials => return self.copy_partials(index, duty).await,
+            Behaviour::CopyFullProof => return self.copy_full_proof(index, duty).await,
+            _ => {}
         }
 
         // T2: the partial proofs, in parallel on all cores.
@@ -584,9 +631,19 @@ impl ProverWorker {
 
         // T3: combine the round's partials if nobody has finalised it.
         tokio::time::sleep(wait_until(duty.deadlines.open(Phase::T3))).await;
-        self.aggregate_round(index, duty, round, &plan, &partials).await
+        if self.aggregate_round(index, duty, round, &plan, &partials, false).await? {
+            return Ok(());
+        }
+        // T4 (first fallback): T3 could not be completed from accepted partials; prove the AIRs
+        // nobody covered and send the full proof.
+        tokio::time::sleep(wait_until(duty.deadlines.open(Phase::T4))).await;
+        self.aggregate_round(index, duty, round, &plan, &partials, true).await.map(drop)
     }
 
+    /// Sends a full proof of the round built from `own` partials and the round's accepted ones,
+    /// unless the round is finalised or closed already. Without `prove_missing`, gives up if an
+    /// AIR has no partial; with it, proves such AIRs itself. Returns whether the round needs
+    /// nothing more from this worker (finalised, closed, or a full proof sent).
     async fn aggregate_round(
         &self,
         index: ProverIndex,
@@ -594,7 +651,8 @@ impl ProverWorker {
         round: RoundRef,
         plan: &SubBlockPlan,
         own: &[plonky3_prover::PartialProof],
-    ) -> ProverResult<()> {
+        prove_missing: bool,
+    ) -> ProverResult<bool> {
         let key = duty.round;
         let status = self
             .inner
@@ -608,7 +666,7 @@ impl ProverWorker {
             .find(|r| r.key == key)
             .is_none_or(|r| r.finalized_in.is_some() || r.closed);
         if done {
-            return Ok(());
+            return Ok(true);
         }
         let mut parts: BTreeMap<AirIndex, (ProverIndex, plonky3_prover::PartialProof)> =
             BTreeMap::new();
@@ -633,16 +691,48 @@ impl ProverWorker {
                 Err(e) => debug!(air = m.air.0, error = %e, "undecodable partial skipped"),
             }
         }
-        if u32::try_from(parts.len()).ok() != Some(duty.num_airs) {
-            debug!(
-                have = parts.len(),
-                need = duty.num_airs,
-                "not enough partials for a full proof"
-            );
-            return Ok(());
+        let missing: Vec<AirIndex> =
+            (0..duty.num_airs).map(AirIndex).filter(|a| !parts.contains_key(a)).collect();
+        if !missing.is_empty() {
+            if !prove_missing {
+                debug!(
+                    have = parts.len(),
+                    need = duty.num_airs,
+                    "not enough partials for a full proof"
+                );
+                return Ok(false);
+            }
+            info!(block = %key.block_root, sub_block = %key.sub_block.0, airs = missing.len(), "proving the AIRs nobody covered");
+            let specs = missing
+                .iter()
+                .map(|a| {
+                    plan.segment(plonky3_prover::AirIndex(a.0)).copied().ok_or(
+                        ProverError::RoundView {
+                            block_root: key.block_root,
+                            reason: "AIR out of range",
+                        },
+                    )
+                })
+                .collect::<ProverResult<Vec<_>>>()?;
+            let author = self.inner.author;
+            let proofs = self
+                .cpu(move |p| {
+                    use rayon::prelude::*;
+                    specs
+                        .par_iter()
+                        .map(|s| p.prove_partial(s, &author))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?
+                .map_err(ProverError::stark("proving uncovered AIRs"))?;
+            for (air, proof) in missing.into_iter().zip(proofs) {
+                WorkerStats::inc(&self.inner.stats.fallback_airs);
+                parts.insert(air, (index, proof));
+            }
         }
         let parts = parts.into_iter().map(|(a, (i, p))| (a, i, p)).collect();
-        self.send_full_proof(index, round, plan, parts, &duty.deadlines).await
+        self.send_full_proof(index, round, plan, parts, &duty.deadlines).await?;
+        Ok(true)
     }
 
     async fn send_full_proof(
@@ -719,6 +809,46 @@ impl ProverWorker {
                     {
                         WorkerStats::inc(&self.inner.stats.partials);
                     }
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(self.inner.config.poll_interval).await;
+        }
+        Ok(())
+    }
+
+    /// Fault injection: resubmit another prover's finalised full proof of the round as ours.
+    async fn copy_full_proof(&self, index: ProverIndex, duty: &Duty) -> ProverResult<()> {
+        let key = duty.round;
+        tokio::time::sleep(wait_until(duty.deadlines.open(Phase::T2))).await;
+        let deadline = duty.deadlines.graced_close(Phase::T5);
+        while now_ms() < deadline {
+            // Not found until the block's rounds are finalised.
+            let original = match self
+                .inner
+                .proving
+                .finalized_proof(BlockId::Root(key.block_root))
+                .await
+            {
+                Ok(f) => f.full_proofs.iter().find(|f| f.message.round.key() == key).cloned(),
+                Err(_) => None,
+            };
+            if let Some(original) = original.filter(|f| f.message.submitter != index) {
+                let parts: Vec<PartRef> = original.message.body.parts.iter().copied().collect();
+                let bloom = ReuseBloom::from_parts(
+                    REUSE_BLOOM_BYTES,
+                    parts.iter().filter(|p| p.author != index),
+                );
+                let mut message = original.message;
+                message.submitter = index;
+                message.body.reuse_bloom = VariableList::new(bloom.as_bytes().to_vec())
+                    .map_err(|e| ProverError::Message {
+                        what: "copied full proof",
+                        reason: format!("{e:?}"),
+                    })?;
+                let signed = SignedFullProof::sign(message, &self.inner.key, &self.inner.ctx);
+                if self.submit("copied full proof", ProtocolMessage::FullProof(signed)).await {
+                    WorkerStats::inc(&self.inner.stats.full_proofs);
                 }
                 return Ok(());
             }
