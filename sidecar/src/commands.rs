@@ -1,5 +1,5 @@
-//! What each subcommand does. `keys` is complete; the node modes check their arguments and
-//! config, then report that the parts they need are not wired into this build yet.
+//! What each subcommand does. The long-running ones (`devnet`, `run`, `prover`) run until their
+//! [`Shutdown`] fires, then stop their nodes cleanly.
 
 use std::io::Write;
 
@@ -17,28 +17,93 @@ use crate::{Error, Result};
 /// The environment variable read for a keystore password when no password file is given.
 pub const PASSWORD_ENV: &str = "SIDECAR_KEYSTORE_PASSWORD";
 
-/// Runs the subcommand of `cli` with the resolved `config`, writing results to `out`.
+/// Asks long-running commands to stop (the binary triggers it on Ctrl-C). Cheap to clone; every
+/// clone sees the same signal.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// The sending side of a [`Shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTrigger(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    /// A signal and the trigger that fires it.
+    pub fn new() -> (ShutdownTrigger, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (ShutdownTrigger(tx), Self(Some(rx)))
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> Self {
+        Self(None)
+    }
+
+    /// Resolves once the trigger fired (or was dropped).
+    pub async fn wait(self) {
+        match self.0 {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether the trigger fired.
+    pub fn is_triggered(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+}
+
+impl ShutdownTrigger {
+    /// Fires the signal.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// The logging settings for `cli`: `config.logging`, except that `sidecar devnet` (whose
+/// output is its table) logs only errors unless a filter is given by flag, environment or a
+/// config file that sets one.
+pub fn logging_config(cli: &Cli, config: &Config) -> crate::config::LoggingConfig {
+    let mut logging = config.logging.clone();
+    let default_filter = crate::config::LoggingConfig::default().filter;
+    if matches!(cli.command, Command::Devnet(_))
+        && cli.global.log_filter.is_none()
+        && logging.filter == default_filter
+    {
+        logging.filter = crate::devnet::DEFAULT_LOG_FILTER.to_owned();
+    }
+    logging
+}
+
+/// Runs the subcommand of `cli` with the resolved `config`, writing results to `out`, until it
+/// ends or `shutdown` fires (long-running commands then stop their nodes cleanly).
 ///
 /// # Errors
-/// Whatever the subcommand fails with; [`Error::NotYetAvailable`] for modes not wired yet.
-pub async fn execute(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> Result<()> {
+/// Whatever the subcommand fails with.
+pub async fn execute(
+    cli: Cli,
+    config: Config,
+    out: &mut (dyn Write + Send),
+    shutdown: Shutdown,
+) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::New(args)) => keys_new(&args, out),
         Command::Keys(KeysCommand::Show(args)) => keys_show(&args, out),
         Command::Devnet(args) => {
-            positive("--sidecars", args.sidecars.into())?;
-            positive("--provers", args.provers.into())?;
-            positive("--seconds-per-slot", args.seconds_per_slot)?;
-            if let Some(blocks) = args.blocks {
-                positive("--blocks", blocks)?;
+            let opts = crate::devnet::DevnetOptions::from_args(&args, cli.global.data_dir.clone())?;
+            if args.beacon_only {
+                return Ok(crate::devnet::serve_beacon(&opts, out, shutdown.wait()).await?);
             }
-            Err(Error::NotYetAvailable {
-                command: "devnet",
-                missing: "the embedded devnet beacon node, the protocol engine and the prover",
-            })
+            let summary = crate::devnet::run(&opts, out, shutdown.wait()).await?;
+            if let Some(path) = &args.bench_json {
+                crate::devnet::write_json(path, &summary)?;
+            }
+            // Without --blocks, Ctrl-C is the normal end; with it, an early stop is a failure.
+            Ok(summary.check()?)
         }
-        Command::Run(_) => run_node(&config, out).await,
-        Command::Prover(_) => prover_mode(&config).await,
+        Command::Run(_) => run_node(&config, out, shutdown).await,
+        Command::Prover(_) => prover_mode(&config, shutdown).await,
         Command::Prove(args) => prove(&args, out).await,
         Command::Verify(args) => verify(&args, out).await,
         // Synchronous and CPU-bound: the simulator runs on virtual time.
@@ -48,7 +113,7 @@ pub async fn execute(cli: Cli, config: Config, out: &mut (dyn Write + Send)) -> 
 
 /// Prover mode: registers the key with the sidecar whose extension API listens at
 /// `node.http_address`, reads blocks from `beacon.urls`, and proves until interrupted.
-async fn prover_mode(config: &Config) -> Result<()> {
+async fn prover_mode(config: &Config, shutdown: Shutdown) -> Result<()> {
     config.validate_for_prover()?;
     let key_file = config.prover.key_file.as_deref().ok_or(Error::InvalidArgument {
         arg: "--key",
@@ -74,7 +139,7 @@ async fn prover_mode(config: &Config) -> Result<()> {
     let worker_config =
         WorkerConfig { threads: config.prover.effective_threads(), ..WorkerConfig::default() };
     let worker = ProverWorker::connect(key, proving, beacon, worker_config).await?;
-    worker.run(std::future::pending()).await?;
+    worker.run(shutdown.wait()).await?;
     Ok(())
 }
 
@@ -142,17 +207,6 @@ async fn verify(args: &VerifyArgs, out: &mut (dyn Write + Send)) -> Result<()> {
     first_error.map_or(Ok(()), |e| Err(e.into()))
 }
 
-fn positive(arg: &'static str, value: u64) -> Result<()> {
-    if value == 0 {
-        return Err(Error::InvalidArgument {
-            arg,
-            value: "0".into(),
-            reason: "must be at least 1",
-        });
-    }
-    Ok(())
-}
-
 fn password(file: Option<&std::path::Path>) -> Result<Password> {
     match file {
         Some(path) => Password::from_file(path),
@@ -191,7 +245,7 @@ fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {
 }
 
 /// `sidecar run`: the validator-mode node until Ctrl-C, then a clean shutdown.
-async fn run_node(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
+async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutdown) -> Result<()> {
     config.validate_for_run()?;
     let mut node_config =
         crate::node::NodeConfig::new(config.beacon.urls.clone(), config.node.data_dir.clone());
@@ -212,10 +266,8 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
     }
     writeln!(out, "proving API and metrics on http://{}", node.http_addr())
         .map_err(|e| Error::io("writing", "stdout", e))?;
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => tracing::info!("interrupted, shutting down"),
-        Err(e) => tracing::warn!(error = %e, "cannot listen for Ctrl-C; shutting down"),
-    }
+    shutdown.wait().await;
+    tracing::info!("shutting down");
     node.shutdown().await.map_err(Box::new)?;
     Ok(())
 }

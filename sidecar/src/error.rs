@@ -187,6 +187,9 @@ pub enum Error {
     /// Validator mode (the node) failed.
     #[error(transparent)]
     Node(#[from] Box<crate::node::NodeError>),
+    /// `sidecar devnet` failed to start, or its check failed.
+    #[error(transparent)]
+    Devnet(#[from] crate::devnet::DevnetError),
     /// A subcommand that this build cannot run yet.
     #[error(
         "`sidecar {command}` is not yet available in this build: {missing} is not wired into the \

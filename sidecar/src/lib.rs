@@ -12,6 +12,7 @@ pub mod cli;
 mod clock;
 pub mod commands;
 pub mod config;
+pub mod devnet;
 mod error;
 pub mod keys;
 mod logging;
