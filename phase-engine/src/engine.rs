@@ -15,8 +15,9 @@ use crate::{
     bls::BlsPublicKey,
     config::EngineConfig,
     error::{Error, Result},
+    merkle::{Domains, round_ref_root},
     messages::{
-        FullProofBody, MessageKind, ProtocolMessage, SignedAggProof, SignedCommitment,
+        FullProofBody, MessageKind, ProtocolMessage, RoundRef, SignedAggProof, SignedCommitment,
         SignedDecline, SignedFullProof, SignedPartialProof, SignedProverRegistration,
     },
     outcome::{
@@ -73,6 +74,9 @@ struct FullEntry {
 struct RoundState {
     key: RoundKey,
     slot: Slot,
+    /// `hash_tree_root` of the round's `RoundRef`: every message that passes
+    /// [`Engine::open_round`] names exactly this round.
+    ref_root: Root,
     deadlines: Deadlines,
     num_airs: u32,
     selected: Vec<ProverIndex>,
@@ -207,6 +211,8 @@ struct Pending {
 pub struct Engine {
     config: EngineConfig,
     ctx: SigningContext,
+    /// The message domains of `ctx`, computed once.
+    domains: Domains,
     params: RegistryParams,
     provers: Vec<ProverRecord>,
     /// Active provers, ascending: the list the selection shuffles.
@@ -257,6 +263,7 @@ impl Engine {
         Self {
             config,
             ctx,
+            domains: Domains::new(&ctx),
             params,
             provers: Vec::new(),
             active: Vec::new(),
@@ -611,6 +618,12 @@ impl Engine {
         let round = RoundState {
             key,
             slot: info.slot,
+            ref_root: round_ref_root(&RoundRef {
+                slot: info.slot,
+                block_root: key.block_root,
+                sub_block: key.sub_block,
+                attempt: key.attempt,
+            }),
             deadlines: deadlines(&self.config, start),
             num_airs: sub.num_airs,
             selected: selected.clone(),
@@ -821,7 +834,7 @@ impl Engine {
         let airs =
             round.assigned_airs(c.prover).ok_or(Error::NotSelected { prover: c.prover, key })?;
         Self::check_t1_window(round, MessageKind::Commitment, now)?;
-        let signing_root = m.signing_root(&self.ctx);
+        let signing_root = self.domains.commitment(c, &round.ref_root);
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -862,7 +875,7 @@ impl Engine {
         let round = self.open_round(&key, d.round.slot)?;
         round.assigned_airs(d.prover).ok_or(Error::NotSelected { prover: d.prover, key })?;
         Self::check_t1_window(round, MessageKind::Decline, now)?;
-        let signing_root = m.signing_root(&self.ctx);
+        let signing_root = self.domains.decline(d, &round.ref_root);
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -926,7 +939,7 @@ impl Engine {
             return Err(Error::Late { kind: MessageKind::PartialProof, arrived_at: now, deadline });
         }
         let assigned = Self::partial_standing(round, p.prover, p.air, p.trace_root)?;
-        let signing_root = m.signing_root(&self.ctx);
+        let signing_root = self.domains.partial(p, &round.ref_root);
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -997,7 +1010,7 @@ impl Engine {
         {
             return Err(Error::AlreadyFinalized { key, phase: done });
         }
-        let signing_root = m.signing_root(&self.ctx);
+        let signing_root = self.domains.full(f, &round.ref_root);
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -1059,7 +1072,7 @@ impl Engine {
         if now >= deadline || block.aggregators_released {
             return Err(Error::Late { kind: MessageKind::AggProof, arrived_at: now, deadline });
         }
-        let signing_root = m.signing_root(&self.ctx);
+        let signing_root = self.domains.agg(a);
         if block.agg_seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }

@@ -34,6 +34,7 @@ pub mod bls;
 mod config;
 mod engine;
 mod error;
+mod merkle;
 mod messages;
 mod outcome;
 mod plan;
@@ -55,6 +56,7 @@ pub use bls::{BlsPublicKey, BlsSignature};
 pub use config::{EngineConfig, GasPlan, PhaseWindows, ReputationBounds};
 pub use engine::{Engine, RegistryParams};
 pub use error::{Error, Result};
+pub use merkle::{hash_pair, merkleize, mix_in_length};
 pub use messages::{
     AggProof, AirCommitment, Capabilities, Commitment, Decline, FullProof, FullProofBody,
     MAX_AIRS_PER_SUB_BLOCK, MAX_BUNDLE_BYTES, MAX_PARTIAL_PROOF_BYTES, MaxAirsPerSubBlock,

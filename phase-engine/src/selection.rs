@@ -97,9 +97,27 @@ where
     let mut chosen = std::collections::BTreeSet::new();
     let mut random_block: Option<(u64, [u8; 32])> = None;
     let limit = len.saturating_mul(3);
+    // Shuffled positions are computed ahead in batches when the shuffler walks a table (the
+    // walks of a batch overlap in the CPU); the positions of `i = batch_start..` are `batch`.
+    let batch_len: u64 = if shuffler.has_table() { 32 } else { 1 };
+    let mut batch: Vec<u64> = Vec::with_capacity(batch_len as usize);
+    let mut batch_start = 0u64;
     let mut i = 0u64;
     while (selected.len() as u64) < count && i < limit {
-        let position = shuffler.shuffled_index(i.checked_rem(len).unwrap_or(0))?;
+        let offset = i.wrapping_sub(batch_start);
+        if batch.is_empty() || offset >= batch.len() as u64 {
+            batch.clear();
+            batch.extend(
+                (i..i.saturating_add(batch_len).min(limit))
+                    .map(|j| j.checked_rem(len).unwrap_or(0)),
+            );
+            shuffler.shuffle_many(&mut batch)?;
+            batch_start = i;
+        }
+        let position = batch
+            .get(usize::try_from(i.wrapping_sub(batch_start)).unwrap_or(usize::MAX))
+            .copied()
+            .unwrap_or(0);
         let Some(&prover) = usize::try_from(position).ok().and_then(|p| active.get(p)) else {
             i = i.saturating_add(1);
             continue;

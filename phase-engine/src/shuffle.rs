@@ -5,13 +5,11 @@
 //! Every round of the shuffle reads one bit of `sha256(seed || round || position / 256)`, so a
 //! list of `n` positions has only `rounds * (n / 256 + 1)` distinct digests — the cost of the
 //! consensus specs' whole-list `shuffle_list`. For lists small enough that this table fits in
-//! `MEMO_MAX_ENTRIES` (16,384 digests), a [`Shuffler`] memoises each digest the first time a query needs it, so
-//! walking many candidates costs at most that many hashes (at most 360 for 1,000 positions,
-//! instead of 90 per candidate) while a query still touches only the digests on its own path.
+//! `MEMO_MAX_ENTRIES` (16,384 digests), a [`Shuffler`] computes the whole table up front as a
+//! table of bits (at most 360 hashes for 1,000 positions, instead of 90 per candidate), and each
+//! query is then a walk of table lookups, without hashing or division.
 //! Larger lists (1,000,000 provers, where a selection reads a few hundred candidates) keep the
 //! plain per-candidate evaluation. Both give exactly [`compute_shuffled_index`].
-
-use std::cell::OnceCell;
 
 use sha2::{Digest, Sha256};
 
@@ -21,7 +19,7 @@ use crate::error::{Error, Result};
 pub const SHUFFLE_ROUND_COUNT: u8 = 90;
 
 // Largest digest table (`rounds * (index_count / 256 + 1)` entries of 32 bytes) a [`Shuffler`]
-// memoises: 16,384 entries (about 0.5 MiB), i.e. lists of up to about 46,000 positions at 90
+// precomputes: 16,384 entries (about 0.5 MiB), i.e. lists of up to about 46,000 positions at 90
 // rounds. Above it each query hashes afresh.
 const MEMO_MAX_ENTRIES: u64 = 1 << 14;
 
@@ -49,23 +47,26 @@ pub fn compute_shuffled_index(
 
 /// The swap-or-not shuffle of `index_count` positions under one seed, with the pivots of every
 /// round precomputed: each [`Shuffler::shuffled_index`] then costs at most one SHA-256 per
-/// round, and for lists whose digest table fits in `MEMO_MAX_ENTRIES` (16,384 digests) each digest is computed
-/// only once across all queries (see the module docs).
+/// round. For lists whose digest table fits in `MEMO_MAX_ENTRIES` (16,384 digests) the whole
+/// table is computed up front (the cost of the specs' whole-list `shuffle_list`) as a bit table,
+/// and a query costs no hash at all (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Shuffler {
     seed: [u8; 32],
     index_count: u64,
     pivots: Vec<u64>,
-    /// Chunks (256 positions each) per round: `index_count / 256 + 1`.
-    chunks: u64,
-    /// `memo[round * chunks + chunk]`: `sha256(seed || round || chunk)`, filled on first use;
-    /// empty when the table would exceed `MEMO_MAX_ENTRIES` (16,384 digests).
-    memo: Vec<OnceCell<[u8; 32]>>,
+    /// The bit of every position in every round, round-major: round `r`'s bits are the
+    /// `words` 64-bit words from `r * words`, position `p`'s bit is bit `p % 64` of word
+    /// `p / 64` (little-endian words of the digests `sha256(seed || r || chunk)`, which is the
+    /// specs' `byte[(p % 256) / 8] >> (p % 8)`). Empty when the table would exceed
+    /// `MEMO_MAX_ENTRIES`.
+    bits: Vec<u64>,
+    /// Words per round: 4 per chunk of 256 positions.
+    words: usize,
 }
 
 impl Shuffler {
-    /// Precomputes the pivots (and prepares the digest memo for small lists). Errors on an
-    /// empty list.
+    /// Precomputes the pivots (and the digest table for small lists). Errors on an empty list.
     pub fn new(index_count: u64, seed: &[u8; 32], rounds: u8) -> Result<Self> {
         Self::build(index_count, seed, rounds, true)
     }
@@ -77,34 +78,40 @@ impl Shuffler {
         let pivots = (0..rounds).map(|r| pivot(seed, r, index_count)).collect();
         let chunks = (index_count / 256).saturating_add(1);
         let entries = chunks.saturating_mul(u64::from(rounds));
-        let memo = if memoise && entries <= MEMO_MAX_ENTRIES {
-            let len = usize::try_from(entries)
-                .map_err(|_| Error::Overflow { context: "shuffle memo size" })?;
-            vec![OnceCell::new(); len]
-        } else {
-            Vec::new()
-        };
-        Ok(Self { seed: *seed, index_count, pivots, chunks, memo })
+        let mut shuffler = Self { seed: *seed, index_count, pivots, bits: Vec::new(), words: 0 };
+        if memoise && entries <= MEMO_MAX_ENTRIES {
+            let chunks = u32::try_from(chunks)
+                .map_err(|_| Error::Overflow { context: "shuffle table size" })?;
+            let mut bits =
+                Vec::with_capacity(usize::try_from(entries.saturating_mul(4)).unwrap_or(0));
+            for round in 0..rounds {
+                for chunk in 0..chunks {
+                    let digest = shuffler.source(round, chunk);
+                    bits.extend(digest.chunks_exact(8).map(|w| {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(w);
+                        u64::from_le_bytes(b)
+                    }));
+                }
+            }
+            shuffler.words = usize::try_from(chunks)
+                .ok()
+                .and_then(|c| c.checked_mul(4))
+                .ok_or(Error::Overflow { context: "shuffle table size" })?;
+            shuffler.bits = bits;
+        }
+        Ok(shuffler)
     }
 
-    /// `sha256(seed || round || chunk (u32 LE))`, from the memo when there is one.
+    /// `sha256(seed || round || chunk (u32 LE))`.
     fn source(&self, round: u8, chunk: u32) -> [u8; 32] {
-        let hash = || {
-            let mut buf = [0u8; 37];
-            buf[..32].copy_from_slice(&self.seed);
-            buf[32] = round;
-            buf[33..].copy_from_slice(&chunk.to_le_bytes());
-            <[u8; 32]>::from(Sha256::digest(buf))
-        };
-        let slot = u64::from(round)
-            .checked_mul(self.chunks)
-            .and_then(|base| base.checked_add(u64::from(chunk)))
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.memo.get(i));
-        match slot {
-            Some(cell) => *cell.get_or_init(hash),
-            None => hash(),
-        }
+        let mut buf = [0u8; 37];
+        let (seed, rest) = buf.split_at_mut(32);
+        seed.copy_from_slice(&self.seed);
+        let (r, c) = rest.split_at_mut(1);
+        r.copy_from_slice(&[round]);
+        c.copy_from_slice(&chunk.to_le_bytes());
+        <[u8; 32]>::from(Sha256::digest(buf))
     }
 
     /// Number of positions.
@@ -118,15 +125,12 @@ impl Shuffler {
         if index >= n {
             return Err(Error::ShuffleIndexOutOfRange { index, index_count: n });
         }
+        if !self.bits.is_empty() {
+            return Ok(self.table_walk(index));
+        }
         let mut index = index;
         for (round, &pivot) in (0u8..).zip(&self.pivots) {
-            // flip = (pivot + index_count - index) % index_count, without overflow: both
-            // pivot and index are below n.
-            let flip = if pivot >= index {
-                pivot.saturating_sub(index)
-            } else {
-                n.saturating_sub(index.saturating_sub(pivot))
-            };
+            let flip = Self::flip(pivot, index, n);
             let position = index.max(flip);
             let chunk = u32::try_from(position / 256)
                 .map_err(|_| Error::Overflow { context: "shuffle position" })?;
@@ -137,6 +141,61 @@ impl Shuffler {
             }
         }
         Ok(index)
+    }
+
+    /// `(pivot + index_count - index) % index_count` without overflow, division or branch:
+    /// both `pivot` and `index` are below `n`.
+    #[inline(always)]
+    fn flip(pivot: u64, index: u64, n: u64) -> u64 {
+        let wrap = u64::from(pivot < index).wrapping_neg() & n;
+        pivot.wrapping_sub(index).wrapping_add(wrap)
+    }
+
+    /// One round of the walk over the bit table, without branches (the bit is random, so a
+    /// branch would be mispredicted half the time).
+    #[inline(always)]
+    fn table_step(bits: &[u64], pivot: u64, index: u64, n: u64) -> u64 {
+        let flip = Self::flip(pivot, index, n);
+        let position = index.max(flip);
+        let word = bits.get((position / 64) as usize).copied().unwrap_or(0);
+        let take = ((word >> (position % 64)) & 1).wrapping_neg();
+        (flip & take) | (index & !take)
+    }
+
+    /// The walk over the bit table (`index < index_count`, table present).
+    fn table_walk(&self, mut index: u64) -> u64 {
+        let n = self.index_count;
+        for (&pivot, bits) in self.pivots.iter().zip(self.bits.chunks_exact(self.words.max(1))) {
+            index = Self::table_step(bits, pivot, index, n);
+        }
+        index
+    }
+
+    /// Whether queries walk a precomputed table (cheap enough to compute ahead in batches).
+    pub(crate) fn has_table(&self) -> bool {
+        !self.bits.is_empty()
+    }
+
+    /// Replaces every index of `indices` by its shuffled position, as
+    /// [`Shuffler::shuffled_index`] does one at a time. With a table the walks advance round by
+    /// round over the whole batch, so that the independent walks overlap in the CPU.
+    pub(crate) fn shuffle_many(&self, indices: &mut [u64]) -> Result<()> {
+        let n = self.index_count;
+        if let Some(&index) = indices.iter().find(|&&i| i >= n) {
+            return Err(Error::ShuffleIndexOutOfRange { index, index_count: n });
+        }
+        if !self.has_table() {
+            for i in indices.iter_mut() {
+                *i = self.shuffled_index(*i)?;
+            }
+            return Ok(());
+        }
+        for (&pivot, bits) in self.pivots.iter().zip(self.bits.chunks_exact(self.words.max(1))) {
+            for i in indices.iter_mut() {
+                *i = Self::table_step(bits, pivot, *i, n);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -176,9 +235,9 @@ mod tests {
 
     #[test]
     fn memo_only_for_small_tables() {
-        assert_eq!(Shuffler::new(1_000, &[0; 32], 90).unwrap().memo.len(), 4 * 90);
-        assert!(Shuffler::new(1_000_000, &[0; 32], 90).unwrap().memo.is_empty());
-        assert!(Shuffler::build(1_000, &[0; 32], 90, false).unwrap().memo.is_empty());
+        assert_eq!(Shuffler::new(1_000, &[0; 32], 90).unwrap().bits.len(), 4 * 4 * 90);
+        assert!(Shuffler::new(1_000_000, &[0; 32], 90).unwrap().bits.is_empty());
+        assert!(Shuffler::build(1_000, &[0; 32], 90, false).unwrap().bits.is_empty());
     }
 
     proptest! {
@@ -192,13 +251,28 @@ mod tests {
             queries in proptest::collection::vec(any::<u64>(), 1..64),
         ) {
             let s = Shuffler::new(count, &seed, rounds).unwrap();
-            prop_assert!(!s.memo.is_empty());
+            prop_assert!(!s.bits.is_empty());
             for q in queries {
                 let i = q % count;
                 prop_assert_eq!(
                     s.shuffled_index(i).unwrap(),
                     compute_shuffled_index(i, count, &seed, rounds).unwrap()
                 );
+            }
+        }
+
+        /// A batch gives what the queries give one by one, with a table and without.
+        #[test]
+        fn batches_equal_single_queries(
+            seed in any::<[u8; 32]>(),
+            count in 1u64..2_000,
+            queries in proptest::collection::vec(any::<u64>(), 0..80),
+        ) {
+            for s in [Shuffler::new(count, &seed, 90).unwrap(), Shuffler::build(count, &seed, 90, false).unwrap()] {
+                let mut batch: Vec<u64> = queries.iter().map(|q| q % count).collect();
+                let single: Vec<u64> = batch.iter().map(|&i| s.shuffled_index(i).unwrap()).collect();
+                s.shuffle_many(&mut batch).unwrap();
+                prop_assert_eq!(batch, single);
             }
         }
 

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use phase_engine::{
-    Amount, Attempt, Phase, ProverIndex, Root, Slot, SubBlockIndex, ValidatorIndex,
+    Amount, Attempt, Phase, ProverIndex, Root, Slot, SubBlockIndex, ValidatorIndex, hash_pair,
+    merkleize, mix_in_length,
 };
 use serde::{Deserialize, Serialize};
 use ssz::{Decode, Encode};
@@ -158,6 +159,57 @@ impl LedgerEntry {
 /// Maximum number of entries of one block's ledger (`MAX_LEDGER_ENTRIES = 2**20`).
 pub const MAX_LEDGER_ENTRIES: usize = 1 << 20;
 type MaxEntries = typenum::U1048576;
+/// `log2(MaxEntries)`: depth of the entry list's tree.
+const ENTRIES_DEPTH: usize = 20;
+
+/// A basic SSZ value as a leaf: little-endian bytes, zero-padded to 32.
+fn leaf(le: &[u8]) -> [u8; 32] {
+    let mut c = [0u8; 32];
+    c.iter_mut().zip(le).for_each(|(d, s)| *d = *s);
+    c
+}
+
+fn u64_leaf(v: u64) -> [u8; 32] {
+    leaf(&v.to_le_bytes())
+}
+
+/// `hash_tree_root` of [`LedgerEntrySsz`] (eight leaves, the last one padding), remembering the
+/// subtrees the previous entry shared: `(sub_block, attempt, phase, rule)` and the amount.
+/// `(sub_block, attempt, phase, rule)` of an entry: the fields of its left subtree.
+type EntryPrefix = (u32, u32, u8, u8);
+
+#[derive(Default)]
+struct EntryHasher {
+    prefix: Option<(EntryPrefix, [u8; 32])>,
+    amount: Option<(u64, [u8; 32])>,
+}
+
+impl EntryHasher {
+    fn root(&mut self, e: &LedgerEntrySsz) -> [u8; 32] {
+        let key = (e.sub_block, e.attempt, e.phase, e.rule);
+        let prefix = match self.prefix {
+            Some((k, h)) if k == key => h,
+            _ => {
+                let h = hash_pair(
+                    &hash_pair(&leaf(&e.sub_block.to_le_bytes()), &leaf(&e.attempt.to_le_bytes())),
+                    &hash_pair(&leaf(&[e.phase]), &leaf(&[e.rule])),
+                );
+                self.prefix = Some((key, h));
+                h
+            }
+        };
+        let amount = match self.amount {
+            Some((a, h)) if a == e.amount => h,
+            _ => {
+                let h = hash_pair(&u64_leaf(e.amount), &[0u8; 32]);
+                self.amount = Some((e.amount, h));
+                h
+            }
+        };
+        let account = hash_pair(&leaf(&[e.account_kind]), &u64_leaf(e.account_index));
+        hash_pair(&prefix, &hash_pair(&account, &amount))
+    }
+}
 
 /// The SSZ container of a [`Ledger`]:
 ///
@@ -260,7 +312,26 @@ impl Ledger {
 
     /// The settlement root: `hash_tree_root` of the SSZ `Ledger` container. Two nodes that saw
     /// the same outcome compute the same root.
+    ///
+    /// Computed with `phase_engine`'s merkleization primitives rather than the derived
+    /// `TreeHash` (the same root, checked by the tests against it): the entries are in canonical
+    /// order, so neighbours share their `(sub_block, attempt)` and `(phase, rule)` subtrees and
+    /// often their amount, and those nodes are hashed once per run instead of once per entry.
     pub fn settlement_root(&self) -> Root {
+        let mut hasher = EntryHasher::default();
+        let roots: Vec<[u8; 32]> =
+            self.entries.iter().map(|e| hasher.root(&LedgerEntrySsz::from(e))).collect();
+        let entries = mix_in_length(&merkleize(&roots, ENTRIES_DEPTH), roots.len());
+        Root::from(hash_pair(
+            &hash_pair(&self.block_root.0, &u64_leaf(self.slot.0)),
+            &hash_pair(&entries, &[0u8; 32]),
+        ))
+    }
+
+    /// The settlement root through the derived `TreeHash` of the SSZ container (the reference
+    /// [`Ledger::settlement_root`] is tested against).
+    #[cfg(test)]
+    fn settlement_root_reference(&self) -> Root {
         self.to_ssz_container().tree_hash_root()
     }
 
@@ -430,6 +501,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::Overflow { .. }));
+    }
+
+    proptest::proptest! {
+        /// The settlement root with shared subtrees equals the derived `TreeHash` of the SSZ
+        /// container, for ledgers with runs of shared prefixes and amounts and without.
+        #[test]
+        fn settlement_root_equals_derived_tree_hash(
+            block in proptest::prelude::any::<[u8; 32]>(),
+            slot in proptest::prelude::any::<u64>(),
+            raw in proptest::collection::vec(
+                (0u32..3, 0u32..3, 0usize..5, 0usize..31, proptest::prelude::any::<bool>(),
+                 0u64..50, -5i64..5),
+                0..300,
+            ),
+        ) {
+            let entries = raw
+                .into_iter()
+                .map(|(s, a, p, r, validator, i, amount)| LedgerEntry {
+                    sub_block: SubBlockIndex(s),
+                    attempt: Attempt(a),
+                    phase: Phase::ALL[p],
+                    rule: Rule::ALL[r],
+                    account: if validator {
+                        Account::Validator(ValidatorIndex(i))
+                    } else {
+                        Account::Prover(ProverIndex(i))
+                    },
+                    amount: Amount(amount * 1_000_000_007),
+                })
+                .collect();
+            let ledger = Ledger::new(Root::from(block), Slot(slot), entries).unwrap();
+            proptest::prop_assert_eq!(ledger.settlement_root(), ledger.settlement_root_reference());
+        }
     }
 
     #[test]
