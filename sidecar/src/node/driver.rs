@@ -326,8 +326,7 @@ impl Driver {
         let m = registration.message.clone();
         let answer = |reply: Waiter, status, index| match reply {
             Waiter::Http(r) => {
-                let _ =
-                    r.send(Ok(receipt(MessageKind::Registration, signing_root, status, index)));
+                let _ = r.send(Ok(receipt(MessageKind::Registration, signing_root, status, index)));
             }
             Waiter::Gossip(r) => {
                 let _ = r.send(match status {
@@ -441,15 +440,12 @@ impl Driver {
                 match waiter {
                     Some(Waiter::Http(reply)) => {
                         let answer = match e {
-                            phase_engine::Error::Duplicate { .. } => Ok(receipt(
-                                kind,
-                                signing_root,
-                                SubmissionStatus::Duplicate,
-                                None,
-                            )),
-                            other => Err(beacon_api::Error::InvalidInput {
-                                reason: other.to_string(),
-                            }),
+                            phase_engine::Error::Duplicate { .. } => {
+                                Ok(receipt(kind, signing_root, SubmissionStatus::Duplicate, None))
+                            }
+                            other => {
+                                Err(beacon_api::Error::InvalidInput { reason: other.to_string() })
+                            }
                         };
                         let _ = reply.send(answer);
                     }
@@ -865,7 +861,9 @@ impl Driver {
         })
     }
 
-    /// The finalised proof of a block.
+    /// The finalised proof of a block: served once every sub-block has a valid full proof. A
+    /// block of several sub-blocks has its AggProof in it once one is accepted; until then the
+    /// list is empty (the aggregators download the full proofs from here to build it).
     pub(crate) fn finalized_proof(
         &self,
         id: beacon_api::BlockId,
@@ -873,7 +871,7 @@ impl Driver {
         let root = self.resolve(id)?;
         let b = self.blocks.get(&root).ok_or_else(|| not_found(format!("block {root}")))?;
         let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
-        if subs == 0 || b.full_proofs.len() != subs || (subs > 1 && b.agg_proof.is_none()) {
+        if subs == 0 || b.full_proofs.len() != subs {
             return Err(not_found(format!("finalised proof of block {root}")));
         }
         let unavailable =

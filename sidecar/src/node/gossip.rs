@@ -119,12 +119,10 @@ pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, 
 pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis), DecodeError> {
     let msg = |(t, m): (UnixMillis, ProtocolMessage)| (Gossiped::Message(m), t);
     match name {
-        "prover_registration" => {
-            open_envelope(bytes).map(|(t, m)| (Gossiped::Registration(m), t))
+        "prover_registration" => open_envelope(bytes).map(|(t, m)| (Gossiped::Registration(m), t)),
+        "trace_commitment" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::Commitment(m))).map(msg)
         }
-        "trace_commitment" => open_envelope(bytes)
-            .map(|(t, m)| (t, ProtocolMessage::Commitment(m)))
-            .map(msg),
         "prover_decline" => {
             open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::Decline(m))).map(msg)
         }

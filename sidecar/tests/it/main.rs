@@ -3,6 +3,7 @@
 
 mod cli;
 mod devnet;
+mod e2e;
 mod metrics;
 mod node;
 mod p2p;

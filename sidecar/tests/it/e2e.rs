@@ -1,0 +1,231 @@
+//! End to end over real loopback networking: the embedded devnet beacon node, three validator
+//! sidecars connected by libp2p gossip, eight real prover workers (real STARKs at small sizes)
+//! spread over the three sidecars' HTTP APIs. Every block must reach a valid full proof on every
+//! sidecar, and the three sidecars must settle every block to the same ledger.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use beacon_api::{BeaconClient, BlockId, DevnetConfig, DevnetNode, ProvingClient};
+use phase_engine::{Capabilities, ProverIndex, ProverRecord, Root, SigningContext, bls};
+use sidecar::{
+    node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle},
+    p2p::{NetworkConfig, NodeKey},
+    prover::{ProverWorker, WorkerConfig},
+};
+
+const SIDECARS: usize = 3;
+const PROVERS: u8 = 8;
+const BLOCKS: u64 = 10;
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn key(i: u8) -> bls::SecretKey {
+    bls::SecretKey::from_ikm(&[i.wrapping_add(40); 32]).unwrap()
+}
+
+/// Small rounds: two provers per sub-block, one or two sub-blocks per block (so AggProofs run
+/// too), phase windows that fit a 3-second slot.
+fn rewards() -> rewards::Config {
+    let mut c = rewards::Config::default();
+    for (k, v) in [
+        ("PROVERS_PER_PROOF", 2),
+        ("PROVERS_PER_AGGPROOF", 2),
+        ("gas.sub_block_gas", 300_000),
+        ("gas.gas_per_air", 300_000),
+        ("phases.max_clock_disparity_ms", 250),
+        ("phases.t1_ms", 800),
+        ("phases.t2_ms", 900),
+        ("phases.t3_ms", 600),
+        ("phases.t4_ms", 350),
+        ("phases.t5_ms", 350),
+    ] {
+        c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+    c
+}
+
+fn sidecar_config(beacon_url: &str, dir: &std::path::Path) -> NodeConfig {
+    let mut config = NodeConfig::new(vec![beacon_url.to_owned()], dir.to_path_buf());
+    config.rewards = rewards();
+    config.genesis_provers = (0..PROVERS)
+        .map(|i| ProverRecord {
+            pubkey: key(i).public_key(),
+            stake: 32_000_000_000,
+            capabilities: Capabilities { gpu_count: 0, gpu_memory_mib: 0, max_trace_log_rows: 20 },
+            active: true,
+            reputation: 0,
+        })
+        .collect();
+    config.p2p = Some(NetworkConfig::loopback(NodeKey::generate().unwrap()));
+    config
+}
+
+fn p2p(node: &NodeHandle) -> &sidecar::p2p::NetworkHandle {
+    node.p2p().expect("the sidecar runs gossip")
+}
+
+/// Dials every earlier sidecar from every later one, then waits until every sidecar has the
+/// two others as peers and in its mesh of every topic.
+async fn connect(sidecars: &[NodeHandle]) {
+    for (i, node) in sidecars.iter().enumerate() {
+        for earlier in &sidecars[..i] {
+            p2p(node).dial(p2p(earlier).listen_address().clone()).await.unwrap();
+        }
+    }
+    let others = SIDECARS - 1;
+    loop {
+        let mut ready = true;
+        for node in sidecars {
+            ready &= p2p(node).peer_count() == others;
+            for topic in GOSSIP_TOPICS {
+                ready &= p2p(node).mesh_peers(topic).await.unwrap() == others;
+            }
+        }
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ctx_of(devnet: &DevnetNode) -> SigningContext {
+    let genesis = devnet.genesis();
+    SigningContext {
+        fork_version: genesis.genesis_fork_version.0,
+        genesis_validators_root: genesis.genesis_validators_root,
+    }
+}
+
+/// Waits until `node` has settled every block of slots `from..from + BLOCKS`; returns their
+/// ledgers by slot.
+async fn settled(node: &NodeHandle, from: u64) -> BTreeMap<u64, rewards::Ledger> {
+    let mut rx = node.subscribe_settled();
+    let mut ledgers = BTreeMap::new();
+    // Ledgers settled before we subscribed are still in memory.
+    for ledger in node.ledgers().await.unwrap() {
+        ledgers.insert(ledger.slot.0, ledger);
+    }
+    let done =
+        |l: &BTreeMap<u64, rewards::Ledger>| (from..from + BLOCKS).all(|s| l.contains_key(&s));
+    while !done(&ledgers) {
+        let ledger = rx.recv().await.expect("the sidecar settles blocks");
+        ledgers.insert(ledger.slot.0, ledger);
+    }
+    ledgers.into_iter().filter(|(s, _)| (from..from + BLOCKS).contains(s)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_sidecars_and_eight_provers_over_gossip_prove_every_block_and_settle_identically() {
+    let test = async {
+        let devnet = DevnetNode::spawn(DevnetConfig {
+            seconds_per_slot: 3,
+            min_gas_used: 200_000,
+            max_gas_used: 400_000,
+            avg_transaction_gas: 100_000,
+            ..DevnetConfig::default()
+        })
+        .unwrap();
+        let beacon = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let dirs: Vec<_> = (0..SIDECARS).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut sidecars = Vec::new();
+        for dir in &dirs {
+            sidecars.push(Node::spawn(sidecar_config(&beacon.url(), dir.path())).await.unwrap());
+        }
+        connect(&sidecars).await;
+
+        // Prover i submits to sidecar i % 3 only: the others learn its messages by gossip.
+        let ctx = ctx_of(&devnet);
+        let provers: Vec<_> = (0..PROVERS)
+            .map(|i| {
+                let node = &sidecars[usize::from(i) % SIDECARS];
+                let proving = ProvingClient::new(BeaconClient::new([node.url()]).unwrap());
+                let chain = BeaconClient::new([beacon.url()]).unwrap();
+                let config = WorkerConfig {
+                    poll_interval: Duration::from_millis(50),
+                    threads: 1,
+                    ..WorkerConfig::default()
+                };
+                let worker = ProverWorker::new(key(i), proving, chain, ctx, config).unwrap();
+                tokio::spawn(async move {
+                    let _ = worker.run(std::future::pending::<()>()).await;
+                })
+            })
+            .collect();
+        // The first block counted is the one after the provers started.
+        let from = devnet.head().header.message.slot.get() + 2;
+
+        let mut all = Vec::new();
+        for node in &sidecars {
+            all.push(settled(node, from).await);
+        }
+        for p in &provers {
+            p.abort();
+        }
+
+        // Which sidecar each prover index talks to (indices follow public-key order).
+        let registry = ProvingClient::new(BeaconClient::new([sidecars[0].url()]).unwrap())
+            .registry()
+            .await
+            .unwrap();
+        let home: BTreeMap<ProverIndex, usize> = registry
+            .iter()
+            .map(|e| {
+                let i = (0..PROVERS).find(|&i| key(i).public_key() == e.record.pubkey).unwrap();
+                (e.index, usize::from(i) % SIDECARS)
+            })
+            .collect();
+        let mut gossiped_full_proofs = [0usize; SIDECARS];
+
+        for slot in from..from + BLOCKS {
+            let reference = &all[0][&slot];
+            let root: Root = reference.block_root;
+            for (i, (ledgers, node)) in all.iter().zip(&sidecars).enumerate() {
+                let ledger = &ledgers[&slot];
+                assert_eq!(ledger.block_root, root, "sidecar {i}, slot {slot}: same chain");
+                assert_eq!(
+                    ledger.settlement_root(),
+                    reference.settlement_root(),
+                    "sidecar {i}, slot {slot}: settlement differs\n{ledger:?}\nvs\n{reference:?}"
+                );
+                assert!(!ledger.is_empty(), "sidecar {i}, slot {slot}: empty ledger");
+                // Through the sidecar's API: a valid (STARK-verified on this sidecar) full
+                // proof of the block, and the same ledger.
+                let client = ProvingClient::new(BeaconClient::new([node.url()]).unwrap());
+                let proof = match client.finalized_proof(BlockId::Root(root)).await {
+                    Ok(proof) => proof,
+                    Err(e) => {
+                        let rounds = client.rounds(BlockId::Root(root)).await;
+                        panic!("sidecar {i}, slot {slot}: no full proof: {e}\n{rounds:?}")
+                    }
+                };
+                assert_eq!(proof.block_root, root);
+                assert!(!proof.full_proofs.is_empty());
+                // A block of several sub-blocks is proven with its AggProof.
+                assert!(
+                    proof.full_proofs.len() == 1 || proof.agg_proof.len() == 1,
+                    "sidecar {i}, slot {slot}: {} sub-blocks proven but no AggProof",
+                    proof.full_proofs.len()
+                );
+                gossiped_full_proofs[i] +=
+                    proof.full_proofs.iter().filter(|f| home[&f.message.submitter] != i).count();
+                let served = client.ledger(BlockId::Root(root)).await.unwrap();
+                assert_eq!(served.settlement_root(), reference.settlement_root());
+            }
+        }
+        // Gossip carried the provers' messages: every sidecar holds full proofs submitted by
+        // provers that never talked to it.
+        for (i, n) in gossiped_full_proofs.iter().enumerate() {
+            assert!(*n > 0, "sidecar {i} got no full proof by gossip: {gossiped_full_proofs:?}");
+        }
+        for node in &sidecars {
+            assert_eq!(p2p(node).peer_count(), SIDECARS - 1);
+            let metrics = node.metrics().encode();
+            assert!(metrics.contains("sidecar_peers 2"), "{metrics}");
+        }
+        for node in sidecars {
+            node.shutdown().await.unwrap();
+        }
+        beacon.shutdown().await.unwrap();
+    };
+    tokio::time::timeout(LIMIT, test).await.expect("the devnet proved and settled in time");
+}
