@@ -1015,3 +1015,181 @@ fn phase_label(phase: phase_engine::Phase) -> crate::PhaseLabel {
         _ => crate::PhaseLabel::T5,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use phase_engine::{
+        Capabilities, Decline, RoundRef, SignedDecline,
+        test_utils::{self as tu, Scenario},
+    };
+    use plonky3_prover::{ProofParams, Prover, SegmentParams, SegmentWorkload};
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    use super::*;
+    use crate::{ManualSlotClock, SlotTiming};
+
+    const PROVERS: u64 = 4;
+
+    /// A driver over a fresh store whose engine has the scenario registry; its input queue.
+    fn driver(
+        dir: &std::path::Path,
+        now: UnixMillis,
+    ) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+        let rewards = rewards::Config::default();
+        let mut engine = Engine::new(rewards.engine, tu::signing_context());
+        for i in 0..PROVERS {
+            engine
+                .add_prover(ProverRecord {
+                    pubkey: tu::secret_key(i).public_key(),
+                    stake: tu::STAKE,
+                    capabilities: Capabilities::default(),
+                    active: true,
+                    reputation: 0,
+                })
+                .unwrap();
+        }
+        let timing =
+            SlotTiming::from_secs(tu::GENESIS_MILLIS / 1000, tu::SLOT_MILLIS / 1000).unwrap();
+        let clock = ManualSlotClock::new(timing, Duration::from_millis(now.0));
+        let workload = SegmentWorkload::new(SegmentParams::default()).unwrap();
+        let prover = Prover::new(ProofParams::default(), workload).unwrap();
+        let (events, _) = broadcast::channel(64);
+        let (settled, _) = broadcast::channel(64);
+        let parts = DriverParts {
+            engine,
+            store: Arc::new(Store::open(&dir.join("node.redb")).unwrap()),
+            clock: Arc::new(clock),
+            rewards,
+            verifier: Arc::new(StarkVerifier::new(prover)),
+            metrics: Metrics::new(),
+            events,
+            settled,
+            publish: None,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        (Driver::new(parts, &tx).unwrap(), tx, rx)
+    }
+
+    fn block(slot: u64) -> Input {
+        Input::Block {
+            info: tu::block_info(slot, 1_000_000),
+            data: BlockData { parent_hash: Root::ZERO, transactions: Vec::new() },
+        }
+    }
+
+    /// A decline by the `nth` selected prover of block `slot`'s first round (the selection
+    /// learnt from a twin engine with the same registry).
+    fn decline_by(slot: u64, nth: usize) -> ProtocolMessage {
+        let mut twin = Scenario::new(rewards::Config::default().engine, PROVERS);
+        let info = tu::block_info(slot, 1_000_000);
+        twin.add_block_info(info).unwrap();
+        let key = twin.round_keys(&info.root)[0];
+        let prover = twin.selected(&key)[nth];
+        let round = RoundRef {
+            slot: info.slot,
+            block_root: info.root,
+            sub_block: key.sub_block,
+            attempt: key.attempt,
+        };
+        let message = Decline { round, prover };
+        ProtocolMessage::Decline(SignedDecline::sign(message, &twin.key(prover), twin.ctx()))
+    }
+
+    fn decline(slot: u64) -> ProtocolMessage {
+        decline_by(slot, 0)
+    }
+
+    /// Feeds the driver its own queued inputs (verdicts) until `answer` arrives.
+    async fn until_answered(
+        driver: &mut Driver,
+        rx: &mut mpsc::Receiver<Input>,
+        answer: &mut oneshot::Receiver<GossipResult>,
+    ) -> GossipResult {
+        loop {
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(TryRecvError::Empty) => {
+                    let input = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                        .await
+                        .expect("a verdict comes back")
+                        .unwrap();
+                    driver.handle(input).await.unwrap();
+                }
+                Err(TryRecvError::Closed) => panic!("the driver dropped the reply"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gossip_for_a_block_not_seen_yet_waits_for_it_and_is_then_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut driver, _tx, mut rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0 + 100));
+        driver.handle(block(0)).await.unwrap();
+
+        // Block 1's decline arrives before block 1 (this node's beacon node is behind): held,
+        // no verdict yet (gossipsub does not forward it meanwhile).
+        let arrived = UnixMillis(tu::slot_start(1).0 + 50);
+        let (reply, mut answer) = oneshot::channel();
+        let item = Gossiped::Message(decline(1));
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        assert!(matches!(answer.try_recv(), Err(TryRecvError::Empty)));
+        // A message for block 2, which never comes (the chain goes from 1 to 3).
+        let (reply, mut lost) = oneshot::channel();
+        let item = Gossiped::Message(decline(2));
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+
+        // Block 1 arrives: the decline goes through the engine (signature check included) and
+        // is accepted, at its own arrival time.
+        driver.handle(block(1)).await.unwrap();
+        let result = until_answered(&mut driver, &mut rx, &mut answer).await;
+        assert_eq!(result, GossipResult::Accepted);
+        assert!(matches!(lost.try_recv(), Err(TryRecvError::Empty)));
+
+        // Block 3: block 2's slot has passed without it, so its message is dropped (ignored).
+        driver.handle(block(3)).await.unwrap();
+        assert_eq!(lost.try_recv().unwrap(), GossipResult::Expired);
+        assert!(driver.early.is_empty());
+
+        // The same decline again (from another peer): a duplicate, not forwarded twice.
+        let (reply, mut again) = oneshot::channel();
+        let item = Gossiped::Message(decline(1));
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        let result = until_answered(&mut driver, &mut rx, &mut again).await;
+        assert_eq!(super::super::gossip::verdict(&result), crate::p2p::MessageVerdict::Ignore);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gossiped_message_counts_at_the_senders_arrival_time_even_after_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        // This node is already in T2 of block 1 (T1 is 4 s, the grace 0.5 s)...
+        let now = UnixMillis(tu::slot_start(1).0 + 5_000);
+        let status = {
+            let (mut driver, _tx, mut rx) = driver(dir.path(), now);
+            driver.handle(block(1)).await.unwrap();
+            // ...when a decline that the first sidecar received in T1 reaches it: it counts
+            // in T1, as on the first sidecar (a decline only counts in T1).
+            let (reply, mut answer) = oneshot::channel();
+            let item = Gossiped::Message(decline(1));
+            let arrived = UnixMillis(tu::slot_start(1).0 + 40);
+            driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+            assert_eq!(
+                until_answered(&mut driver, &mut rx, &mut answer).await,
+                GossipResult::Accepted
+            );
+            // The same over HTTP counts when this node received it: too late for T1.
+            let (reply, answer) = oneshot::channel();
+            let message = decline_by(1, 1);
+            driver.handle(Input::Message { message, arrived, reply: Some(reply) }).await.unwrap();
+            assert!(answer.await.unwrap().is_err(), "a T1 decline received in T2 is refused");
+            let key = driver.engine.open_rounds()[0];
+            driver.engine.round_status(&key).unwrap()
+        };
+        assert!(!status.open_airs.is_empty(), "the decline opened its AIRs: {status:?}");
+        // A restart replays the relayed input with the same time: the same round state.
+        let (driver, _tx, _rx) = driver(dir.path(), now);
+        let key = driver.engine.open_rounds()[0];
+        assert_eq!(driver.engine.round_status(&key).unwrap(), status);
+    }
+}
