@@ -94,37 +94,37 @@ where
     }
     let shuffler = Shuffler::new(len, seed, rounds)?;
     let max_weight = selection_weight(bounds, u64::MAX);
-    let mut chosen = std::collections::BTreeSet::new();
+    // Chosen, by position in `active` (a position is chosen at most once).
+    let mut chosen = vec![false; active.len()];
     let mut random_block: Option<(u64, [u8; 32])> = None;
     let limit = len.saturating_mul(3);
-    // Shuffled positions are computed ahead in batches when the shuffler walks a table (the
-    // walks of a batch overlap in the CPU); the positions of `i = batch_start..` are `batch`.
-    let batch_len: u64 = if shuffler.has_table() { 32 } else { 1 };
-    let mut batch: Vec<u64> = Vec::with_capacity(batch_len as usize);
-    let mut batch_start = 0u64;
+    // Shuffled positions are computed ahead in growing batches when the shuffler walks a table
+    // (the walks of a batch overlap in the CPU) and kept: the walk's later passes over the list
+    // (`i >= len`) reuse them, so no position is computed twice.
+    let first_batch: u64 = if shuffler.has_table() { 64 } else { 1 };
+    let mut positions: Vec<u64> = Vec::new();
     let mut i = 0u64;
     while (selected.len() as u64) < count && i < limit {
-        let offset = i.wrapping_sub(batch_start);
-        if batch.is_empty() || offset >= batch.len() as u64 {
-            batch.clear();
-            batch.extend(
-                (i..i.saturating_add(batch_len).min(limit))
-                    .map(|j| j.checked_rem(len).unwrap_or(0)),
-            );
+        let k = i.checked_rem(len).unwrap_or(0);
+        let known = positions.len() as u64;
+        if k >= known {
+            let grow = if shuffler.has_table() { known.max(first_batch) } else { first_batch };
+            let end = known.saturating_add(grow).min(len);
+            let mut batch: Vec<u64> = (known..end).collect();
             shuffler.shuffle_many(&mut batch)?;
-            batch_start = i;
+            positions.extend(batch);
         }
-        let position = batch
-            .get(usize::try_from(i.wrapping_sub(batch_start)).unwrap_or(usize::MAX))
-            .copied()
-            .unwrap_or(0);
+        let position = usize::try_from(k).ok().and_then(|k| positions.get(k)).copied().unwrap_or(0);
         let Some(&prover) = usize::try_from(position).ok().and_then(|p| active.get(p)) else {
             i = i.saturating_add(1);
             continue;
         };
-        if !chosen.contains(&prover)
-            && let Some(score) = eligible(prover)
-        {
+        let was_chosen = usize::try_from(position).ok().and_then(|p| chosen.get_mut(p));
+        let Some(was_chosen) = was_chosen else {
+            i = i.saturating_add(1);
+            continue;
+        };
+        if !*was_chosen && let Some(score) = eligible(prover) {
             let accept = if i < len.saturating_mul(2) {
                 let block = i / 32;
                 let bytes = match random_block {
@@ -145,7 +145,7 @@ where
                 true
             };
             if accept {
-                chosen.insert(prover);
+                *was_chosen = true;
                 selected.push(prover);
             }
         }
