@@ -629,14 +629,15 @@ impl ProverWorker {
             return Ok(());
         }
 
-        // T3: combine the round's partials if nobody has finalised it.
-        tokio::time::sleep(wait_until(duty.deadlines.open(Phase::T3))).await;
+        // T3: combine the round's partials if nobody has finalised it. Waits for T2's grace to
+        // pass: every partial that counts is in, and every node counts the proof for T3.
+        tokio::time::sleep(wait_until(duty.deadlines.graced_close(Phase::T2))).await;
         if self.aggregate_round(index, duty, round, &plan, &partials, false).await? {
             return Ok(());
         }
         // T4 (first fallback): T3 could not be completed from accepted partials; prove the AIRs
         // nobody covered and send the full proof.
-        tokio::time::sleep(wait_until(duty.deadlines.open(Phase::T4))).await;
+        tokio::time::sleep(wait_until(duty.deadlines.graced_close(Phase::T3))).await;
         self.aggregate_round(index, duty, round, &plan, &partials, true).await.map(drop)
     }
 
@@ -824,15 +825,11 @@ impl ProverWorker {
         let deadline = duty.deadlines.graced_close(Phase::T5);
         while now_ms() < deadline {
             // Not found until the block's rounds are finalised.
-            let original = match self
-                .inner
-                .proving
-                .finalized_proof(BlockId::Root(key.block_root))
-                .await
-            {
-                Ok(f) => f.full_proofs.iter().find(|f| f.message.round.key() == key).cloned(),
-                Err(_) => None,
-            };
+            let original =
+                match self.inner.proving.finalized_proof(BlockId::Root(key.block_root)).await {
+                    Ok(f) => f.full_proofs.iter().find(|f| f.message.round.key() == key).cloned(),
+                    Err(_) => None,
+                };
             if let Some(original) = original.filter(|f| f.message.submitter != index) {
                 let parts: Vec<PartRef> = original.message.body.parts.iter().copied().collect();
                 let bloom = ReuseBloom::from_parts(
@@ -841,10 +838,9 @@ impl ProverWorker {
                 );
                 let mut message = original.message;
                 message.submitter = index;
-                message.body.reuse_bloom = VariableList::new(bloom.as_bytes().to_vec())
-                    .map_err(|e| ProverError::Message {
-                        what: "copied full proof",
-                        reason: format!("{e:?}"),
+                message.body.reuse_bloom =
+                    VariableList::new(bloom.as_bytes().to_vec()).map_err(|e| {
+                        ProverError::Message { what: "copied full proof", reason: format!("{e:?}") }
                     })?;
                 let signed = SignedFullProof::sign(message, &self.inner.key, &self.inner.ctx);
                 if self.submit("copied full proof", ProtocolMessage::FullProof(signed)).await {

@@ -2,6 +2,7 @@
 //! under `kill -9`, the metrics endpoint and peer-to-peer gossip on loopback.
 
 mod cli;
+mod faults;
 mod devnet;
 mod e2e;
 mod metrics;
