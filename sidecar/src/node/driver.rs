@@ -143,7 +143,8 @@ pub(crate) struct Driver {
     blocks: BTreeMap<Root, BlockRecord>,
     by_slot: BTreeMap<Slot, Root>,
     balances: rewards::Balances,
-    pending_registrations: BTreeMap<BlsPublicKey, ProverRecord>,
+    /// Checked registrations waiting to join, with the time they were first seen.
+    pending_registrations: BTreeMap<BlsPublicKey, (ProverRecord, Option<UnixMillis>)>,
     outstanding: BTreeMap<RequestId, Check>,
     /// Messages waiting for their verdict, with the first-seen time to publish them with once
     /// accepted (HTTP submissions; gossip is forwarded by gossipsub itself).
@@ -291,11 +292,12 @@ impl Driver {
                 }
                 self.take_message(message, arrived, Some(Waiter::Gossip(reply)), true).await
             }
-            Input::Gossip { item: Gossiped::Registration(registration), reply, .. } => {
-                self.register(registration, Waiter::Gossip(reply)).await
+            Input::Gossip { item: Gossiped::Registration(registration), arrived, reply } => {
+                self.register(registration, Waiter::Gossip(reply), arrived).await
             }
             Input::Registration { registration, reply } => {
-                self.register(registration, Waiter::Http(reply)).await
+                let now = self.now();
+                self.register(registration, Waiter::Http(reply), now).await
             }
             Input::Verdicts(verdicts) => {
                 for verdict in verdicts {
@@ -316,10 +318,14 @@ impl Driver {
         }
     }
 
+    /// Checks a registration first seen at `first_seen` (here, or by the sidecar that gossiped
+    /// it) and queues it; it joins at the first block whose slot starts at least
+    /// `max_clock_disparity_ms` after `first_seen` (by then every sidecar has it).
     async fn register(
         &mut self,
         registration: SignedProverRegistration,
         reply: Waiter,
+        first_seen: UnixMillis,
     ) -> NodeResult<()> {
         let ctx = *self.engine.signing_context();
         let signing_root = registration.signing_root(&ctx);
@@ -377,9 +383,10 @@ impl Driver {
             active: true,
             reputation: 0,
         };
-        self.log_and_apply(LoggedInput::Registration { record }).await?;
+        let logged = LoggedInput::Registration { record, first_seen: Some(first_seen) };
+        self.log_and_apply(logged).await?;
         if matches!(reply, Waiter::Http(_)) {
-            self.publish(Gossiped::Registration(registration), self.now());
+            self.publish(Gossiped::Registration(registration), first_seen);
         }
         // The index is assigned when the registration activates, at the next block.
         answer(reply, SubmissionStatus::Accepted, None);
@@ -540,8 +547,19 @@ impl Driver {
     fn apply(&mut self, input: LoggedInput) -> NodeResult<()> {
         match input {
             LoggedInput::Block { info, data, now } => {
-                // Registrations activate at block boundaries, in pubkey order.
-                for (_, record) in std::mem::take(&mut self.pending_registrations) {
+                // Registrations activate at block boundaries, in pubkey order: those first seen
+                // at least the clock disparity before the block's slot start (every sidecar has
+                // them by then), or logged without a time (older logs).
+                let grace = self.engine.config().phases.max_clock_disparity_ms;
+                type Pending = BTreeMap<BlsPublicKey, (ProverRecord, Option<UnixMillis>)>;
+                let (ready, waiting): (Pending, Pending) =
+                    std::mem::take(&mut self.pending_registrations).into_iter().partition(
+                        |(_, (_, seen))| {
+                            seen.is_none_or(|t| t.0.saturating_add(grace) <= info.slot_start.0)
+                        },
+                    );
+                self.pending_registrations = waiting;
+                for (_, (record, _)) in ready {
                     match self.engine.add_prover(record.clone()) {
                         Ok(index) => {
                             info!(prover = %index, pubkey = %record.pubkey, "prover registered");
@@ -569,9 +587,9 @@ impl Driver {
                     warn!(slot = %info.slot, error = %e, "block refused by the engine");
                 }
             }
-            LoggedInput::Registration { record } => {
+            LoggedInput::Registration { record, first_seen } => {
                 if self.engine.prover_by_pubkey(&record.pubkey).is_none() {
-                    self.pending_registrations.insert(record.pubkey, record);
+                    self.pending_registrations.insert(record.pubkey, (record, first_seen));
                 }
             }
             LoggedInput::Message { message, arrived } => {
@@ -1191,5 +1209,33 @@ mod tests {
         let (driver, _tx, _rx) = driver(dir.path(), now);
         let key = driver.engine.open_rounds()[0];
         assert_eq!(driver.engine.round_status(&key).unwrap(), status);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_joins_at_the_first_block_a_clock_disparity_after_it_was_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut driver, _tx, _rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0 + 100));
+        let registration = tu::registration(PROVERS, tu::STAKE, &tu::signing_context());
+        let pubkey = registration.message.pubkey;
+        // First seen (by the sidecar that gossiped it) 100 ms before block 1's slot: less than
+        // the clock disparity (500 ms), so another sidecar may get it only after block 1.
+        let (reply, answer) = oneshot::channel();
+        let arrived = UnixMillis(tu::slot_start(1).0 - 100);
+        let item = Gossiped::Registration(registration.clone());
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        assert_eq!(answer.await.unwrap(), GossipResult::Accepted);
+        driver.handle(block(1)).await.unwrap();
+        assert_eq!(driver.engine.prover_by_pubkey(&pubkey), None, "not at block 1");
+        // The same registration from another peer is a duplicate.
+        let (reply, answer) = oneshot::channel();
+        let item = Gossiped::Registration(registration);
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        assert_eq!(answer.await.unwrap(), GossipResult::Duplicate);
+        driver.handle(block(2)).await.unwrap();
+        assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+        // A replay reaches the same registry.
+        drop(driver);
+        let (driver, _tx, _rx) = self::driver(dir.path(), UnixMillis(tu::slot_start(2).0 + 100));
+        assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
     }
 }

@@ -38,10 +38,14 @@ pub enum LoggedInput {
         /// When it was fed.
         now: UnixMillis,
     },
-    /// A registration whose signatures verified, pending until the next block.
+    /// A registration whose signatures verified, pending until a block activates it.
     Registration {
         /// The prover.
         record: ProverRecord,
+        /// When it was first seen (here, or by the sidecar that gossiped it); absent in logs
+        /// written before gossip (such a registration joins at the next block).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_seen: Option<UnixMillis>,
     },
     /// A protocol message that passed the engine's synchronous checks, at its arrival time.
     Message {
