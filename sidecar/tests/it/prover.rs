@@ -347,6 +347,59 @@ async fn t3_full_proof_reuses_another_provers_partial_and_copied_partials_fail_v
     }
 }
 
+/// Nobody covers AIR 1 (its holder withheld it): T3 cannot be completed from accepted partials,
+/// so once T3's grace has passed the worker proves AIR 1 itself and sends a full proof of its own
+/// parts only, counted for the first fallback phase (T4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncovered_air_is_proven_by_the_worker_itself_in_the_fallback_phase() {
+    let s = setup().await;
+    let w = worker(&s, 5, Behaviour::Honest);
+    let (root, slot, deadlines) = open_round(&s, 2, 1_000).await;
+    let mut d = deadlines;
+    d.closes[1] = UnixMillis(d.closes[0].0 + 1_000);
+    d.closes[2] = UnixMillis(d.closes[1].0 + 1_000);
+    let mut rounds = s.backend.inner.rounds(BlockId::Root(root)).await.unwrap();
+    rounds.rounds[0].deadlines = d;
+    s.backend.inner.insert_rounds(rounds);
+    let index = w.register().await.unwrap();
+    s.backend.inner.set_duties(ProverDuties {
+        prover: index,
+        duties: vec![duty(root, slot, d, 2, &[0])],
+        aggregation: vec![],
+    });
+    let task = tokio::spawn(w.clone().run(std::future::pending()));
+    wait_for(&s.backend, |m| m.iter().any(|m| matches!(m, ProtocolMessage::FullProof(_)))).await;
+    let sent_at = now_ms();
+    task.abort();
+    assert!(sent_at >= d.graced_close(Phase::T3).0, "not before T3 (and its grace) is over");
+
+    let messages = s.backend.messages();
+    let partials: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m {
+            ProtocolMessage::PartialProof(p) => Some(p.message.air),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(partials, vec![AirIndex(0)], "only the assigned AIR is sent as a partial");
+    let full = messages
+        .iter()
+        .find_map(|m| match m {
+            ProtocolMessage::FullProof(f) => Some(f.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(full.message.submitter, index);
+    assert!(full.message.body.parts.iter().all(|p| p.author == index));
+    let plan = plan_of(&s, root, 2).await;
+    let bundle = plonky3_prover::FullProof::from_bytes(&full.message.body.bundle).unwrap();
+    let report = stark().verify_full(&bundle, &plan).unwrap();
+    assert_eq!(report.parts.len(), 2);
+    assert_eq!(report.reused().count(), 0);
+    assert_eq!(report.builder, AuthorKey(w.pubkey().0));
+    assert_eq!(w.stats().fallback_airs.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
 #[test]
 fn proof_files_round_trip_and_tampering_is_detected() {
     let dir = tempfile::tempdir().unwrap();
