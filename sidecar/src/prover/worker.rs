@@ -3,12 +3,13 @@
 //! Per round (one [`Duty`]): plan the block's workload from its transactions ([`block_plan`]),
 //! compute the T1 trace roots of the assigned AIRs (commit only, in parallel) and send the signed
 //! commitment, then prove the partials (all cores, rayon) and send them; a prover holding every
-//! AIR also sends a full proof from T2. In T3, if the round has no full proof yet, it downloads
-//! the round's accepted partials and sends a full proof reusing other provers' parts (declared in
-//! the reuse Bloom filter). If T3 cannot be completed from accepted partials (an assigned prover
-//! withheld its work), the worker proves the uncovered AIRs itself when the first fallback phase
-//! (T4) opens and sends the full proof then. Aggregation duties get the AggProof once every
-//! sub-block is proven.
+//! AIR also sends a full proof from T2. In T3 (once T2's grace is over, so that every partial
+//! that counts is in and every node counts the proof for T3), if the round has no full proof yet,
+//! it downloads the round's accepted partials and sends a full proof reusing other provers' parts
+//! (declared in the reuse Bloom filter). If T3 cannot be completed from accepted partials (an
+//! assigned prover withheld its work), the worker proves the uncovered AIRs itself once T3 and its
+//! grace are over, and sends the full proof in the first fallback phase (T4). Aggregation duties
+//! get the AggProof once every sub-block is proven.
 //!
 //! CPU work (planning, commitments, proofs, bundles) runs on a rayon pool, never on async
 //! workers. A step finished after its phase's close (plus grace) is logged and counted
