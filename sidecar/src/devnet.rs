@@ -370,6 +370,9 @@ pub struct BlockReport {
     pub roots: Vec<Option<Root>>,
     /// Whether each sidecar verified a full proof of every sub-block (and the AggProof).
     pub proven: Vec<bool>,
+    /// Where the ledgers differ, if they do: the entries of sidecar 0's ledger that another
+    /// sidecar lacks or has with another amount, and the other way round (a few, for diagnosis).
+    pub divergence: Vec<String>,
 }
 
 impl BlockReport {
@@ -570,7 +573,40 @@ impl BlockTrack {
                 .map(|s| s.as_ref().map(|(_, l)| l.settlement_root()))
                 .collect(),
             proven: self.proven.clone(),
+            divergence: self.divergence(),
         }
+    }
+
+    /// Up to a few entries by which each sidecar's ledger differs from sidecar 0's.
+    fn divergence(&self) -> Vec<String> {
+        let Some(Some((_, reference))) = self.settled.first() else { return Vec::new() };
+        let describe = |e: &rewards::LedgerEntry| {
+            format!(
+                "sub-block {} attempt {} {} {} {} {:+}",
+                e.sub_block.0,
+                e.attempt.0,
+                e.phase,
+                e.rule,
+                short_account(e.account),
+                e.amount.0
+            )
+        };
+        let mut out = Vec::new();
+        for (i, other) in self.settled.iter().enumerate().skip(1) {
+            let Some((_, other)) = other else { continue };
+            if other.settlement_root() == reference.settlement_root() {
+                continue;
+            }
+            let mine: BTreeSet<&rewards::LedgerEntry> = reference.entries().iter().collect();
+            let theirs: BTreeSet<&rewards::LedgerEntry> = other.entries().iter().collect();
+            for e in mine.difference(&theirs).take(3) {
+                out.push(format!("on sidecar 0, not {i}: {}", describe(e)));
+            }
+            for e in theirs.difference(&mine).take(3) {
+                out.push(format!("on sidecar {i}, not 0: {}", describe(e)));
+            }
+        }
+        out
     }
 }
 
@@ -702,6 +738,17 @@ pub fn write_summary(out: &mut (dyn Write + Send), s: &DevnetSummary) -> std::io
         }
         if s.earnings.len() > 10 {
             writeln!(out, "  ({} more)", s.earnings.len() - 10)?;
+        }
+    }
+    let diverged: Vec<&BlockReport> =
+        s.blocks.iter().filter(|b| !b.divergence.is_empty()).collect();
+    if !diverged.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "  ledgers that differ between sidecars (first entries):")?;
+        for b in diverged {
+            for line in &b.divergence {
+                writeln!(out, "  slot {:>6}  {line}", b.slot)?;
+            }
         }
     }
     writeln!(out)?;
@@ -1294,6 +1341,7 @@ mod tests {
             top: None,
             roots,
             proven,
+            divergence: Vec::new(),
         }
     }
 
