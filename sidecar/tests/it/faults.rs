@@ -486,7 +486,7 @@ struct Tee {
     gate: RwLock<()>,
     /// The first commitment of a block after genesis both nodes accepted: its round and its
     /// prover.
-    committed: tokio::sync::watch::Sender<Option<(RoundKey, ProverIndex)>>,
+    committed: tokio::sync::watch::Sender<Option<(RoundKey, phase_engine::Slot, ProverIndex)>>,
     /// The event stream of the tee (the workers do not use it: nothing is sent).
     events: broadcast::Sender<ProvingEvent>,
 }
@@ -523,7 +523,9 @@ impl ProvingBackend for Tee {
         {
             self.committed.send_if_modified(|first| {
                 first.is_none()
-                    && first.replace((c.message.round.key(), c.message.prover)).is_none()
+                    && first
+                        .replace((c.message.round.key(), c.message.round.slot, c.message.prover))
+                        .is_none()
             });
         }
         child
@@ -682,7 +684,8 @@ async fn a_sidecar_killed_mid_round_restarts_and_settles_like_a_node_never_kille
         ("phases.max_clock_disparity_ms", 100),
         ("phases.t1_ms", 800),
         ("phases.t2_ms", 900),
-        ("phases.t3_ms", 400),
+        // Rounds outlast the slot: the killed round is still open when the child restarts.
+        ("phases.t3_ms", 1500),
         ("phases.t4_ms", 400),
         ("phases.t5_ms", 400),
     ]);
@@ -729,7 +732,7 @@ async fn a_sidecar_killed_mid_round_restarts_and_settles_like_a_node_never_kille
 
     // Kill once a commitment was accepted by both: its round is open (T1).
     let mut settled = reference.subscribe_settled();
-    let (killed_round, committer) =
+    let (killed_round, killed_slot, committer) =
         tokio::time::timeout(Duration::from_secs(60), committed_rx.wait_for(Option::is_some))
             .await
             .expect("no commitment accepted in 60 s")
@@ -742,8 +745,21 @@ async fn a_sidecar_killed_mid_round_restarts_and_settles_like_a_node_never_kille
         let open = status.rounds.iter().find(|r| r.key == killed_round).unwrap();
         assert!(!open.closed && open.commitments >= 1, "killed mid-round: {open:?}");
         sidecar.kill_9().await;
+        // Down across a slot boundary: the restarted child has a block to catch up with.
+        devnet.wait_for_slot(beacon_api::Slot::from(killed_slot.0 + 1)).await;
         sidecar = Sidecar::start(&config, dir.path(), 1).await;
         sidecar.wait_ready(&child_client).await;
+        // Nothing acknowledged is lost: the replayed round still has the commitment.
+        let status = child_client.rounds(BlockId::Root(killed_round.block_root)).await.unwrap();
+        let kept = match status.rounds.iter().find(|r| r.key == killed_round) {
+            Some(open) => open.commitments >= 1,
+            None => status
+                .closed
+                .iter()
+                .find(|o| o.key == killed_round)
+                .is_some_and(|o| o.commitments.iter().any(|c| c.prover == committer)),
+        };
+        assert!(kept, "the accepted commitment was lost: {status:?}");
         let head = devnet.head().root;
         tokio::time::timeout(Duration::from_secs(30), async {
             while child_client.rounds(BlockId::Root(head)).await.is_err() {
