@@ -93,6 +93,15 @@ pub enum SimError {
         /// What went wrong.
         reason: String,
     },
+    /// `--real-proofs` was asked for a scenario above its size limits.
+    #[error(
+        "--real-proofs is for small runs: this scenario has {what}; use modelled proving, or a \
+         smaller scenario (`--blocks`, fewer provers, less gas)"
+    )]
+    RealProofsTooLarge {
+        /// The quantity over its limit, and the limit.
+        what: String,
+    },
 }
 
 impl SimError {

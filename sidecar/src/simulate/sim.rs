@@ -8,12 +8,16 @@
 //! (the simulator is the verifier, see [`super::modelled`]); the time jumps from event to event
 //! and to each of the engine's timeouts. Each `BlockOutcome` is settled with the reward table and
 //! accumulated, and every prover's reputation moves one point up for a block that paid it and one
-//! down for a block that penalised it (the engine bounds its effect on selection). Blocks after
+//! down for a block that penalised it (the engine bounds its effect on selection). Settlement and
+//! reputation run on the engine's thread; folding the settled block into the report (rows,
+//! totals, the settlement root) runs on a second thread, in block order. Blocks after
 //! the last counted one keep the network in its steady state until
 //! every counted block's outcome is out; their own outcomes are not counted.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::mpsc;
 
 use phase_engine::{
     Action, AggProof, AirCommitment, AirIndex, Attempt, BlockInfo, BlsPublicKey, BlsSignature,
@@ -21,6 +25,7 @@ use phase_engine::{
     PartRef, PartialProof, Phase, Progress, ProtocolMessage, ProverIndex, ProverRecord, ReuseBloom,
     Root, RoundKey, RoundRef, SignedAggProof, SignedCommitment, SignedDecline, SignedFullProof,
     SignedPartialProof, SigningContext, Slot, StarkTarget, UnixMillis, ValidatorIndex, Verdict,
+    bls,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{SimError, SimResult};
 use super::modelled::{self, ProofLedger};
+use super::real::{self, RealProofs};
 use super::report::{AccountKind, Accumulator, BlockFate, BlockRecord, LedgerRow, RunReport};
 use super::scenario::{Behaviour, ProverSpec, Scenario};
 
@@ -39,7 +45,10 @@ pub enum ProofMode {
     /// Signatures are placeholders that the simulator, as the verifier, accepts.
     #[default]
     Modelled,
-    /// Real BLS signatures and real STARKs (small runs).
+    /// Real BLS signatures and real STARKs (small runs, see [`super::real`]): the provers
+    /// prove with `plonky3_prover` and sign with BLS keys derived from the seed, and the engine's
+    /// verification requests are answered by real verification. Latencies are still the
+    /// scenario's, so the protocol's decisions are those of a modelled run.
     Real,
 }
 
@@ -76,24 +85,40 @@ pub fn simulate<F>(
 where
     F: FnMut(&[LedgerRow]) -> SimResult<()>,
 {
-    if opts.mode == ProofMode::Real {
-        return Err(SimError::Protocol {
-            block: 0,
-            reason: "--real-proofs is not available yet: the simulator drives modelled proofs only"
-                .to_owned(),
-        });
-    }
-    let mut sim = Sim::new(scenario, config)?;
-    sim.run(&mut on_block)?;
-    let mut report = sim.acc.finish();
-    report.rejections = sim.rejections;
-    Ok(report)
+    let real = match opts.mode {
+        ProofMode::Modelled => None,
+        ProofMode::Real => {
+            real::check_size(scenario, &config.engine)?;
+            Some(RealProofs::new(scenario)?)
+        }
+    };
+    let (job_tx, job_rx) = mpsc::channel();
+    let (rows_tx, rows_rx) = mpsc::channel();
+    let settlement = Settlement { jobs: Some(job_tx), rows: rows_rx, outstanding: 0 };
+    let acc = Accumulator::new(scenario);
+    std::thread::scope(|s| {
+        let worker = s.spawn(move || settlement_thread(acc, job_rx, rows_tx));
+        let mut sim = Sim::new(scenario, config, real, settlement)?;
+        let ran = sim.run(&mut on_block);
+        // Closing the job channel ends the thread once it has settled every block sent.
+        sim.settlement.jobs = None;
+        let delivered = sim.settlement.deliver(&mut on_block, true);
+        let acc = worker.join().map_err(|_| SimError::Protocol {
+            block: sim.counted_done,
+            reason: "the settlement thread panicked".to_owned(),
+        })?;
+        ran?;
+        delivered?;
+        let mut report = acc.finish();
+        report.rejections = std::mem::take(&mut sim.rejections);
+        Ok(report)
+    })
 }
 
 #[derive(Debug)]
 enum Event {
-    /// A message arrives at the engine.
-    Deliver(ProtocolMessage),
+    /// A message arrives at the engine (boxed: events move through the queue's heap).
+    Deliver(Box<ProtocolMessage>),
     /// A prover builds (and if need be completes) a full proof of a round in a phase.
     Aggregate { prover: ProverIndex, round: RoundKey, phase: Phase },
     /// A copier resubmits others' partial proofs of its AIRs as its own.
@@ -104,6 +129,12 @@ enum Event {
     Proven { prover: ProverIndex, round: RoundKey, airs: Vec<AirIndex> },
     /// An aggregator sends the AggProof of a block.
     AggProof { prover: ProverIndex, block_root: Root },
+}
+
+impl Event {
+    fn deliver(message: ProtocolMessage) -> Self {
+        Self::Deliver(Box::new(message))
+    }
 }
 
 #[derive(Debug)]
@@ -186,16 +217,20 @@ struct Sim<'a> {
     rounds: HashMap<RoundKey, RoundSim>,
     blocks: HashMap<Root, BlockSim>,
     proofs: ProofLedger,
-    acc: Accumulator,
+    settlement: Settlement,
     joins_at: BTreeMap<u64, Vec<usize>>,
     exits_at: BTreeMap<u64, Vec<usize>>,
     aggregator_only: Vec<ProverIndex>,
     gas_rng: ChaCha8Rng,
     counted_done: u64,
     rejections: BTreeMap<String, u64>,
-    rows: Vec<LedgerRow>,
     /// Reputation score of every prover, from its starting value and settled history.
     reputation: Vec<u64>,
+    /// Real keys and proofs (`--real-proofs`); `None` in modelled mode.
+    real: Option<RefCell<RealProofs>>,
+    /// Engine actions taken out of the engine ahead of handling (real mode plans a block's
+    /// workload from all of its `RoundStarted` actions first).
+    backlog: VecDeque<Action>,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -226,13 +261,19 @@ fn reason_name(e: &phase_engine::Error) -> String {
 }
 
 impl<'a> Sim<'a> {
-    fn new(scenario: &'a Scenario, config: &rewards::Config) -> SimResult<Self> {
+    fn new(
+        scenario: &'a Scenario,
+        config: &rewards::Config,
+        real: Option<RealProofs>,
+        settlement: Settlement,
+    ) -> SimResult<Self> {
         let mut engine = Engine::new(config.engine, SigningContext::default());
         let mut joins_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut exits_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, p) in scenario.provers.iter().enumerate() {
             if p.join_at_block == 0 {
-                add_prover(&mut engine, p)?;
+                let key = real.as_ref().and_then(|r| r.pubkey(p.index));
+                add_prover(&mut engine, p, key)?;
             } else {
                 joins_at.entry(p.join_at_block).or_default().push(i);
             }
@@ -253,15 +294,16 @@ impl<'a> Sim<'a> {
             rounds: HashMap::new(),
             blocks: HashMap::new(),
             proofs: ProofLedger::default(),
-            acc: Accumulator::new(scenario),
+            settlement,
             joins_at,
             exits_at,
             aggregator_only: Vec::new(),
             gas_rng,
             counted_done: 0,
             rejections: BTreeMap::new(),
-            rows: Vec::new(),
             reputation: scenario.provers.iter().map(|p| p.reputation).collect(),
+            real: real.map(RefCell::new),
+            backlog: VecDeque::new(),
         })
     }
 
@@ -306,10 +348,12 @@ impl<'a> Sim<'a> {
             if index < self.scenario.blocks {
                 self.registry_changes(index)?;
             }
-            let gas = info.gas_used;
             self.engine
                 .on_block(info, info.slot_start)
                 .map_err(|e| protocol_err(index, "engine refused the block", e))?;
+            if self.real.is_some() {
+                self.plan_real_block(index, &info)?;
+            }
             self.blocks.insert(
                 info.root,
                 BlockSim {
@@ -321,9 +365,39 @@ impl<'a> Sim<'a> {
                     agg_scheduled: false,
                 },
             );
-            let _ = gas;
             self.drain(on_block)?;
             index += 1;
+        }
+        Ok(())
+    }
+
+    /// Real mode: takes the engine's actions out ahead of handling, and plans the block's STARK
+    /// workload from the AIRs of its sub-blocks (the `RoundStarted` actions of attempt 0).
+    fn plan_real_block(&mut self, index: u64, info: &BlockInfo) -> SimResult<()> {
+        while let Some(a) = self.engine.poll_action() {
+            self.backlog.push_back(a);
+        }
+        let airs: BTreeMap<u32, u32> = self
+            .backlog
+            .iter()
+            .filter_map(|a| match a {
+                Action::RoundStarted(s)
+                    if s.key.block_root == info.root && s.key.attempt == Attempt(0) =>
+                {
+                    Some((s.key.sub_block.0, s.num_airs))
+                }
+                _ => None,
+            })
+            .collect();
+        let airs: Vec<u32> = airs.into_values().collect();
+        if let Some(real) = self.real.as_ref().filter(|_| !airs.is_empty()) {
+            real.borrow_mut().plan_block(
+                index,
+                info.root,
+                info.parent_root,
+                info.gas_used,
+                &airs,
+            )?;
         }
         Ok(())
     }
@@ -332,7 +406,8 @@ impl<'a> Sim<'a> {
         if let Some(joiners) = self.joins_at.remove(&block) {
             for i in joiners {
                 if let Some(spec) = self.scenario.provers.get(i) {
-                    add_prover(&mut self.engine, spec)?;
+                    let key = self.real.as_ref().and_then(|r| r.borrow().pubkey(spec.index));
+                    add_prover(&mut self.engine, spec, key)?;
                 }
             }
         }
@@ -387,6 +462,7 @@ impl<'a> Sim<'a> {
     }
 
     fn deliver(&mut self, message: ProtocolMessage) {
+        let message = self.seal(message);
         if let Err(e) = self.engine.on_message(message, UnixMillis(self.now)) {
             *self.rejections.entry(reason_name(&e)).or_default() += 1;
         }
@@ -404,11 +480,13 @@ impl<'a> Sim<'a> {
 
     /// Handles the engine's actions until none is left.
     fn drain(&mut self, on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>) -> SimResult<()> {
-        while let Some(action) = self.engine.poll_action() {
+        while let Some(action) = self.backlog.pop_front().or_else(|| self.engine.poll_action()) {
             match action {
                 Action::VerifySignature(check) => {
                     // Modelled mode: placeholder signatures, always from their claimed sender.
-                    self.verdict(check.request, true);
+                    // Real mode: BLS verification.
+                    let valid = self.real.is_none() || bls::verify_check(&check);
+                    self.verdict(check.request, valid);
                 }
                 Action::VerifyStark(check) => {
                     let valid = self.verify_stark(&check.target);
@@ -434,7 +512,7 @@ impl<'a> Sim<'a> {
                         self.on_decline(key, acc.prover);
                     }
                 }
-                Action::BlockOutcome(outcome) => self.on_outcome(&outcome, on_block)?,
+                Action::BlockOutcome(outcome) => self.on_outcome(*outcome, on_block)?,
                 _ => {}
             }
         }
@@ -442,6 +520,9 @@ impl<'a> Sim<'a> {
     }
 
     fn verify_stark(&self, target: &StarkTarget) -> bool {
+        if let Some(real) = &self.real {
+            return real.borrow().verify(target);
+        }
         match target {
             StarkTarget::Partial { round, air, author, trace_root, proof, .. } => {
                 self.proofs.verify_partial(round, *author, *air, trace_root, proof)
@@ -471,7 +552,10 @@ impl<'a> Sim<'a> {
                     list.push(*author);
                 }
             }
-            StarkTarget::FullProof { round, submitter, parts, .. } => {
+            StarkTarget::FullProof { round, submitter, parts, bundle, .. } => {
+                if let Some(real) = &self.real {
+                    real.borrow_mut().full_accepted(round, bundle);
+                }
                 // Copiers of the round resubmit the first full proof they see as their own.
                 let Some(r) = self.rounds.get(round) else { return };
                 let copiers: Vec<ProverIndex> = r
@@ -534,7 +618,7 @@ impl<'a> Sim<'a> {
     ) -> ProtocolMessage {
         let roots: Vec<AirCommitment> = airs
             .iter()
-            .map(|&air| AirCommitment { air, trace_root: modelled::trace_root(prover, key, air) })
+            .map(|&air| AirCommitment { air, trace_root: self.trace_root(prover, key, air) })
             .collect();
         ProtocolMessage::Commitment(SignedCommitment {
             message: Commitment {
@@ -560,18 +644,60 @@ impl<'a> Sim<'a> {
                 round: r.round_ref(key),
                 prover,
                 air,
-                trace_root: modelled::trace_root(prover, key, air),
-                proof: modelled::partial_proof(proof_author, air).try_into().unwrap_or_default(),
+                trace_root: self.trace_root(prover, key, air),
+                proof: self.partial_bytes(proof_author, key, air).try_into().unwrap_or_default(),
             },
             signature: BlsSignature::ZERO,
         })
     }
 
+    /// The T1 trace root `prover` commits for `air`.
+    fn trace_root(&self, prover: ProverIndex, key: &RoundKey, air: AirIndex) -> Root {
+        match &self.real {
+            Some(real) => real.borrow_mut().trace_root(prover, key, air),
+            None => modelled::trace_root(prover, key, air),
+        }
+    }
+
+    /// The bytes of the partial proof of `air` by `author`.
+    fn partial_bytes(&self, author: ProverIndex, key: &RoundKey, air: AirIndex) -> Vec<u8> {
+        match &self.real {
+            Some(real) => real.borrow_mut().partial_bytes(author, key, air),
+            None => modelled::partial_proof(author, air),
+        }
+    }
+
+    /// Signs a message as its sender (real mode); modelled messages keep their placeholder
+    /// signature.
+    fn seal(&self, mut message: ProtocolMessage) -> ProtocolMessage {
+        let Some(real) = &self.real else { return message };
+        let real = real.borrow();
+        let ctx = self.engine.signing_context();
+        let root = message.signing_root(ctx);
+        match &mut message {
+            ProtocolMessage::Commitment(m) => m.signature = real.sign(m.message.prover, &root),
+            ProtocolMessage::Decline(m) => m.signature = real.sign(m.message.prover, &root),
+            ProtocolMessage::PartialProof(m) => m.signature = real.sign(m.message.prover, &root),
+            ProtocolMessage::FullProof(m) => m.signature = real.sign(m.message.submitter, &root),
+            ProtocolMessage::AggProof(m) => m.signature = real.sign(m.message.submitter, &root),
+            _ => {}
+        }
+        message
+    }
+
+    /// The body of a full proof sent by `builder` whose bundle `bundle_builder` assembled
+    /// (a copier sends another prover's bundle).
     fn full_body(
+        &self,
+        key: &RoundKey,
         builder: ProverIndex,
         bundle_builder: ProverIndex,
         parts: &[PartRef],
     ) -> FullProofBody {
+        let bundle = match &self.real {
+            Some(real) => real.borrow_mut().full_bundle(bundle_builder, key, parts),
+            None => modelled::full_bundle(bundle_builder),
+        };
         let reused = parts.iter().filter(|p| p.author != builder);
         FullProofBody {
             parts: parts.to_vec().try_into().unwrap_or_default(),
@@ -580,7 +706,7 @@ impl<'a> Sim<'a> {
                 .to_vec()
                 .try_into()
                 .unwrap_or_default(),
-            bundle: modelled::full_bundle(bundle_builder).try_into().unwrap_or_default(),
+            bundle: bundle.try_into().unwrap_or_default(),
         }
     }
 
@@ -641,11 +767,11 @@ impl<'a> Sim<'a> {
                 |full: Option<FullProofBody>| self.commitment(&key, &round, prover, airs, full);
             match spec.behaviour {
                 Behaviour::Offline => {}
-                Behaviour::Lazy => plans.push((commit_at, Event::Deliver(commit(None)))),
+                Behaviour::Lazy => plans.push((commit_at, Event::deliver(commit(None)))),
                 Behaviour::Decliner => {
                     plans.push((
                         commit_at,
-                        Event::Deliver(ProtocolMessage::Decline(SignedDecline {
+                        Event::deliver(ProtocolMessage::Decline(SignedDecline {
                             message: Decline { round: round.round_ref(&key), prover },
                             signature: BlsSignature::ZERO,
                         })),
@@ -653,7 +779,7 @@ impl<'a> Sim<'a> {
                 }
                 Behaviour::AggregatorOnly => {}
                 Behaviour::Copier => {
-                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    plans.push((commit_at, Event::deliver(commit(None))));
                     if !airs.is_empty() {
                         plans.push((
                             t2_close
@@ -664,18 +790,18 @@ impl<'a> Sim<'a> {
                     }
                 }
                 Behaviour::Slow => {
-                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    plans.push((commit_at, Event::deliver(commit(None))));
                     for (air, &at) in airs.iter().zip(&done) {
                         plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
                         // Misses T2: arrives after its graced close whatever the latency.
                         plans.push((
                             at.max(t2_close + 1),
-                            Event::Deliver(self.partial(&key, &round, prover, *air, prover)),
+                            Event::deliver(self.partial(&key, &round, prover, *air, prover)),
                         ));
                     }
                 }
                 Behaviour::Withholder => {
-                    plans.push((commit_at, Event::Deliver(commit(None))));
+                    plans.push((commit_at, Event::deliver(commit(None))));
                     for (air, &at) in airs.iter().zip(&done) {
                         plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
                     }
@@ -700,28 +826,28 @@ impl<'a> Sim<'a> {
                                 .push((solo_done, Event::Proven { prover, round: key, airs: all }));
                             plans.push((
                                 solo_done,
-                                Event::Deliver(commit(Some(Self::full_body(
-                                    prover, prover, &parts,
-                                )))),
+                                Event::deliver(commit(Some(
+                                    self.full_body(&key, prover, prover, &parts),
+                                ))),
                             ));
                             solo_sent = true;
                             solo_in_t1 = true;
                         } else if solo_done < t2_close {
-                            plans.push((commit_at, Event::Deliver(commit(None))));
+                            plans.push((commit_at, Event::deliver(commit(None))));
                             plans
                                 .push((solo_done, Event::Proven { prover, round: key, airs: all }));
                             let msg = self.full_proof(
                                 &key,
                                 &round,
                                 prover,
-                                Self::full_body(prover, prover, &parts),
+                                self.full_body(&key, prover, prover, &parts),
                             );
-                            plans.push((solo_done.max(t1_close), Event::Deliver(msg)));
+                            plans.push((solo_done.max(t1_close), Event::deliver(msg)));
                             solo_sent = true;
                         }
                     }
                     if !solo_sent {
-                        plans.push((commit_at, Event::Deliver(commit(None))));
+                        plans.push((commit_at, Event::deliver(commit(None))));
                     }
                     // A full proof sent in T1 finalises the round: no partial is needed then.
                     for (air, &at) in airs.iter().zip(&done).filter(|_| !solo_in_t1) {
@@ -733,7 +859,7 @@ impl<'a> Sim<'a> {
                         if send_at < t2_close {
                             plans.push((
                                 send_at,
-                                Event::Deliver(self.partial(&key, &round, prover, *air, prover)),
+                                Event::deliver(self.partial(&key, &round, prover, *air, prover)),
                             ));
                         }
                     }
@@ -783,7 +909,7 @@ impl<'a> Sim<'a> {
             plans.push((done, Event::Proven { prover: taker, round: key, airs: vec![air] }));
             let at = done.max(t2_open);
             if at < t2_close {
-                plans.push((at, Event::Deliver(self.partial(&key, r, taker, air, taker))));
+                plans.push((at, Event::deliver(self.partial(&key, r, taker, air, taker))));
             }
             taken.push(air);
         }
@@ -821,7 +947,7 @@ impl<'a> Sim<'a> {
 
     fn handle_event(&mut self, event: Event) -> SimResult<()> {
         match event {
-            Event::Deliver(message) => self.deliver(message),
+            Event::Deliver(message) => self.deliver(*message),
             Event::Proven { prover, round, airs } => {
                 if self.rounds.contains_key(&round) {
                     for air in airs {
@@ -849,7 +975,7 @@ impl<'a> Sim<'a> {
             Event::CopyFull { prover, round, original, parts } => {
                 let Some(r) = self.rounds.get(&round) else { return Ok(()) };
                 // The same parts and bundle, under the copier's name.
-                let body = Self::full_body(prover, original, &parts);
+                let body = self.full_body(&round, prover, original, &parts);
                 let msg = self.full_proof(&round, r, prover, body);
                 self.deliver(msg);
             }
@@ -861,7 +987,12 @@ impl<'a> Sim<'a> {
                         slot: b.info.slot,
                         block_root,
                         submitter: prover,
-                        bundle: modelled::agg_bundle(prover).try_into().unwrap_or_default(),
+                        bundle: match &self.real {
+                            Some(real) => real.borrow().agg_bundle(prover, &block_root),
+                            None => modelled::agg_bundle(prover),
+                        }
+                        .try_into()
+                        .unwrap_or_default(),
                     },
                     signature: BlsSignature::ZERO,
                 });
@@ -907,60 +1038,37 @@ impl<'a> Sim<'a> {
                 return;
             }
         }
-        let body = Self::full_body(prover, prover, &parts);
+        let body = self.full_body(&key, prover, prover, &parts);
         let msg = self.full_proof(&key, r, prover, body);
         if !missing.is_empty() {
             self.schedule(at, Event::Proven { prover, round: key, airs: missing });
         }
         // Scheduled after the `Proven` event of the same instant.
-        self.schedule(at, Event::Deliver(msg));
+        self.schedule(at, Event::deliver(msg));
     }
 
     fn on_outcome(
         &mut self,
-        outcome: &phase_engine::BlockOutcome,
+        outcome: phase_engine::BlockOutcome,
         on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>,
     ) -> SimResult<()> {
         let Some(b) = self.blocks.remove(&outcome.block_root) else { return Ok(()) };
+        if let Some(real) = &self.real {
+            real.borrow_mut().forget_block(&outcome.block_root);
+        }
         if b.index >= self.scenario.blocks {
             return Ok(());
         }
-        let ledger: Ledger = rewards::settle(outcome, &self.table)
+        let ledger: Ledger = rewards::settle(&outcome, &self.table)
             .map_err(|e| protocol_err(b.index, "settlement failed", e))?;
-        self.rows.clear();
-        let (mut provers_total, mut validators_total) = (0i64, 0i64);
-        for e in ledger.entries() {
-            let (kind, account) = match e.account {
-                Account::Prover(p) => (AccountKind::Prover, p.0),
-                Account::Validator(v) => (AccountKind::Validator, v.0),
-                _ => continue,
-            };
-            match kind {
-                AccountKind::Prover => provers_total += e.amount.0,
-                AccountKind::Validator => validators_total += e.amount.0,
-            }
-            self.rows.push(LedgerRow {
-                block: b.index,
-                slot: outcome.slot,
-                account_kind: kind,
-                account,
-                sub_block: e.sub_block.0,
-                attempt: e.attempt.0,
-                phase: e.phase,
-                rule: e.rule.constant_name(),
-                amount: e.amount.0,
-            });
-        }
-        let mut net: BTreeMap<u64, i64> = BTreeMap::new();
-        for row in &self.rows {
-            self.acc.add_entry(row);
-            if row.account_kind == AccountKind::Prover {
-                *net.entry(row.account).or_default() += row.amount;
-            }
-        }
-        on_block(&self.rows)?;
         // Reputation follows settled history: one point up for a block that paid the prover,
         // one down for a block that penalised it (the engine bounds its effect on selection).
+        let mut net: BTreeMap<u64, i64> = BTreeMap::new();
+        for e in ledger.entries() {
+            if let Account::Prover(p) = e.account {
+                *net.entry(p.0).or_default() += e.amount.0;
+            }
+        }
         for (prover, amount) in net {
             let Some(score) = usize::try_from(prover).ok().and_then(|i| self.reputation.get_mut(i))
             else {
@@ -975,38 +1083,139 @@ impl<'a> Sim<'a> {
                 .set_reputation(ProverIndex(prover), *score)
                 .map_err(|e| protocol_err(b.index, "updating reputation", e))?;
         }
-        // Per round: who was selected and how it ended; per sub-block: the final attempt.
-        let mut sub_fate: BTreeMap<u32, Option<Phase>> = BTreeMap::new();
-        for r in &outcome.rounds {
-            self.acc.add_round(&r.selected, r.finalized_in);
-            sub_fate.insert(r.key.sub_block.0, r.finalized_in);
-        }
-        let fate = if sub_fate.values().all(Option::is_some) {
-            BlockFate::Finalized(sub_fate.values().flatten().copied().max().unwrap_or(Phase::T1))
-        } else {
-            BlockFate::Failed
-        };
-        let sub_blocks = u32::try_from(sub_fate.len()).unwrap_or(u32::MAX);
-        let rounds = u32::try_from(outcome.rounds.len()).unwrap_or(u32::MAX);
-        self.acc.end_block(
-            BlockRecord {
-                block: b.index,
-                slot: outcome.slot,
-                gas: b.info.gas_used,
-                sub_blocks,
-                rounds,
-                retries: rounds.saturating_sub(sub_blocks),
-                fate,
-                agg_proof: !outcome.agg_proofs.is_empty(),
-                provers_total,
-                validators_total,
-                entries: u32::try_from(self.rows.len()).unwrap_or(u32::MAX),
-            },
-            ledger.settlement_root().0,
-        );
+        // The rest (rows, report, settlement root) runs on the settlement thread.
+        self.settlement.send(SettleJob { index: b.index, gas: b.info.gas_used, outcome, ledger });
         self.counted_done += 1;
+        self.settlement.deliver(on_block, false)
+    }
+}
+
+/// What the settlement thread needs of a settled block.
+struct SettleJob {
+    index: u64,
+    gas: u64,
+    outcome: phase_engine::BlockOutcome,
+    ledger: Ledger,
+}
+
+/// The ledger rows of a settled block, in the callback's form.
+fn ledger_rows(job: &SettleJob) -> Vec<LedgerRow> {
+    job.ledger
+        .entries()
+        .iter()
+        .filter_map(|e| {
+            let (kind, account) = match e.account {
+                Account::Prover(p) => (AccountKind::Prover, p.0),
+                Account::Validator(v) => (AccountKind::Validator, v.0),
+                _ => return None,
+            };
+            Some(LedgerRow {
+                block: job.index,
+                slot: job.outcome.slot,
+                account_kind: kind,
+                account,
+                sub_block: e.sub_block.0,
+                attempt: e.attempt.0,
+                phase: e.phase,
+                rule: e.rule.constant_name(),
+                amount: e.amount.0,
+            })
+        })
+        .collect()
+}
+
+/// Folds a settled block into the report: its rows, rounds, fate and settlement root.
+fn account_block(acc: &mut Accumulator, job: &SettleJob, rows: &[LedgerRow]) {
+    let (mut provers_total, mut validators_total) = (0i64, 0i64);
+    for row in rows {
+        acc.add_entry(row);
+        match row.account_kind {
+            AccountKind::Prover => provers_total += row.amount,
+            AccountKind::Validator => validators_total += row.amount,
+        }
+    }
+    // Per round: who was selected and how it ended; per sub-block: the final attempt.
+    let mut sub_fate: BTreeMap<u32, Option<Phase>> = BTreeMap::new();
+    for r in &job.outcome.rounds {
+        acc.add_round(&r.selected, r.finalized_in);
+        sub_fate.insert(r.key.sub_block.0, r.finalized_in);
+    }
+    let fate = if sub_fate.values().all(Option::is_some) {
+        BlockFate::Finalized(sub_fate.values().flatten().copied().max().unwrap_or(Phase::T1))
+    } else {
+        BlockFate::Failed
+    };
+    let sub_blocks = u32::try_from(sub_fate.len()).unwrap_or(u32::MAX);
+    let rounds = u32::try_from(job.outcome.rounds.len()).unwrap_or(u32::MAX);
+    acc.end_block(
+        BlockRecord {
+            block: job.index,
+            slot: job.outcome.slot,
+            gas: job.gas,
+            sub_blocks,
+            rounds,
+            retries: rounds.saturating_sub(sub_blocks),
+            fate,
+            agg_proof: !job.outcome.agg_proofs.is_empty(),
+            provers_total,
+            validators_total,
+            entries: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        },
+        job.ledger.settlement_root().0,
+    );
+}
+
+/// The settlement side of a run on a second thread: it builds each settled block's rows, folds
+/// them into the report and computes the chained settlement roots, in block order, while the
+/// engine goes on (the run's only use of a second core; the results do not depend on it). Rows
+/// come back to the caller's thread for `on_block`, in block order.
+struct Settlement {
+    jobs: Option<mpsc::Sender<SettleJob>>,
+    rows: mpsc::Receiver<Vec<LedgerRow>>,
+    /// Blocks sent whose rows have not been handed to `on_block` yet.
+    outstanding: u64,
+}
+
+impl Settlement {
+    fn send(&mut self, job: SettleJob) {
+        if let Some(jobs) = &self.jobs
+            && jobs.send(job).is_ok()
+        {
+            self.outstanding += 1;
+        }
+    }
+
+    /// Hands the rows that are ready (all of them, waiting, when `all`) to `on_block`.
+    fn deliver(
+        &mut self,
+        on_block: &mut dyn FnMut(&[LedgerRow]) -> SimResult<()>,
+        all: bool,
+    ) -> SimResult<()> {
+        while self.outstanding > 0 {
+            let rows = if all { self.rows.recv().ok() } else { self.rows.try_recv().ok() };
+            let Some(rows) = rows else { break };
+            self.outstanding -= 1;
+            on_block(&rows)?;
+        }
         Ok(())
     }
+}
+
+/// Runs the settlement thread's loop until the job channel closes; returns the report's
+/// accumulator.
+fn settlement_thread(
+    mut acc: Accumulator,
+    jobs: mpsc::Receiver<SettleJob>,
+    rows: mpsc::Sender<Vec<LedgerRow>>,
+) -> Accumulator {
+    for job in jobs {
+        let block_rows = ledger_rows(&job);
+        account_block(&mut acc, &job, &block_rows);
+        if rows.send(block_rows).is_err() {
+            break;
+        }
+    }
+    acc
 }
 
 /// The beacon block the simulator proposes at `index` (slot `index`): root, RANDAO mix and
@@ -1028,9 +1237,10 @@ pub fn simulated_block(scenario: &Scenario, index: u64, parent: Root, gas_used: 
     }
 }
 
-fn add_prover(engine: &mut Engine, spec: &ProverSpec) -> SimResult<()> {
+/// Registers a prover with its real key, or with its placeholder key in modelled mode.
+fn add_prover(engine: &mut Engine, spec: &ProverSpec, key: Option<BlsPublicKey>) -> SimResult<()> {
     let record = ProverRecord {
-        pubkey: modelled_pubkey(spec.index.0),
+        pubkey: key.unwrap_or_else(|| modelled_pubkey(spec.index.0)),
         stake: spec.stake,
         capabilities: Capabilities::default(),
         active: true,

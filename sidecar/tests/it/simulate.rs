@@ -4,7 +4,8 @@
 use phase_engine::test_utils::Scenario as Harness;
 use phase_engine::{AirIndex, PartRef, Phase, ProverIndex, Root, RoundKey, UnixMillis};
 use sidecar::simulate::{
-    AccountKind, BlockFate, LedgerRow, RunReport, Scenario, SimOptions, simulate, simulated_block,
+    AccountKind, BlockFate, LedgerRow, ProofMode, RunReport, Scenario, SimError, SimOptions,
+    simulate, simulated_block,
 };
 
 /// The shipped reward table (`configs/rewards.toml`).
@@ -365,4 +366,109 @@ fn lazy_provers_fail_every_attempt_and_pay_the_fallback_penalties() {
         assert_eq!(validator, [("REWARD_T1_VALIDATOR", 3 * charged.len() as i64)]);
     }
     assert_eq!(report.rounds_by_fate[5], u64::from(max_retries) + 1);
+}
+
+/// Runs a scenario with modelled and with real proofs (same seed, same latencies).
+fn modelled_and_real(
+    toml: &str,
+    config: &rewards::Config,
+) -> ((RunReport, Vec<LedgerRow>), (RunReport, Vec<LedgerRow>)) {
+    let scenario = Scenario::from_toml_str(toml).expect("scenario");
+    let run_in = |mode| {
+        let mut rows = Vec::new();
+        let report = simulate(&scenario, config, &SimOptions { mode }, |block| {
+            rows.extend_from_slice(block);
+            Ok(())
+        })
+        .expect("simulation");
+        (report, rows)
+    };
+    (run_in(ProofMode::Modelled), run_in(ProofMode::Real))
+}
+
+/// Real STARKs and BLS signatures, verified for real, make the decisions the modelled proofs
+/// make: proving time does not move virtual time, and a real proof verifies exactly when its
+/// modelled stand-in does (an honest author's proof of its own statement), so the ledgers, their
+/// root and the rejections are the same. The copier's resubmitted proofs fail real verification.
+#[test]
+fn real_proofs_give_the_modelled_ledgers() {
+    let toml = r#"
+        seed = 21
+        blocks = 2
+        provers = 8
+        validators = 10
+        [gas]
+        kind = "uniform"
+        min = 1_000_000
+        max = 6_000_000
+        [[group]]
+        behaviour = "honest"
+        weight = 5
+        [[group]]
+        behaviour = "copier"
+        weight = 1
+        [[group]]
+        behaviour = "lazy"
+        weight = 1
+        [[group]]
+        behaviour = "withholder"
+        weight = 1
+    "#;
+    let ((modelled, modelled_rows), (real, real_rows)) = modelled_and_real(toml, &config());
+    assert_eq!(real.blocks, 2);
+    assert!(!real_rows.is_empty());
+    assert_eq!(real_rows, modelled_rows);
+    assert_eq!(real.ledger_root, modelled.ledger_root);
+    assert_eq!(real.rejections, modelled.rejections);
+    assert_eq!(real.blocks_by_fate, modelled.blocks_by_fate);
+    assert!(real.block_log.iter().all(|b| matches!(b.fate, BlockFate::Finalized(_))));
+}
+
+/// Gigagas blocks in miniature: 2 Mgas sub-blocks, so a 4 Mgas block has two sub-blocks, two
+/// real full proofs and a real AggProof built from them.
+#[test]
+fn real_proofs_with_sub_blocks_and_agg_proofs() {
+    let mut config = config();
+    config.engine.gas.sub_block_gas = 2_000_000;
+    let toml = r#"
+        seed = 8
+        blocks = 2
+        provers = 40
+        validators = 10
+        [gas]
+        kind = "fixed"
+        gas = 4_000_000
+        [[group]]
+        behaviour = "honest"
+        weight = 1
+    "#;
+    let ((modelled, modelled_rows), (real, real_rows)) = modelled_and_real(toml, &config);
+    assert!(
+        real.block_log.iter().all(|b| b.sub_blocks == 2 && b.agg_proof),
+        "{:?}",
+        real.block_log
+    );
+    assert_eq!(real_rows, modelled_rows);
+    assert_eq!(real.ledger_root, modelled.ledger_root);
+    assert!(real_rows.iter().any(|r| r.rule == "REWARD_AGG_PROOF_PROVER"));
+}
+
+#[test]
+fn real_proofs_refuse_large_scenarios() {
+    let run_real = |toml: &str| {
+        let scenario = Scenario::from_toml_str(toml).expect("scenario");
+        simulate(&scenario, &config(), &SimOptions { mode: ProofMode::Real }, |_| Ok(()))
+    };
+    let too_many_provers = run_real("blocks = 2\nprovers = 65");
+    assert!(
+        matches!(&too_many_provers, Err(SimError::RealProofsTooLarge { what }) if what.contains("65 provers")),
+        "{too_many_provers:?}"
+    );
+    let too_many_blocks = run_real("blocks = 17\nprovers = 4");
+    assert!(matches!(too_many_blocks, Err(SimError::RealProofsTooLarge { .. })));
+    // The default gas (30 Mgas, 8 AIRs) is allowed; 100 Mgas blocks (25 AIRs) are not.
+    let too_much_gas =
+        run_real("blocks = 1\nprovers = 4\n[gas]\nkind = \"fixed\"\ngas = 100_000_000");
+    let err = too_much_gas.expect_err("100 Mgas blocks").to_string();
+    assert!(err.contains("25 AIRs") && err.contains("--real-proofs"), "{err}");
 }
