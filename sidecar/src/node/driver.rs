@@ -149,6 +149,9 @@ pub(crate) struct Driver {
     /// Messages waiting for their verdict, with the first-seen time to publish them with once
     /// accepted (HTTP submissions; gossip is forwarded by gossipsub itself).
     in_flight: HashMap<Root, (ProtocolMessage, Option<UnixMillis>)>,
+    /// The message (signing root) each pending verification request belongs to, so that a
+    /// message whose verification fails leaves `in_flight`.
+    requests: HashMap<RequestId, Root>,
     replies: HashMap<RequestId, (MessageKind, Root, Waiter)>,
     publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
     early: VecDeque<Early>,
@@ -203,6 +206,7 @@ impl Driver {
             pending_registrations: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             in_flight: HashMap::new(),
+            requests: HashMap::new(),
             replies: HashMap::new(),
             publish: parts.publish,
             early: VecDeque::new(),
@@ -540,6 +544,7 @@ impl Driver {
         let signing_root = message.signing_root(self.engine.signing_context());
         let request = self.engine.on_message(message.clone(), arrived)?;
         self.in_flight.insert(signing_root, (message, publish));
+        self.requests.insert(request, signing_root);
         Ok(request)
     }
 
@@ -602,8 +607,17 @@ impl Driver {
             LoggedInput::Verdict(verdict) => {
                 self.outstanding.remove(&verdict.request);
                 let reply = self.replies.remove(&verdict.request);
-                match self.engine.on_verification(verdict) {
+                let message = self.requests.remove(&verdict.request);
+                let result = self.engine.on_verification(verdict);
+                if let (Err(_), Some(root)) = (&result, message) {
+                    // Refused: forget it (a resend is judged again, as a duplicate).
+                    self.in_flight.remove(&root);
+                }
+                match result {
                     Ok(Progress::Pending(next)) => {
+                        if let Some(root) = message {
+                            self.requests.insert(next, root);
+                        }
                         if let Some(reply) = reply {
                             self.replies.insert(next, reply);
                         }
@@ -1048,7 +1062,7 @@ mod tests {
     use super::*;
     use crate::{ManualSlotClock, SlotTiming};
 
-    const PROVERS: u64 = 4;
+    const PROVERS: u64 = 8;
 
     /// A driver over a fresh store whose engine has the scenario registry; its input queue.
     fn driver(
@@ -1097,12 +1111,15 @@ mod tests {
         }
     }
 
-    /// A decline by the `nth` selected prover of block `slot`'s first round (the selection
-    /// learnt from a twin engine with the same registry).
-    fn decline_by(slot: u64, nth: usize) -> ProtocolMessage {
+    /// A decline by the `nth` selected prover of the first round of the last block of `chain`
+    /// (slots; the selection learnt from a twin engine with the same registry and blocks).
+    fn decline_by(chain: &[u64], nth: usize) -> ProtocolMessage {
         let mut twin = Scenario::new(rewards::Config::default().engine, PROVERS);
-        let info = tu::block_info(slot, 1_000_000);
-        twin.add_block_info(info).unwrap();
+        let mut info = tu::block_info(0, 1_000_000);
+        for &slot in chain {
+            info = tu::block_info(slot, 1_000_000);
+            twin.add_block_info(info).unwrap();
+        }
         let key = twin.round_keys(&info.root)[0];
         let prover = twin.selected(&key)[nth];
         let round = RoundRef {
@@ -1115,8 +1132,8 @@ mod tests {
         ProtocolMessage::Decline(SignedDecline::sign(message, &twin.key(prover), twin.ctx()))
     }
 
-    fn decline(slot: u64) -> ProtocolMessage {
-        decline_by(slot, 0)
+    fn decline(chain: &[u64]) -> ProtocolMessage {
+        decline_by(chain, 0)
     }
 
     /// Feeds the driver its own queued inputs (verdicts) until `answer` arrives.
@@ -1150,12 +1167,12 @@ mod tests {
         // no verdict yet (gossipsub does not forward it meanwhile).
         let arrived = UnixMillis(tu::slot_start(1).0 + 50);
         let (reply, mut answer) = oneshot::channel();
-        let item = Gossiped::Message(decline(1));
+        let item = Gossiped::Message(decline(&[0, 1]));
         driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
         assert!(matches!(answer.try_recv(), Err(TryRecvError::Empty)));
         // A message for block 2, which never comes (the chain goes from 1 to 3).
         let (reply, mut lost) = oneshot::channel();
-        let item = Gossiped::Message(decline(2));
+        let item = Gossiped::Message(decline(&[0, 1, 2]));
         driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
 
         // Block 1 arrives: the decline goes through the engine (signature check included) and
@@ -1172,10 +1189,29 @@ mod tests {
 
         // The same decline again (from another peer): a duplicate, not forwarded twice.
         let (reply, mut again) = oneshot::channel();
-        let item = Gossiped::Message(decline(1));
+        let item = Gossiped::Message(decline(&[0, 1]));
         driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
         let result = until_answered(&mut driver, &mut rx, &mut again).await;
         assert_eq!(super::super::gossip::verdict(&result), crate::p2p::MessageVerdict::Ignore);
+
+        // A forged decline (signed with another prover's key): rejected after its signature
+        // check, and forgotten (nothing stays in flight).
+        let ProtocolMessage::Decline(genuine) = decline_by(&[0, 1], 1) else { unreachable!() };
+        let forged = SignedDecline::sign(
+            genuine.message,
+            &tu::secret_key(PROVERS + 7),
+            &tu::signing_context(),
+        );
+        let (reply, mut answer) = oneshot::channel();
+        let item = Gossiped::Message(ProtocolMessage::Decline(forged));
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        let result = until_answered(&mut driver, &mut rx, &mut answer).await;
+        assert!(
+            matches!(result, GossipResult::Refused(phase_engine::Error::BadSignature { .. })),
+            "{result:?}"
+        );
+        assert_eq!(super::super::gossip::verdict(&result), crate::p2p::MessageVerdict::Reject);
+        assert!(driver.in_flight.is_empty() && driver.requests.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1189,7 +1225,7 @@ mod tests {
             // ...when a decline that the first sidecar received in T1 reaches it: it counts
             // in T1, as on the first sidecar (a decline only counts in T1).
             let (reply, mut answer) = oneshot::channel();
-            let item = Gossiped::Message(decline(1));
+            let item = Gossiped::Message(decline(&[1]));
             let arrived = UnixMillis(tu::slot_start(1).0 + 40);
             driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
             assert_eq!(
@@ -1198,9 +1234,10 @@ mod tests {
             );
             // The same over HTTP counts when this node received it: too late for T1.
             let (reply, answer) = oneshot::channel();
-            let message = decline_by(1, 1);
+            let message = decline_by(&[1], 1);
             driver.handle(Input::Message { message, arrived, reply: Some(reply) }).await.unwrap();
-            assert!(answer.await.unwrap().is_err(), "a T1 decline received in T2 is refused");
+            let refused = answer.await.unwrap().unwrap_err().to_string();
+            assert!(refused.contains("phase") || refused.contains("deadline"), "{refused}");
             let key = driver.engine.open_rounds()[0];
             driver.engine.round_status(&key).unwrap()
         };
