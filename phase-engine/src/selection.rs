@@ -98,21 +98,30 @@ where
     let mut chosen = vec![false; active.len()];
     let mut random_block: Option<(u64, [u8; 32])> = None;
     let limit = len.saturating_mul(3);
-    // Shuffled positions are computed ahead in growing batches when the shuffler walks a table
-    // (the walks of a batch overlap in the CPU) and kept: the walk's later passes over the list
-    // (`i >= len`) reuse them, so no position is computed twice.
-    let first_batch: u64 = if shuffler.has_table() { 64 } else { 1 };
+    // Shuffled positions are computed ahead and kept (the walk's later passes over the list,
+    // `i >= len`, reuse them). With a table: the whole list at once when the walk is expected
+    // to visit a good part of it (the specs' whole-list algorithm is the cheapest per position),
+    // otherwise in growing batches (whose walks overlap in the CPU) until a quarter of the list
+    // is known, then the whole list. Without a table (huge lists): one at a time.
+    let tabled = shuffler.has_table();
     let mut positions: Vec<u64> = Vec::new();
+    if tabled && count.saturating_mul(8) >= len {
+        positions = shuffler.whole_list().unwrap_or_default();
+    }
     let mut i = 0u64;
     while (selected.len() as u64) < count && i < limit {
         let k = i.checked_rem(len).unwrap_or(0);
         let known = positions.len() as u64;
         if k >= known {
-            let grow = if shuffler.has_table() { known.max(first_batch) } else { first_batch };
-            let end = known.saturating_add(grow).min(len);
-            let mut batch: Vec<u64> = (known..end).collect();
-            shuffler.shuffle_many(&mut batch)?;
-            positions.extend(batch);
+            if tabled && known >= len / 4 {
+                positions = shuffler.whole_list().unwrap_or_default();
+            } else {
+                let grow = if tabled { known.max(64) } else { 1 };
+                let end = known.saturating_add(grow).min(len);
+                let mut batch: Vec<u64> = (known..end).collect();
+                shuffler.shuffle_many(&mut batch)?;
+                positions.extend(batch);
+            }
         }
         let position = usize::try_from(k).ok().and_then(|k| positions.get(k)).copied().unwrap_or(0);
         let Some(&prover) = usize::try_from(position).ok().and_then(|p| active.get(p)) else {

@@ -171,6 +171,42 @@ impl Shuffler {
         index
     }
 
+    /// `shuffled_index(i)` for every `i` of the list at once, with the table (`None` without
+    /// one): the specs' whole-list algorithm (`shuffle_list` run backwards, rounds from last to
+    /// first, each round swapping the mirrored pairs of `[0, pivot]` and of `(pivot, n)`), half
+    /// a swap per position and round, without branches on the random bits.
+    pub(crate) fn whole_list(&self) -> Option<Vec<u64>> {
+        if !self.has_table() {
+            return None;
+        }
+        let n = self.index_count;
+        let mut list: Vec<u64> = (0..n).collect();
+        let rounds = self.pivots.iter().zip(self.bits.chunks_exact(self.words.max(1))).rev();
+        for (&pivot, bits) in rounds {
+            let bit = |j: u64| {
+                let word = bits.get((j / 64) as usize).copied().unwrap_or(0);
+                ((word >> (j % 64)) & 1).wrapping_neg()
+            };
+            let pivot_len = usize::try_from(pivot).ok()?.checked_add(1)?;
+            let len = list.len();
+            let (head, tail) = list.split_at_mut(pivot_len.min(len));
+            // Pairs (i, pivot - i) of [0, pivot], and (pivot + 1 + k, n - 1 - k) of (pivot, n):
+            // the bit is read at the larger position, the second of each pair.
+            for (segment, last) in [(head, pivot), (tail, n.wrapping_sub(1))] {
+                let half = segment.len() / 2;
+                let (left, right) = segment.split_at_mut(half);
+                let mut j = last;
+                for (a, b) in left.iter_mut().zip(right.iter_mut().rev()) {
+                    let swap = (*a ^ *b) & bit(j);
+                    *a ^= swap;
+                    *b ^= swap;
+                    j = j.wrapping_sub(1);
+                }
+            }
+        }
+        Some(list)
+    }
+
     /// Whether queries walk a precomputed table (cheap enough to compute ahead in batches).
     pub(crate) fn has_table(&self) -> bool {
         !self.bits.is_empty()
@@ -274,6 +310,15 @@ mod tests {
                 s.shuffle_many(&mut batch).unwrap();
                 prop_assert_eq!(batch, single);
             }
+        }
+
+        /// The whole-list algorithm gives every query's answer.
+        #[test]
+        fn whole_list_equals_mapping(seed in any::<[u8; 32]>(), count in 1u64..1_500, rounds in 1u8..=90) {
+            let s = Shuffler::new(count, &seed, rounds).unwrap();
+            let single: Vec<u64> = (0..count).map(|i| s.shuffled_index(i).unwrap()).collect();
+            prop_assert_eq!(s.whole_list().unwrap(), single);
+            prop_assert!(Shuffler::build(count, &seed, rounds, false).unwrap().whole_list().is_none());
         }
 
         /// The whole list, memoised, is the specs' mapping.
