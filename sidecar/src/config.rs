@@ -605,7 +605,9 @@ mod tests {
         config.validate_for_run().unwrap();
         assert_eq!(config.rewards().unwrap().to_file().phases.t1_ms, 1234);
 
-        for (name, text) in [("missing.toml", None), ("bad.toml", Some("REWARD_T1_VALIDATOR = \"x\"\n"))] {
+        for (name, text) in
+            [("missing.toml", None), ("bad.toml", Some("REWARD_T1_VALIDATOR = \"x\"\n"))]
+        {
             let path = dir.path().join(name);
             if let Some(text) = text {
                 std::fs::write(&path, text).unwrap();
@@ -613,7 +615,9 @@ mod tests {
             config.node.rewards_file = Some(path);
             match config.validate_for_run() {
                 Err(Error::ConfigInvalid { key, .. }) => assert_eq!(key, "node.rewards_file"),
-                other => panic!("{name}: expected an error naming node.rewards_file, got {other:?}"),
+                other => {
+                    panic!("{name}: expected an error naming node.rewards_file, got {other:?}")
+                }
             }
         }
         // A value the rewards crate rejects: the message names the inner key too.

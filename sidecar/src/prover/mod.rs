@@ -10,6 +10,7 @@ mod workload;
 pub use error::{ProverError, ProverResult};
 pub use file::{PROOF_FILE_FORMAT, ProofFile, ProveInput, VerifyReport, prove_file, verify_file};
 pub use worker::{
-    Behaviour, ProverWorker, REJECTIONS_KEPT, REUSE_BLOOM_BYTES, Rejection, WorkerConfig, WorkerStats,
+    Behaviour, ProverWorker, REJECTIONS_KEPT, REUSE_BLOOM_BYTES, Rejection, WorkerConfig,
+    WorkerStats,
 };
 pub use workload::{BlockInput, block_plan};

@@ -2,9 +2,9 @@
 //! under `kill -9`, the metrics endpoint and peer-to-peer gossip on loopback.
 
 mod cli;
-mod faults;
 mod devnet;
 mod e2e;
+mod faults;
 mod metrics;
 mod node;
 mod p2p;
