@@ -62,6 +62,10 @@ pub struct NetworkConfig {
     pub max_message_size: usize,
     /// Capacity of the queue of messages waiting for validation; beyond it messages are ignored.
     pub validation_queue: usize,
+    /// How long a received message stays in gossipsub's message cache: its verdict must come
+    /// within this time for it to be forwarded (a STARK check under load, or a message held
+    /// until its block arrives, can take seconds), and peers can fetch it (IWANT) meanwhile.
+    pub validation_window: Duration,
 }
 
 impl NetworkConfig {
@@ -82,6 +86,7 @@ impl NetworkConfig {
             discovery_interval: Duration::from_secs(10),
             max_message_size: MAX_GOSSIP_SIZE,
             validation_queue: 1024,
+            validation_window: Duration::from_secs(30),
         }
     }
 
@@ -349,13 +354,19 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         config.tcp_port
     };
 
+    // The message cache keeps `history_length` heartbeats: enough to cover the validation window.
+    let heartbeat_ms = config.heartbeat_interval.as_millis().max(1);
+    let history_length =
+        usize::try_from(config.validation_window.as_millis().div_ceil(heartbeat_ms))
+            .unwrap_or(usize::MAX)
+            .max(6);
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(config.heartbeat_interval)
         .mesh_n(8)
         .mesh_n_low(6)
         .mesh_n_high(12)
         .gossip_lazy(6)
-        .history_length(6)
+        .history_length(history_length)
         .history_gossip(3)
         .max_transmit_size(config.max_message_size)
         .validation_mode(ValidationMode::Anonymous)
