@@ -154,6 +154,9 @@ pub(crate) struct Driver {
     requests: HashMap<RequestId, Root>,
     replies: HashMap<RequestId, (MessageKind, Root, Waiter)>,
     publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    /// HTTP submissions accepted again while replaying: published once the replay is done (a
+    /// crash may have come before they were), if their block is still being proven.
+    republish: Vec<(Gossiped, UnixMillis)>,
     early: VecDeque<Early>,
 }
 
@@ -209,6 +212,7 @@ impl Driver {
             requests: HashMap::new(),
             replies: HashMap::new(),
             publish: parts.publish,
+            republish: Vec::new(),
             early: VecDeque::new(),
         };
         let logged = log::read_all(&driver.store)?;
@@ -218,6 +222,16 @@ impl Driver {
             driver.apply(input)?;
         }
         driver.replaying = false;
+        // Accepted submissions of rounds still open: published again (peers that have them
+        // drop the copy: same envelope, same message id).
+        let open: std::collections::BTreeSet<Root> =
+            driver.engine.open_rounds().iter().map(|k| k.block_root).collect();
+        for (item, first_seen) in std::mem::take(&mut driver.republish) {
+            let Gossiped::Message(message) = &item else { continue };
+            if message_block(message).is_some_and(|(_, root)| open.contains(&root)) {
+                driver.publish(item, first_seen);
+            }
+        }
         // Checks requested during replay whose verdict was never logged: run them now.
         let pending: Vec<Check> = driver.outstanding.values().cloned().collect();
         for check in pending {
@@ -509,8 +523,11 @@ impl Driver {
     }
 
     /// Hands `item` to the publisher (no-op without gossip, or while replaying).
-    fn publish(&self, item: Gossiped, first_seen: UnixMillis) {
+    fn publish(&mut self, item: Gossiped, first_seen: UnixMillis) {
         if self.replaying {
+            if self.publish.is_some() {
+                self.republish.push((item, first_seen));
+            }
             return;
         }
         if let Some(tx) = &self.publish
@@ -599,7 +616,8 @@ impl Driver {
             }
             LoggedInput::Message { message, arrived } => {
                 let arrived = arrived.max(self.engine.now());
-                let _ = self.apply_message(message, arrived, None);
+                let publish = self.publish.is_some().then_some(arrived);
+                let _ = self.apply_message(message, arrived, publish);
             }
             LoggedInput::Relayed { message, arrived } => {
                 let _ = self.apply_message(message, arrived, None);
@@ -1069,6 +1087,15 @@ mod tests {
         dir: &std::path::Path,
         now: UnixMillis,
     ) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+        driver_with(dir, now, None)
+    }
+
+    /// [`driver`], publishing to `publish`.
+    fn driver_with(
+        dir: &std::path::Path,
+        now: UnixMillis,
+        publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    ) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
         let rewards = rewards::Config::default();
         let mut engine = Engine::new(rewards.engine, tu::signing_context());
         for i in 0..PROVERS {
@@ -1098,7 +1125,7 @@ mod tests {
             metrics: Metrics::new(),
             events,
             settled,
-            publish: None,
+            publish,
         };
         let (tx, rx) = mpsc::channel(64);
         (Driver::new(parts, &tx).unwrap(), tx, rx)
@@ -1274,5 +1301,36 @@ mod tests {
         drop(driver);
         let (driver, _tx, _rx) = self::driver(dir.path(), UnixMillis(tu::slot_start(2).0 + 100));
         assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accepted_submissions_are_published_and_published_again_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = UnixMillis(tu::slot_start(1).0 + 100);
+        let message = decline(&[1]);
+        let (published, first) = {
+            let (publish, mut published) = mpsc::channel(8);
+            let (mut driver, _tx, mut rx) = driver_with(dir.path(), now, Some(publish));
+            driver.handle(block(1)).await.unwrap();
+            let (reply, answer) = oneshot::channel();
+            let input =
+                Input::Message { message: message.clone(), arrived: now, reply: Some(reply) };
+            driver.handle(input).await.unwrap();
+            // The verdict comes back through the queue; only then is it published.
+            assert!(published.try_recv().is_err(), "nothing is published before its checks");
+            let verdicts = rx.recv().await.unwrap();
+            driver.handle(verdicts).await.unwrap();
+            assert_eq!(answer.await.unwrap().unwrap().status, SubmissionStatus::Accepted);
+            let first = published.try_recv().unwrap();
+            assert_eq!(first, (Gossiped::Message(message.clone()), now));
+            (published, first)
+        };
+        drop(published);
+        // Killed before anyone knows whether it went out: the replay publishes it again (same
+        // envelope, so peers that have it drop the copy), its round being still open.
+        let (publish, mut published) = mpsc::channel(8);
+        let (_driver, _tx, _rx) = driver_with(dir.path(), now, Some(publish));
+        assert_eq!(published.try_recv().unwrap(), first);
+        assert!(published.try_recv().is_err());
     }
 }
