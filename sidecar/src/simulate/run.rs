@@ -28,7 +28,9 @@ pub struct SimulateArgs {
     /// Write ledger entries, per-prover totals (CSV and JSON) and plots (PNG and SVG) here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Prove and verify every partial proof with the real STARK prover (small runs only).
+    /// Prove with the real STARK prover and sign with real BLS keys, and verify both as a node
+    /// does (small runs only: at most 64 provers, 16 blocks and 16 AIRs per block). Latencies
+    /// stay the scenario's, so the ledgers equal those of the modelled run.
     #[arg(long)]
     pub real_proofs: bool,
     /// Rerun with one constant of the reward config varied: `KEY=FROM..TO:STEP` (inclusive),
