@@ -263,6 +263,9 @@ impl Driver {
 
     /// Runs the driver until every sender is gone.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> NodeResult<()> {
+        // The beacon lag grows while no block comes: refresh it every second, not only per block.
+        let mut lag = tokio::time::interval(std::time::Duration::from_secs(1));
+        lag.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let timeout = self.engine.poll_timeout();
             let sleep = async {
@@ -283,6 +286,7 @@ impl Driver {
                     let now = self.now().max(timeout.unwrap_or(UnixMillis(0)));
                     self.log_and_apply(LoggedInput::Tick(now)).await?;
                 }
+                _ = lag.tick() => self.update_beacon_lag(self.last_block.map(|(slot, _)| slot)),
             }
         }
     }
@@ -295,8 +299,7 @@ impl Driver {
                     return Ok(());
                 }
                 let now = self.now();
-                let wall = self.clock.timing().slot_at(std::time::Duration::from_millis(now.0));
-                self.metrics.set_beacon_head(info.slot, wall.unwrap_or(info.slot));
+                self.update_beacon_lag(Some(info.slot));
                 self.log_and_apply(LoggedInput::Block { info, data, now }).await?;
                 self.retry_early().await
             }
@@ -520,6 +523,14 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Sets the beacon head and lag gauges (head: the last block fed).
+    fn update_beacon_lag(&self, head: Option<Slot>) {
+        let Some(head) = head else { return };
+        let now = std::time::Duration::from_millis(self.clock.now_unix_millis());
+        let wall = self.clock.timing().slot_at(now).unwrap_or(head);
+        self.metrics.set_beacon_head(head, wall.max(head));
     }
 
     /// Hands `item` to the publisher (no-op without gossip, or while replaying).
