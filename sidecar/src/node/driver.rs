@@ -837,12 +837,19 @@ impl Driver {
             Check::Stark(c, block) => {
                 let Some(tx) = self.tx.upgrade() else { return };
                 let work = self.blocks.get(&block).and_then(|b| b.work.clone());
+                let submitter = match &c.target {
+                    phase_engine::StarkTarget::FullProof { submitter, .. }
+                    | phase_engine::StarkTarget::AggProof { submitter, .. } => {
+                        self.engine.prover(*submitter).map(|r| r.pubkey)
+                    }
+                    _ => None,
+                };
                 let verifier = Arc::clone(&self.verifier);
                 let metrics = self.metrics.clone();
                 tokio::task::spawn_blocking(move || {
                     let started = std::time::Instant::now();
                     let result = match work {
-                        Some(work) => verifier.check(&c, &work),
+                        Some(work) => verifier.check(&c, &work, submitter),
                         None => Err("unknown block".into()),
                     };
                     metrics.observe_verify_time(verify_label(&c), started.elapsed());

@@ -99,7 +99,20 @@ impl StarkVerifier {
     }
 
     /// Checks one STARK target against the block's workload; `Err` says why it is invalid.
-    pub(crate) fn check(&self, check: &StarkCheck, work: &BlockWork) -> Result<(), String> {
+    /// `submitter` is the registered key of a full proof's or AggProof's submitter: the bundle
+    /// must have been built by that key (its header names the builder), so nobody can submit
+    /// another prover's bundle as their own.
+    pub(crate) fn check(
+        &self,
+        check: &StarkCheck,
+        work: &BlockWork,
+        submitter: Option<phase_engine::BlsPublicKey>,
+    ) -> Result<(), String> {
+        let built_by_submitter = |builder: &AuthorKey| match submitter {
+            Some(key) if builder.0 == key.0 => Ok(()),
+            Some(_) => Err("the bundle was built by another prover than its submitter".to_owned()),
+            None => Err("unknown submitter".to_owned()),
+        };
         let plan = self.plan(work)?;
         match &check.target {
             StarkTarget::Partial { round, air, author_pubkey, trace_root, proof, .. } => {
@@ -121,6 +134,7 @@ impl StarkVerifier {
                     plan.sub_blocks.get(round.sub_block.0 as usize).ok_or("no such sub-block")?;
                 let full = FullProof::from_bytes(bundle).map_err(|e| e.to_string())?;
                 let report = self.prover.verify_full(&full, sub).map_err(|e| e.to_string())?;
+                built_by_submitter(&report.builder)?;
                 // The engine's view of the parts (authors, committed roots) must match.
                 let by_air: BTreeMap<u32, _> = parts.iter().map(|p| (p.part.air.0, p)).collect();
                 for part in &report.parts {
@@ -146,7 +160,8 @@ impl StarkVerifier {
             }
             StarkTarget::AggProof { bundle, .. } => {
                 let agg = AggProof::from_bytes(bundle).map_err(|e| e.to_string())?;
-                self.prover.verify_agg(&agg, &plan).map(drop).map_err(|e| e.to_string())
+                let report = self.prover.verify_agg(&agg, &plan).map_err(|e| e.to_string())?;
+                built_by_submitter(&report.builder)
             }
             _ => Err("unsupported STARK target".into()),
         }
