@@ -255,9 +255,13 @@ pub(crate) fn spawn(
             let (name, bytes) = encode(&item, first_seen);
             match handle.publish(name, bytes).await {
                 Ok(_) => debug!(topic = name, "published"),
-                // Alone on the network (no peer on the topic yet) is not an error.
-                Err(crate::Error::P2p { reason, .. }) if reason.contains("Insufficient") => {
-                    debug!(topic = name, "no peer to publish to");
+                // Alone on the network (no peer on the topic yet), or already published (a
+                // replay publishing again), is not a failure. (`reason` is gossipsub's
+                // `PublishError` variant name.)
+                Err(crate::Error::P2p { reason, .. })
+                    if reason.contains("NoPeersSubscribedToTopic") || reason == "Duplicate" =>
+                {
+                    debug!(topic = name, %reason, "not published");
                 }
                 Err(e) => warn!(topic = name, error = %e, "publishing failed"),
             }
