@@ -36,7 +36,7 @@ use crate::prover::{BlockInput, block_plan};
 /// Most provers (genesis and joining) a run with real proofs may have.
 pub const MAX_REAL_PROVERS: usize = 64;
 /// Most counted blocks a run with real proofs may have.
-pub const MAX_REAL_BLOCKS: u64 = 16;
+pub const MAX_REAL_BLOCKS: u64 = 32;
 /// Most AIRs the largest block of the gas distribution may have (`ceil(gas / gas_per_air)`): 16
 /// AIRs is 64 Mgas at the shipped 4 Mgas per AIR, 2^14-row segments.
 pub const MAX_REAL_AIRS_PER_BLOCK: u64 = 16;

@@ -29,7 +29,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Prove with the real STARK prover and sign with real BLS keys, and verify both as a node
-    /// does (small runs only: at most 64 provers, 16 blocks and 16 AIRs per block). Latencies
+    /// does (small runs only: at most 64 provers, 32 blocks and 16 AIRs per block). Latencies
     /// stay the scenario's, so the ledgers equal those of the modelled run.
     #[arg(long)]
     pub real_proofs: bool,

@@ -464,7 +464,7 @@ fn real_proofs_refuse_large_scenarios() {
         matches!(&too_many_provers, Err(SimError::RealProofsTooLarge { what }) if what.contains("65 provers")),
         "{too_many_provers:?}"
     );
-    let too_many_blocks = run_real("blocks = 17\nprovers = 4");
+    let too_many_blocks = run_real("blocks = 33\nprovers = 4");
     assert!(matches!(too_many_blocks, Err(SimError::RealProofsTooLarge { .. })));
     // The default gas (30 Mgas, 8 AIRs) is allowed; 100 Mgas blocks (25 AIRs) are not.
     let too_much_gas =
