@@ -115,6 +115,15 @@ pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, 
     (topic_name(item.kind()), bytes)
 }
 
+/// The topic name and payload under which a sidecar gossips `message`, first seen at
+/// `first_seen` (for tools and tests that inject messages into a network of sidecars).
+pub fn gossip_payload(
+    message: &ProtocolMessage,
+    first_seen: UnixMillis,
+) -> (&'static str, Vec<u8>) {
+    encode(&Gossiped::Message(message.clone()), first_seen)
+}
+
 /// Decodes a payload received on topic `name`.
 pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis), DecodeError> {
     let msg = |(t, m): (UnixMillis, ProtocolMessage)| (Gossiped::Message(m), t);

@@ -34,7 +34,7 @@ use tracing::info;
 pub use backend::NodeApi;
 pub use error::{NodeError, NodeResult};
 pub use follower::{ChainTiming, MAX_GAP, fetch_block};
-pub use gossip::{GOSSIP_TOPICS, topic_name};
+pub use gossip::{GOSSIP_TOPICS, gossip_payload, topic_name};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
 
 use crate::{

@@ -229,3 +229,119 @@ async fn three_sidecars_and_eight_provers_over_gossip_prove_every_block_and_sett
     };
     tokio::time::timeout(LIMIT, test).await.expect("the devnet proved and settled in time");
 }
+
+/// A peer publishes to sidecar A, which is B's only peer: A forwards a valid message to B and
+/// drops a forged one (gossip is validated by the engine before it is forwarded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_forwards_valid_gossip_and_drops_forged_gossip() {
+    use phase_engine::{Decline, ProtocolMessage, RoundRef, SignedDecline, UnixMillis};
+    use sidecar::p2p::{GossipMessage, MessageVerdict, spawn_validation, start_network};
+
+    let test = async {
+        let devnet = DevnetNode::spawn(DevnetConfig {
+            seconds_per_slot: 3,
+            min_gas_used: 200_000,
+            max_gas_used: 400_000,
+            avg_transaction_gas: 100_000,
+            ..DevnetConfig::default()
+        })
+        .unwrap();
+        let beacon = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let a = Node::spawn(sidecar_config(&beacon.url(), dirs[0].path())).await.unwrap();
+        let b = Node::spawn(sidecar_config(&beacon.url(), dirs[1].path())).await.unwrap();
+        let peer = start_network(NetworkConfig::loopback(NodeKey::generate().unwrap()), None)
+            .await
+            .unwrap();
+        for topic in GOSSIP_TOPICS {
+            peer.handle.subscribe(topic).await.unwrap();
+        }
+        let (_seen, _task) = spawn_validation(
+            peer.handle.clone(),
+            peer.messages,
+            |_: &GossipMessage| async { MessageVerdict::Accept },
+            64,
+        );
+        p2p(&b).dial(p2p(&a).listen_address().clone()).await.unwrap();
+        peer.handle.dial(p2p(&a).listen_address().clone()).await.unwrap();
+        while p2p(&a).peer_count() < 2
+            || p2p(&a).mesh_peers("prover_decline").await.unwrap() < 2
+            || peer.handle.mesh_peers("prover_decline").await.unwrap() < 1
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // A fresh block, in T1 on both sidecars, whose first round has two selected provers.
+        let client = ProvingClient::new(BeaconClient::new([a.url()]).unwrap());
+        let mut last = a.head().await.unwrap();
+        let (slot, root, round) = loop {
+            let head = a.head().await.unwrap();
+            if head != last
+                && let Some((slot, root)) = head
+                && b.head().await.unwrap() == head
+            {
+                last = head;
+                let rounds = client.rounds(BlockId::Root(root)).await.unwrap();
+                if let Some(round) = rounds.rounds.into_iter().find(|r| r.selected.len() >= 2) {
+                    break (slot, root, round);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let registry = client.registry().await.unwrap();
+        let key_of = |p: ProverIndex| {
+            let pubkey = registry.iter().find(|e| e.index == p).unwrap().record.pubkey;
+            key((0..PROVERS).find(|&i| key(i).public_key() == pubkey).unwrap())
+        };
+        let decline = |nth: usize| Decline {
+            round: RoundRef {
+                slot,
+                block_root: root,
+                sub_block: round.key.sub_block,
+                attempt: round.key.attempt,
+            },
+            prover: round.selected[nth].0,
+        };
+        let ctx = ctx_of(&devnet);
+        let now = || {
+            UnixMillis(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+            )
+        };
+        // The second selected prover's decline, signed with the first one's key: forged.
+        let forged = SignedDecline::sign(decline(1), &key_of(round.selected[0].0), &ctx);
+        let (topic, bytes) =
+            sidecar::node::gossip_payload(&ProtocolMessage::Decline(forged), now());
+        peer.handle.publish(topic, bytes).await.unwrap();
+        let valid = SignedDecline::sign(decline(0), &key_of(round.selected[0].0), &ctx);
+        let (topic, bytes) = sidecar::node::gossip_payload(&ProtocolMessage::Decline(valid), now());
+        peer.handle.publish(topic, bytes).await.unwrap();
+
+        // B gets the valid decline through A (its AIRs open on B) ...
+        let b_client = ProvingClient::new(BeaconClient::new([b.url()]).unwrap());
+        loop {
+            let rounds = b_client.rounds(BlockId::Root(root)).await.unwrap();
+            if rounds.rounds.iter().any(|r| r.key == round.key && !r.open_airs.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ... while A rejected the forged one after its signature check and did not forward it.
+        let rejected = "kind=\"decline\",verdict=\"reject\"";
+        while !a.metrics().encode().contains(rejected) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let b_metrics = b.metrics().encode();
+        assert!(!b_metrics.contains(rejected), "B saw the forged decline:\n{b_metrics}");
+        assert!(b_metrics.contains("kind=\"decline\",verdict=\"accept\""), "{b_metrics}");
+
+        peer.handle.shutdown().await;
+        a.shutdown().await.unwrap();
+        b.shutdown().await.unwrap();
+        beacon.shutdown().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(120), test).await.expect("finished in time");
+}
