@@ -102,7 +102,8 @@ pub struct FinalizedProof {
     pub block_root: Root,
     /// The full proof of each sub-block, by sub-block.
     pub full_proofs: VariableList<SignedFullProof, MaxSubBlocks>,
-    /// The AggProof: empty for a block of one sub-block, else exactly one.
+    /// The AggProof: empty for a block of one sub-block, and for a block of several until one is
+    /// accepted (aggregators build it from `full_proofs`); then exactly one.
     pub agg_proof: VariableList<SignedAggProof, U1>,
 }
 

@@ -457,8 +457,6 @@ async fn copied_partial_proofs_are_refused_and_earn_nothing() {
 /// part (so the engine's structural checks pass and only the proof's builder binding can catch
 /// it). The node must refuse it; the copier earns nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "node bug: sidecar/src/node/verify.rs accepts a full proof whose bundle was built by \
-            another prover (FullProofReport::builder is never compared with the submitter's key)"]
 async fn a_copied_full_proof_is_refused_and_earns_nothing() {
     let (ledger, key, round, copier, worker, table) = copier_round(Behaviour::CopyFullProof).await;
     let stats = worker.stats();
