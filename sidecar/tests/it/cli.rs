@@ -252,7 +252,16 @@ fn bad_arguments_and_config_are_named() {
     assert!(err.contains("beacon.urls") && err.contains("ftp://from-env"), "{err}");
     // And the flag overrides the environment.
     let out = sidecar(
-        &["--config", config.to_str().unwrap(), "run", "--beacon-url", "http://127.0.0.1:1"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            // The node key is made before the beacon node is asked: keep it out of the tree.
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "run",
+            "--beacon-url",
+            "http://127.0.0.1:1",
+        ],
         &[("SIDECAR_BEACON_URLS", "ftp://from-env")],
     );
     // The flag's URL is the one tried (nothing listens there).
