@@ -49,6 +49,9 @@ pub struct NodeConfig {
     pub beacon_urls: Vec<String>,
     /// Data directory (the database is `node.redb` in it).
     pub data_dir: PathBuf,
+    /// The database's page cache in bytes (default [`Store::DEFAULT_CACHE_BYTES`], 16 MiB).
+    /// The node's memory grows with it; more only speeds up reads of old data.
+    pub db_cache_bytes: usize,
     /// HTTP address of the proving API and `/metrics` (port 0: any free port).
     pub http_address: SocketAddr,
     /// Reward rules and engine parameters.
@@ -91,6 +94,7 @@ impl NodeConfig {
         Self {
             beacon_urls,
             data_dir,
+            db_cache_bytes: Store::DEFAULT_CACHE_BYTES,
             http_address: SocketAddr::from(([127, 0, 0, 1], 0)),
             rewards: rewards::Config::default(),
             genesis_provers: Vec::new(),
@@ -154,8 +158,9 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| crate::Error::io("creating", &config.data_dir, e))?;
         let db = config.data_dir.join("node.redb");
+        let cache = config.db_cache_bytes;
         let store = Arc::new(
-            tokio::task::spawn_blocking(move || Store::open(&db))
+            tokio::task::spawn_blocking(move || Store::open_with_cache(&db, cache))
                 .await
                 .map_err(|_| NodeError::Stopped)??,
         );
@@ -191,7 +196,7 @@ impl Node {
             None => None,
         };
         let (publish_tx, publish_rx) = mpsc::channel(1024);
-        let grace_ms = config.rewards.engine.phases.max_clock_disparity_ms;
+        let grace_ms = config.rewards.engine.phases.max_relay_delay_ms;
         let (events, _) = broadcast::channel(1024);
         let (settled, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::channel(1024);
