@@ -23,6 +23,17 @@ pub struct PhaseWindows {
     /// Grace added to every window close: a message counts for a phase if it arrives before the
     /// window closes plus this disparity.
     pub max_clock_disparity_ms: u64,
+    /// How far back a sidecar accepts the first-seen time a relaying sidecar attached to a
+    /// gossiped message (the relay verifies the message before it forwards it, and propagation
+    /// takes time); an older claim counts as `now - max_relay_delay_ms`. Every sidecar of a
+    /// network must use the same value, or their settlements can differ. Not less than
+    /// `max_clock_disparity_ms`.
+    #[serde(default = "default_max_relay_delay_ms")]
+    pub max_relay_delay_ms: u64,
+}
+
+fn default_max_relay_delay_ms() -> u64 {
+    PhaseWindows::default().max_relay_delay_ms
 }
 
 impl Default for PhaseWindows {
@@ -34,6 +45,7 @@ impl Default for PhaseWindows {
             t4_ms: 4_000,
             t5_ms: 4_000,
             max_clock_disparity_ms: 500,
+            max_relay_delay_ms: 3_000,
         }
     }
 }

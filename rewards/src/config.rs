@@ -295,6 +295,11 @@ impl RewardsFile {
             "phases.max_clock_disparity_ms",
             "< the shortest phase window",
         )?;
+        require(
+            p.max_relay_delay_ms >= p.max_clock_disparity_ms,
+            "phases.max_relay_delay_ms",
+            ">= phases.max_clock_disparity_ms",
+        )?;
         // The windows of all attempts of a round must add up without overflow.
         let attempt_ms = [p.t2_ms, p.t3_ms, p.t4_ms, p.t5_ms]
             .into_iter()
@@ -570,6 +575,11 @@ mod tests {
                 "phases.max_clock_disparity_ms must be < the shortest phase window",
             ),
             (
+                "phases.max_relay_delay_ms",
+                100,
+                "phases.max_relay_delay_ms must be >= phases.max_clock_disparity_ms",
+            ),
+            (
                 "phases.t1_ms",
                 i64::MAX,
                 "phases must be windows whose total over all attempts fits u64",
@@ -643,7 +653,7 @@ mod tests {
     #[test]
     fn keys_are_dotted_and_complete() {
         let keys = RewardsFile::keys();
-        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 6 + 2);
+        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 7 + 2);
         assert!(keys.iter().any(|k| k == "phases.max_clock_disparity_ms"));
         assert!(keys.iter().any(|k| k == "PENALTY_PROVER_NOTREUSED_T5"));
         let file = RewardsFile::default();
