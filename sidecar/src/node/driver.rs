@@ -44,6 +44,21 @@ enum Waiter {
     Gossip(GossipReply),
 }
 
+/// Blocks whose records (slot, outcome, ledger) the driver keeps in memory, the latest by slot.
+const RECORD_BLOCKS: usize = 256;
+/// Settled blocks whose proofs (accepted partial proofs, full proofs, AggProof) and payload
+/// data stay in memory, the latest by slot: what provers download while a block's rounds are
+/// open, and a margin for late readers. A settled, proven block's finalised proof is also in
+/// the store and served from there once it leaves memory; its partial proofs are not (they
+/// only matter while its rounds are open), so they are answered with 404 then.
+const PROOF_BLOCKS: usize = 4;
+/// Blocks, settled or not, beyond which (counted from the latest, by slot) proofs and payload
+/// data leave memory in any case: a block whose rounds never closed must not hold its proofs
+/// for ever.
+const MAX_PROOF_BLOCKS: usize = 64;
+/// The store key (in the block root's message space) of a settled block's finalised proof.
+const FINALIZED_PROOF_KEY: crate::MessageKey = [0xff; 32];
+
 /// Gossip messages held until their block arrives, at most.
 const EARLY_CAPACITY: usize = 512;
 /// Blocks a held message waits for its own before it is dropped.
@@ -123,6 +138,19 @@ struct BlockRecord {
     agg_proof: Option<SignedAggProof>,
     outcome: Option<BlockOutcome>,
     ledger: Option<rewards::Ledger>,
+    /// Its proofs and payload data have left memory ([`Driver::prune`]).
+    pruned: bool,
+}
+
+impl BlockRecord {
+    /// Drops what is large: payload data and proofs.
+    fn drop_proofs(&mut self) {
+        self.work = None;
+        self.partials = Vec::new();
+        self.full_proofs = BTreeMap::new();
+        self.agg_proof = None;
+        self.pruned = true;
+    }
 }
 
 /// The driver's state.
@@ -619,6 +647,7 @@ impl Driver {
                 if let Err(e) = self.engine.on_block(info, now) {
                     warn!(slot = %info.slot, error = %e, "block refused by the engine");
                 }
+                self.prune();
             }
             LoggedInput::Registration { record, first_seen } => {
                 if self.engine.prover_by_pubkey(&record.pubkey).is_none() {
@@ -800,6 +829,10 @@ impl Driver {
         if !stored {
             let mut batch = StoreBatch::new();
             batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
+            // The finalised proof, served from the store once it leaves memory.
+            if proven && let Some(Ok(proof)) = self.finalized_in_memory(root) {
+                batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
+            }
             for (account, amount) in self.balances.iter() {
                 if let rewards::Account::Prover(p) = account {
                     batch.set_balance(p, amount);
@@ -822,13 +855,38 @@ impl Driver {
         Ok(())
     }
 
-    /// Keeps the proofs of the latest 256 blocks in memory (ledgers stay in the store).
+    /// Bounds what the driver keeps in memory: the records of the latest [`RECORD_BLOCKS`]
+    /// blocks (ledgers and finalised proofs stay in the store), and the proofs and payload data
+    /// only of the latest [`PROOF_BLOCKS`] settled blocks, of the unsettled ones (their rounds
+    /// may still be open), and never beyond the latest [`MAX_PROOF_BLOCKS`].
     fn prune(&mut self) {
-        while self.blocks.len() > 256 {
+        while self.blocks.len() > RECORD_BLOCKS {
             let Some((&slot, &root)) = self.by_slot.iter().next() else { break };
             self.by_slot.remove(&slot);
             self.blocks.remove(&root);
         }
+        let mut settled = 0usize;
+        for (age, root) in self.by_slot.values().rev().enumerate() {
+            let Some(record) = self.blocks.get_mut(root) else { continue };
+            if record.pruned {
+                continue;
+            }
+            let keep = if record.outcome.is_some() {
+                settled = settled.saturating_add(1);
+                settled <= PROOF_BLOCKS
+            } else {
+                true
+            };
+            if !keep || age >= MAX_PROOF_BLOCKS {
+                record.drop_proofs();
+            }
+        }
+    }
+
+    /// Blocks whose proofs and payload data are in memory (for tests and metrics).
+    #[cfg(test)]
+    fn blocks_with_proofs(&self) -> usize {
+        self.blocks.values().filter(|b| !b.pruned).count()
     }
 
     fn dispatch(&self, check: Check) {
@@ -910,6 +968,11 @@ impl Driver {
         id: beacon_api::BlockId,
     ) -> beacon_api::Result<Vec<SignedPartialProof>> {
         let root = self.resolve(id)?;
+        if self.blocks.get(&root).is_some_and(|b| b.pruned) {
+            return Err(not_found(format!(
+                "partial proofs of block {root} (kept for the latest {PROOF_BLOCKS} settled blocks)"
+            )));
+        }
         let mut partials = self.blocks.get(&root).map(|b| b.partials.clone()).unwrap_or_default();
         partials.sort_by_key(|p| {
             (p.message.round.sub_block, p.message.round.attempt, p.message.prover, p.message.air)
@@ -932,36 +995,60 @@ impl Driver {
     /// The finalised proof of a block: served once every sub-block has a valid full proof. A
     /// block of several sub-blocks has its AggProof in it once one is accepted; until then the
     /// list is empty (the aggregators download the full proofs from here to build it).
+    /// Settled blocks out of memory are served from the store (where a block's finalised proof
+    /// is written when it settles proven).
     pub(crate) fn finalized_proof(
         &self,
         id: beacon_api::BlockId,
     ) -> beacon_api::Result<FinalizedProof> {
-        let root = self.resolve(id)?;
-        let b = self.blocks.get(&root).ok_or_else(|| not_found(format!("block {root}")))?;
+        let root = match id {
+            beacon_api::BlockId::Root(root) => root,
+            other => self.resolve(other)?,
+        };
+        if let Some(proof) = self.finalized_in_memory(root) {
+            return proof;
+        }
+        let unavailable = |reason: String| beacon_api::Error::Unavailable { reason };
+        let bytes = self
+            .store
+            .message(root, FINALIZED_PROOF_KEY)
+            .map_err(|e| unavailable(e.to_string()))?
+            .ok_or_else(|| not_found(format!("finalised proof of block {root}")))?;
+        <FinalizedProof as ssz::Decode>::from_ssz_bytes(&bytes)
+            .map_err(|e| unavailable(format!("{e:?}")))
+    }
+
+    /// The finalised proof of a block from memory: `None` if its record or proofs are not in
+    /// memory, an error if they are but incomplete.
+    fn finalized_in_memory(&self, root: Root) -> Option<beacon_api::Result<FinalizedProof>> {
+        let b = self.blocks.get(&root).filter(|b| !b.pruned)?;
         let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
         if subs == 0 || b.full_proofs.len() != subs {
-            return Err(not_found(format!("finalised proof of block {root}")));
+            return Some(Err(not_found(format!("finalised proof of block {root}"))));
         }
         let unavailable =
             |e: ssz_types::Error| beacon_api::Error::Unavailable { reason: format!("{e:?}") };
-        Ok(FinalizedProof {
-            slot: b.slot,
-            block_root: root,
-            full_proofs: b
-                .full_proofs
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-                .try_into()
-                .map_err(unavailable)?,
-            agg_proof: b
-                .agg_proof
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .try_into()
-                .map_err(unavailable)?,
-        })
+        let proof = (|| {
+            Ok(FinalizedProof {
+                slot: b.slot,
+                block_root: root,
+                full_proofs: b
+                    .full_proofs
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .try_into()
+                    .map_err(unavailable)?,
+                agg_proof: b
+                    .agg_proof
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .try_into()
+                    .map_err(unavailable)?,
+            })
+        })();
+        Some(proof)
     }
 
     /// The settled ledger of a block (memory, else the store).
@@ -1257,6 +1344,43 @@ mod tests {
         );
         assert_eq!(super::super::gossip::verdict(&result), crate::p2p::MessageVerdict::Reject);
         assert!(driver.in_flight.is_empty() && driver.requests.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_latest_settled_blocks_keep_their_proofs_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut driver, _tx, _rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0));
+        const BLOCKS: u64 = 3 * PROOF_BLOCKS as u64 + 4;
+        let mut most = 0;
+        for slot in 1..=BLOCKS {
+            let info = tu::block_info(slot, 1_000_000);
+            let data = BlockData { parent_hash: Root::ZERO, transactions: vec![vec![1; 64]] };
+            driver.apply(LoggedInput::Block { info, data, now: tu::slot_start(slot) }).unwrap();
+            // Nobody answers: the rounds run out their phases and fail, and the blocks settle
+            // (a block settles once the next one has come).
+            for step in 1..=4 {
+                let now = UnixMillis(tu::slot_start(slot).0 + step * tu::SLOT_MILLIS / 4 - 1);
+                driver.apply(LoggedInput::Tick(now)).unwrap();
+            }
+            let settled_with_proofs =
+                driver.blocks.values().filter(|b| !b.pruned && b.outcome.is_some()).count();
+            assert!(settled_with_proofs <= PROOF_BLOCKS, "slot {slot}: {settled_with_proofs}");
+            most = most.max(driver.blocks_with_proofs());
+        }
+        let settled = driver.blocks.values().filter(|b| b.outcome.is_some()).count();
+        assert!(settled > 2 * PROOF_BLOCKS, "only {settled} of {BLOCKS} blocks settled");
+        let unsettled = driver.blocks.len() - settled;
+        assert!(most <= PROOF_BLOCKS + unsettled + 1, "at most {most} blocks held proofs");
+        assert_eq!(driver.blocks.len() as u64, BLOCKS, "the records (ledgers) stay");
+
+        // A block out of the window: its ledger is served, its proofs are answered with 404.
+        let old: beacon_api::BlockId = "1".parse().unwrap();
+        assert!(driver.ledger(old).is_ok());
+        assert!(matches!(driver.partial_proofs(old), Err(beacon_api::Error::NotFound { .. })));
+        assert!(matches!(driver.finalized_proof(old), Err(beacon_api::Error::NotFound { .. })));
+        // The latest block, not settled yet, still has its payload data (for STARK checks).
+        let (_, head) = driver.last_block().unwrap();
+        assert!(driver.blocks[&head].work.is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
