@@ -112,32 +112,75 @@ pub fn mix_in_length(root: &Chunk, len: usize) -> Chunk {
 /// Merkleizes `leaves` (at most `2^depth` of them) into a tree of depth `depth`, padding with
 /// zero chunks.
 pub fn merkleize(leaves: &[Chunk], depth: usize) -> Chunk {
-    let mut layer: Vec<Chunk> = match leaves {
-        [] => return zero(depth),
-        [one] => {
-            let mut h = *one;
-            for d in 0..depth {
-                h = hash_pair(&h, &zero(d));
-            }
-            return h;
+    match leaves {
+        [] => zero(depth),
+        [one] => climb(*one, 0, depth),
+        many if many.len() <= STACK_CHUNKS => {
+            let mut stack = [[0u8; 32]; STACK_CHUNKS];
+            let buf = stack.get_mut(..many.len()).unwrap_or_default();
+            buf.copy_from_slice(many);
+            merkleize_in_place(buf, depth)
         }
-        many => many.to_vec(),
+        many => merkleize_in_place(&mut many.to_vec(), depth),
+    }
+}
+
+/// Merkleizes the leaves `leaves` yields (see [`merkleize`]), without allocating when there
+/// are at most [`STACK_CHUNKS`] of them. Returns the root and the number of leaves.
+fn merkleize_iter(leaves: impl ExactSizeIterator<Item = Chunk>, depth: usize) -> (Chunk, usize) {
+    let n = leaves.len();
+    let root = if n <= STACK_CHUNKS {
+        let mut stack = [[0u8; 32]; STACK_CHUNKS];
+        let buf = stack.get_mut(..n).unwrap_or_default();
+        buf.iter_mut().zip(leaves).for_each(|(slot, leaf)| *slot = leaf);
+        merkleize(buf, depth)
+    } else {
+        merkleize(&leaves.collect::<Vec<_>>(), depth)
     };
+    (root, n)
+}
+
+/// Leaves merkleized in a stack buffer, without allocation (2 KiB).
+const STACK_CHUNKS: usize = 64;
+
+/// `h` (the root of a subtree of depth `from`) hashed up to depth `to` with zero subtrees on
+/// its right.
+fn climb(mut h: Chunk, from: usize, to: usize) -> Chunk {
+    for d in from..to {
+        h = hash_pair(&h, &zero(d));
+    }
+    h
+}
+
+/// [`merkleize`] reusing `buf` (the leaves) for every layer. A pair of zero subtrees of depth
+/// `d` is the zero subtree of depth `d + 1` by definition and is taken from the table.
+fn merkleize_in_place(buf: &mut [Chunk], depth: usize) -> Chunk {
+    let zeros = zero_hashes();
+    let mut len = buf.len();
     for d in 0..depth {
-        if let [one] = layer.as_slice() {
-            let mut h = *one;
-            for d in d..depth {
-                h = hash_pair(&h, &zero(d));
-            }
-            return h;
+        if len <= 1 {
+            return climb(buf.first().copied().unwrap_or_else(|| zero(d)), d, depth);
         }
         let z = zero(d);
-        layer = layer
-            .chunks(2)
-            .map(|p| hash_pair(p.first().unwrap_or(&z), p.get(1).unwrap_or(&z)))
-            .collect();
+        let parent_zero = zeros.get(d.saturating_add(1));
+        let (mut read, mut write) = (0usize, 0usize);
+        while read < len {
+            let left = buf.get(read).copied().unwrap_or(z);
+            let next = read.saturating_add(1);
+            let right = if next < len { buf.get(next).copied().unwrap_or(z) } else { z };
+            let parent = match parent_zero {
+                Some(pz) if left == z && right == z => *pz,
+                _ => hash_pair(&left, &right),
+            };
+            if let Some(slot) = buf.get_mut(write) {
+                *slot = parent;
+            }
+            write = write.saturating_add(1);
+            read = read.saturating_add(2);
+        }
+        len = write;
     }
-    layer.first().copied().unwrap_or_default()
+    buf.first().copied().unwrap_or_else(|| zero(depth))
 }
 
 /// Merkleizes the container fields `leaves` (padded to the next power of two).
@@ -148,15 +191,25 @@ fn container(leaves: &[Chunk]) -> Chunk {
 
 /// The root of an SSZ `List[byte, limit]` whose limit is `2^depth` chunks.
 fn bytes_list(bytes: &[u8], depth: usize) -> Chunk {
-    let chunks: Vec<Chunk> = bytes
-        .chunks(32)
-        .map(|c| {
-            let mut chunk = [0u8; 32];
-            chunk.iter_mut().zip(c).for_each(|(d, s)| *d = *s);
-            chunk
-        })
-        .collect();
-    mix_in_length(&merkleize(&chunks, depth), bytes.len())
+    let pack = |dst: &mut [Chunk]| {
+        for (chunk, src) in dst.iter_mut().zip(bytes.chunks(32)) {
+            chunk.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+        }
+    };
+    let n = bytes.len().div_ceil(32);
+    let root = if n == 0 {
+        zero(depth)
+    } else if n <= STACK_CHUNKS {
+        let mut stack = [[0u8; 32]; STACK_CHUNKS];
+        let buf = stack.get_mut(..n).unwrap_or_default();
+        pack(buf);
+        merkleize_in_place(buf, depth)
+    } else {
+        let mut chunks = vec![[0u8; 32]; n];
+        pack(&mut chunks);
+        merkleize_in_place(&mut chunks, depth)
+    };
+    mix_in_length(&root, bytes.len())
 }
 
 /// Depth of `MaxAirsPerSubBlock` (256) lists.
@@ -188,9 +241,9 @@ fn part_ref_root(p: &PartRef) -> Chunk {
 
 /// `hash_tree_root` of a [`FullProofBody`].
 pub(crate) fn full_body_root(b: &FullProofBody) -> Chunk {
-    let parts: Vec<Chunk> = b.parts.iter().map(part_ref_root).collect();
+    let (parts, n) = merkleize_iter(b.parts.iter().map(part_ref_root), AIRS_DEPTH);
     container(&[
-        mix_in_length(&merkleize(&parts, AIRS_DEPTH), parts.len()),
+        mix_in_length(&parts, n),
         bytes_list(&b.reuse_bloom, BLOOM_DEPTH),
         bytes_list(&b.bundle, BUNDLE_DEPTH),
     ])
@@ -201,8 +254,8 @@ pub(crate) fn commitment_root(c: &Commitment, round_root: &Root) -> Root {
     let trace_roots = if c.trace_roots.is_empty() {
         empty_list(AIRS_DEPTH)
     } else {
-        let leaves: Vec<Chunk> = c.trace_roots.iter().map(air_commitment_root).collect();
-        mix_in_length(&merkleize(&leaves, AIRS_DEPTH), leaves.len())
+        let (root, n) = merkleize_iter(c.trace_roots.iter().map(air_commitment_root), AIRS_DEPTH);
+        mix_in_length(&root, n)
     };
     let full = match c.full_proof.first() {
         None => empty_list(0),
@@ -377,6 +430,51 @@ mod tests {
         assert_eq!(merkleize(&l, 2), expected);
         assert_eq!(merkleize(&l, 3), hash_pair(&expected, &zero(2)));
         assert_eq!(merkleize(&[], 5), zero(5));
+    }
+
+    /// Naive SSZ merkleization: pad to `2^depth` zero chunks, hash layer by layer.
+    fn reference_merkleize(leaves: &[Chunk], depth: usize) -> Chunk {
+        let mut layer = leaves.to_vec();
+        layer.resize(1 << depth, [0u8; 32]);
+        while layer.len() > 1 {
+            layer = layer.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+        }
+        layer[0]
+    }
+
+    /// Mostly-zero chunks, so that whole zero subtrees (the in-place path's shortcut) occur.
+    fn sparse_chunk() -> impl Strategy<Value = Chunk> {
+        prop_oneof![3 => Just([0u8; 32]), 1 => any::<[u8; 32]>()]
+    }
+
+    proptest! {
+        #[test]
+        fn merkleize_matches_naive_reference(
+            leaves in proptest::collection::vec(sparse_chunk(), 0..200),
+            extra in 0usize..3,
+        ) {
+            let depth = leaves.len().next_power_of_two().trailing_zeros() as usize + extra;
+            prop_assert_eq!(merkleize(&leaves, depth), reference_merkleize(&leaves, depth));
+        }
+
+        #[test]
+        fn bytes_list_matches_naive_reference(
+            chunks in proptest::collection::vec(sparse_chunk(), 0..100),
+            cut in 0usize..32,
+        ) {
+            let mut bytes: Vec<u8> = chunks.concat();
+            bytes.truncate(bytes.len().saturating_sub(cut));
+            let leaves: Vec<Chunk> = bytes
+                .chunks(32)
+                .map(|c| {
+                    let mut chunk = [0u8; 32];
+                    chunk[..c.len()].copy_from_slice(c);
+                    chunk
+                })
+                .collect();
+            let expected = mix_in_length(&reference_merkleize(&leaves, 8), bytes.len());
+            prop_assert_eq!(bytes_list(&bytes, 8), expected);
+        }
     }
 
     proptest! {
