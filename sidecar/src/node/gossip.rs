@@ -11,10 +11,10 @@
 //!   verified) to the publisher task, which publishes it on its topic.
 //! * **Arrival time.** The payload carries the time its first node saw it (`first_seen`, the
 //!   arrival time that node's engine used). A receiver adopts it, clamped to
-//!   `[now - max_clock_disparity, now]`, so that every node classifies the message into the same
-//!   phase and credits the same including validator, however long verification and propagation
-//!   took (up to the protocol's clock-disparity allowance, which also bounds how far a sender
-//!   can backdate).
+//!   `[now - max_relay_delay_ms, now]`, so that every node classifies the message into the same
+//!   phase, credits the same including validator and orders full proofs the same way, however
+//!   long verification and propagation took (up to `phases.max_relay_delay_ms`, which also
+//!   bounds how far a sender can backdate).
 
 use std::sync::Arc;
 
