@@ -113,11 +113,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// The page cache [`Store::open`] gives redb: 16 MiB. redb's own default (1 GiB) lets the
+    /// The page cache [`Store::open`] gives redb: 8 MiB. redb's own default (1 GiB) lets the
     /// cache grow with every stored proof, so a node's resident memory would grow by megabytes
-    /// per block; the node's reads are few and recent, and 16 MiB holds the B-tree's upper
+    /// per block; the node's reads are few and recent, and 8 MiB holds the B-tree's upper
     /// pages and the latest writes.
-    pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+    pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
     /// Opens the database at `path`, creating it (and its tables) if needed, with a page cache
     /// of [`Store::DEFAULT_CACHE_BYTES`].

@@ -51,7 +51,7 @@ const RECORD_BLOCKS: usize = 256;
 /// open, and a margin for late readers. A settled, proven block's finalised proof is also in
 /// the store and served from there once it leaves memory; its partial proofs are not (they
 /// only matter while its rounds are open), so they are answered with 404 then.
-const PROOF_BLOCKS: usize = 4;
+const PROOF_BLOCKS: usize = 2;
 /// Blocks, settled or not, beyond which (counted from the latest, by slot) proofs and payload
 /// data leave memory in any case: a block whose rounds never closed must not hold its proofs
 /// for ever.

@@ -49,7 +49,7 @@ pub struct NodeConfig {
     pub beacon_urls: Vec<String>,
     /// Data directory (the database is `node.redb` in it).
     pub data_dir: PathBuf,
-    /// The database's page cache in bytes (default [`Store::DEFAULT_CACHE_BYTES`], 16 MiB).
+    /// The database's page cache in bytes (default [`Store::DEFAULT_CACHE_BYTES`], 8 MiB).
     /// The node's memory grows with it; more only speeds up reads of old data.
     pub db_cache_bytes: usize,
     /// HTTP address of the proving API and `/metrics` (port 0: any free port).
