@@ -322,16 +322,27 @@ impl ProverWorker {
     /// Registers (retrying until the sidecar answers) and follows duties until `shutdown`
     /// resolves.
     ///
+    /// A key the sidecar does not know yet is registered and waited for until it activates.
+    ///
     /// # Errors
     /// Never on network trouble (it retries); only if registration is refused for good.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> ProverResult<()> {
         tokio::pin!(shutdown);
+        let mut pending = false;
         let index = loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 r = self.register() => match r {
                     Ok(index) => break index,
-                    Err(ProverError::NoProverIndex) => return Err(ProverError::NoProverIndex),
+                    // A new key is accepted now and gets its index when it activates, at the
+                    // first block after every sidecar has seen it: ask again until then.
+                    Err(ProverError::NoProverIndex) => {
+                        if !pending {
+                            info!(pubkey = %self.inner.pubkey, "registration accepted; waiting for it to activate at the next block");
+                            pending = true;
+                        }
+                        tokio::time::sleep(self.inner.config.poll_interval.max(Duration::from_millis(500))).await;
+                    }
                     Err(e) => {
                         debug!(error = %e, "registration not answered yet; retrying");
                         tokio::time::sleep(self.inner.config.poll_interval.max(Duration::from_millis(500))).await;

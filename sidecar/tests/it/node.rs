@@ -259,3 +259,44 @@ async fn the_node_reconnects_after_a_beacon_node_restart_and_fills_the_gap() {
     node.shutdown().await.unwrap();
     beacon.shutdown().await.unwrap();
 }
+
+/// A prover that is not a genesis prover registers through the API, waits for its registration
+/// to activate at a later block, then gets an index (the `sidecar prover` path for a new key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_prover_key_registers_and_waits_for_its_index() {
+    let (devnet, beacon) = devnet().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::spawn(node_config(&beacon.url(), dir.path())).await.unwrap();
+    let proving = ProvingClient::new(BeaconClient::new([node.url()]).unwrap());
+    let worker = ProverWorker::new(
+        key(PROVERS + 7),
+        proving.clone(),
+        BeaconClient::new([beacon.url()]).unwrap(),
+        ctx_of(&devnet),
+        WorkerConfig {
+            poll_interval: Duration::from_millis(50),
+            threads: 1,
+            ..WorkerConfig::default()
+        },
+    )
+    .unwrap();
+    let pubkey = worker.pubkey();
+    let probe = worker.clone();
+    let run = tokio::spawn(async move { worker.run(std::future::pending::<()>()).await });
+    let index = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(index) = probe.index() {
+                return index;
+            }
+            assert!(!run.is_finished(), "the worker stopped before it got an index");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the new key got no index within 30 s");
+    let registry = proving.registry().await.unwrap();
+    let entry = registry.iter().find(|e| e.record.pubkey == pubkey).expect("in the registry");
+    assert_eq!(entry.index, index);
+    assert_eq!(usize::from(PROVERS), registry.len() - 1, "genesis provers, then the new key");
+    node.shutdown().await.unwrap();
+}
