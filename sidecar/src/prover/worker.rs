@@ -432,6 +432,22 @@ impl ProverWorker {
         rx.await.map_err(|_| ProverError::Job { reason: "the proving job was dropped".into() })
     }
 
+    /// Proves the partial proofs of `specs` under this worker's key, in parallel on the
+    /// proving pool; `what` names the step in the error.
+    async fn prove_partials(
+        &self,
+        specs: Vec<plonky3_prover::SegmentSpec>,
+        what: &'static str,
+    ) -> ProverResult<Vec<plonky3_prover::PartialProof>> {
+        let author = self.inner.author;
+        self.cpu(move |p| {
+            use rayon::prelude::*;
+            specs.par_iter().map(|s| p.prove_partial(s, &author)).collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+        .map_err(ProverError::stark(what))
+    }
+
     /// The plan of a block (fetched and computed once, then cached).
     async fn block_work(&self, block_root: Root) -> ProverResult<Arc<BlockWork>> {
         if let Some(w) = self
@@ -593,17 +609,7 @@ impl ProverWorker {
 
         // T2: the partial proofs, in parallel on all cores.
         let started = Instant::now();
-        let prove_specs = specs.clone();
-        let partials = self
-            .cpu(move |p| {
-                use rayon::prelude::*;
-                prove_specs
-                    .par_iter()
-                    .map(|s| p.prove_partial(s, &author))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?
-            .map_err(ProverError::stark("proving"))?;
+        let partials = self.prove_partials(specs.clone(), "proving").await?;
         let elapsed = started.elapsed();
         self.inner
             .stats
@@ -727,17 +733,7 @@ impl ProverWorker {
                     )
                 })
                 .collect::<ProverResult<Vec<_>>>()?;
-            let author = self.inner.author;
-            let proofs = self
-                .cpu(move |p| {
-                    use rayon::prelude::*;
-                    specs
-                        .par_iter()
-                        .map(|s| p.prove_partial(s, &author))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await?
-                .map_err(ProverError::stark("proving uncovered AIRs"))?;
+            let proofs = self.prove_partials(specs, "proving uncovered AIRs").await?;
             for (air, proof) in missing.into_iter().zip(proofs) {
                 WorkerStats::inc(&self.inner.stats.fallback_airs);
                 parts.insert(air, (index, proof));
