@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use beacon_api::{BeaconClient, BlockId, DevnetConfig, DevnetNode, ProvingClient};
+use beacon_api::{BeaconClient, BlockId, DevnetNode, ProvingClient};
 use phase_engine::{Capabilities, ProverIndex, ProverRecord, Root, SigningContext, bls};
 use sidecar::{
     node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle},
@@ -117,15 +117,7 @@ async fn settled(node: &NodeHandle, from: u64) -> BTreeMap<u64, rewards::Ledger>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_sidecars_and_eight_provers_over_gossip_prove_every_block_and_settle_identically() {
     let test = async {
-        let devnet = DevnetNode::spawn(DevnetConfig {
-            seconds_per_slot: 3,
-            min_gas_used: 200_000,
-            max_gas_used: 400_000,
-            avg_transaction_gas: 100_000,
-            ..DevnetConfig::default()
-        })
-        .unwrap();
-        let beacon = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (devnet, beacon) = super::support::small_devnet(3).await;
         let dirs: Vec<_> = (0..SIDECARS).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut sidecars = Vec::new();
         for dir in &dirs {
@@ -238,15 +230,7 @@ async fn a_sidecar_forwards_valid_gossip_and_drops_forged_gossip() {
     use sidecar::p2p::{GossipMessage, MessageVerdict, spawn_validation, start_network};
 
     let test = async {
-        let devnet = DevnetNode::spawn(DevnetConfig {
-            seconds_per_slot: 3,
-            min_gas_used: 200_000,
-            max_gas_used: 400_000,
-            avg_transaction_gas: 100_000,
-            ..DevnetConfig::default()
-        })
-        .unwrap();
-        let beacon = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (devnet, beacon) = super::support::small_devnet(3).await;
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
         let a = Node::spawn(sidecar_config(&beacon.url(), dirs[0].path())).await.unwrap();
         let b = Node::spawn(sidecar_config(&beacon.url(), dirs[1].path())).await.unwrap();

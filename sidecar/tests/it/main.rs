@@ -11,3 +11,4 @@ mod p2p;
 mod prover;
 mod simulate;
 mod store;
+mod support;

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use beacon_api::{
-    BeaconClient, BlockId, DevnetConfig, DevnetNode, ProvingClient, ProvingEvent, ServerHandle,
-};
+use beacon_api::{BeaconClient, BlockId, DevnetNode, ProvingClient, ProvingEvent, ServerHandle};
 use phase_engine::{Capabilities, ProverRecord, SigningContext, bls};
 use sidecar::{
     node::{Node, NodeConfig, NodeHandle},
@@ -36,16 +34,7 @@ fn rewards() -> rewards::Config {
 }
 
 async fn devnet() -> (DevnetNode, ServerHandle) {
-    let devnet = DevnetNode::spawn(DevnetConfig {
-        seconds_per_slot: 2,
-        min_gas_used: 200_000,
-        max_gas_used: 400_000,
-        avg_transaction_gas: 100_000,
-        ..DevnetConfig::default()
-    })
-    .unwrap();
-    let server = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    (devnet, server)
+    super::support::small_devnet(2).await
 }
 
 fn node_config(beacon_url: &str, dir: &std::path::Path) -> NodeConfig {
