@@ -25,6 +25,7 @@ use crate::{
         FullProofRecord, Inclusion, PartRef, PartialRecord, RoundKey, RoundOutcome,
     },
     plan::{SubBlockPlan, plan_block},
+    sealed::{SealedMessage, Sealer},
     selection::{aggregator_seed, assignment_seed, select_provers, selection_seed, selection_size},
     signing::SigningContext,
     types::{AirIndex, Attempt, Phase, ProverIndex, Root, Slot, UnixMillis, ValidatorIndex},
@@ -655,13 +656,41 @@ impl Engine {
     /// error is the typed reason for rejection); then the signature check is requested and the
     /// message waits for [`Engine::on_verification`].
     pub fn on_message(&mut self, message: ProtocolMessage, now: UnixMillis) -> Result<RequestId> {
+        self.dispatch(message, None, now)
+    }
+
+    /// [`Engine::on_message`] for a message whose signing root a [`Sealer`] computed (ahead of
+    /// time, or on another thread): the same checks and results, without hashing the message
+    /// again. A message sealed under another signing context is hashed as by `on_message`.
+    pub fn on_sealed_message(
+        &mut self,
+        sealed: SealedMessage,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
+        let same_context = *sealed.signing_context() == self.ctx;
+        let (message, root) = sealed.into_parts();
+        self.dispatch(message, same_context.then_some(root), now)
+    }
+
+    /// A [`Sealer`] for this engine's signing context.
+    pub fn sealer(&self) -> Sealer {
+        Sealer::new(&self.ctx)
+    }
+
+    /// `signing_root`: the message's signing root if already known.
+    fn dispatch(
+        &mut self,
+        message: ProtocolMessage,
+        signing_root: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         self.advance(now);
         match message {
-            ProtocolMessage::Commitment(m) => self.on_commitment(m, now),
-            ProtocolMessage::Decline(m) => self.on_decline(m, now),
-            ProtocolMessage::PartialProof(m) => self.on_partial(m, now),
-            ProtocolMessage::FullProof(m) => self.on_full_proof(m, now),
-            ProtocolMessage::AggProof(m) => self.on_agg_proof(m, now),
+            ProtocolMessage::Commitment(m) => self.on_commitment(m, signing_root, now),
+            ProtocolMessage::Decline(m) => self.on_decline(m, signing_root, now),
+            ProtocolMessage::PartialProof(m) => self.on_partial(m, signing_root, now),
+            ProtocolMessage::FullProof(m) => self.on_full_proof(m, signing_root, now),
+            ProtocolMessage::AggProof(m) => self.on_agg_proof(m, signing_root, now),
         }
     }
 
@@ -827,14 +856,19 @@ impl Engine {
         })
     }
 
-    fn on_commitment(&mut self, m: SignedCommitment, now: UnixMillis) -> Result<RequestId> {
+    fn on_commitment(
+        &mut self,
+        m: SignedCommitment,
+        sealed: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         let c = &m.message;
         let key = c.round.key();
         let round = self.open_round(&key, c.round.slot)?;
         let airs =
             round.assigned_airs(c.prover).ok_or(Error::NotSelected { prover: c.prover, key })?;
         Self::check_t1_window(round, MessageKind::Commitment, now)?;
-        let signing_root = self.domains.commitment(c, &round.ref_root);
+        let signing_root = sealed.unwrap_or_else(|| self.domains.commitment(c, &round.ref_root));
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -869,13 +903,18 @@ impl Engine {
         Ok(self.request_signature(check, pending))
     }
 
-    fn on_decline(&mut self, m: SignedDecline, now: UnixMillis) -> Result<RequestId> {
+    fn on_decline(
+        &mut self,
+        m: SignedDecline,
+        sealed: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         let d = &m.message;
         let key = d.round.key();
         let round = self.open_round(&key, d.round.slot)?;
         round.assigned_airs(d.prover).ok_or(Error::NotSelected { prover: d.prover, key })?;
         Self::check_t1_window(round, MessageKind::Decline, now)?;
-        let signing_root = self.domains.decline(d, &round.ref_root);
+        let signing_root = sealed.unwrap_or_else(|| self.domains.decline(d, &round.ref_root));
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -929,7 +968,12 @@ impl Engine {
         }
     }
 
-    fn on_partial(&mut self, m: SignedPartialProof, now: UnixMillis) -> Result<RequestId> {
+    fn on_partial(
+        &mut self,
+        m: SignedPartialProof,
+        sealed: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         let p = &m.message;
         let key = p.round.key();
         let round = self.open_round(&key, p.round.slot)?;
@@ -939,7 +983,7 @@ impl Engine {
             return Err(Error::Late { kind: MessageKind::PartialProof, arrived_at: now, deadline });
         }
         let assigned = Self::partial_standing(round, p.prover, p.air, p.trace_root)?;
-        let signing_root = self.domains.partial(p, &round.ref_root);
+        let signing_root = sealed.unwrap_or_else(|| self.domains.partial(p, &round.ref_root));
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -984,7 +1028,12 @@ impl Engine {
         Ok(self.request_signature(check, pending))
     }
 
-    fn on_full_proof(&mut self, m: SignedFullProof, now: UnixMillis) -> Result<RequestId> {
+    fn on_full_proof(
+        &mut self,
+        m: SignedFullProof,
+        sealed: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         let f = &m.message;
         let key = f.round.key();
         let round = self.open_round(&key, f.round.slot)?;
@@ -1010,7 +1059,7 @@ impl Engine {
         {
             return Err(Error::AlreadyFinalized { key, phase: done });
         }
-        let signing_root = self.domains.full(f, &round.ref_root);
+        let signing_root = sealed.unwrap_or_else(|| self.domains.full(f, &round.ref_root));
         if round.seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }
@@ -1050,7 +1099,12 @@ impl Engine {
                 .any(|s| s.rounds.iter().any(|r| r.position.contains_key(&submitter)))
     }
 
-    fn on_agg_proof(&mut self, m: SignedAggProof, now: UnixMillis) -> Result<RequestId> {
+    fn on_agg_proof(
+        &mut self,
+        m: SignedAggProof,
+        sealed: Option<Root>,
+        now: UnixMillis,
+    ) -> Result<RequestId> {
         let a = &m.message;
         let block = self.block(&a.block_root)?;
         if block.info.slot != a.slot {
@@ -1072,7 +1126,7 @@ impl Engine {
         if now >= deadline || block.aggregators_released {
             return Err(Error::Late { kind: MessageKind::AggProof, arrived_at: now, deadline });
         }
-        let signing_root = self.domains.agg(a);
+        let signing_root = sealed.unwrap_or_else(|| self.domains.agg(a));
         if block.agg_seen.contains(&signing_root) {
             return Err(Error::Duplicate { signing_root });
         }

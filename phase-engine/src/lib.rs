@@ -8,7 +8,8 @@
 //!   [`select_provers`] (lazy walk, bounded reputation by acceptance sampling), [`plan_block`],
 //!   [`assign_airs`].
 //! * [`Engine`]: the round state machine. Inputs: [`Engine::on_block`],
-//!   [`Engine::on_message`], [`Engine::on_verification`], [`Engine::on_tick`], registry
+//!   [`Engine::on_message`] (or [`Engine::on_sealed_message`] with a signing root a [`Sealer`]
+//!   computed elsewhere), [`Engine::on_verification`], [`Engine::on_tick`], registry
 //!   changes. Outputs: [`Action`]s from [`Engine::poll_action`] (verification requests, phase
 //!   changes, finalisations, [`BlockOutcome`]s for settlement) and the next deadline from
 //!   [`Engine::poll_timeout`].
@@ -38,6 +39,7 @@ mod merkle;
 mod messages;
 mod outcome;
 mod plan;
+mod sealed;
 mod selection;
 mod shuffle;
 mod signing;
@@ -69,6 +71,7 @@ pub use outcome::{
     FullProofRecord, Inclusion, PartRef, PartialRecord, RoundKey, RoundOutcome,
 };
 pub use plan::{BlockPlan, SubBlockPlan, plan_block};
+pub use sealed::{SealedMessage, Sealer};
 pub use selection::{
     Seed, aggregator_seed, assignment_seed, select_provers, selection_seed, selection_size,
     selection_weight,

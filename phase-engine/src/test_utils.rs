@@ -341,7 +341,25 @@ impl Scenario {
     /// requests; returns its final verdict: `Ok(())` if accepted, else the rejection.
     pub fn deliver(&mut self, message: impl Into<ProtocolMessage>, at: UnixMillis) -> Result<()> {
         self.advance_to(at);
-        let mut waiting = self.engine.on_message(message.into(), self.now)?;
+        let waiting = self.engine.on_message(message.into(), self.now)?;
+        self.settle_request(waiting)
+    }
+
+    /// [`Scenario::deliver`] through [`Engine::on_sealed_message`]: the message sealed by
+    /// `sealer` (the engine's own, or one of another signing context).
+    pub fn deliver_sealed(
+        &mut self,
+        message: impl Into<ProtocolMessage>,
+        sealer: &crate::Sealer,
+        at: UnixMillis,
+    ) -> Result<()> {
+        self.advance_to(at);
+        let waiting = self.engine.on_sealed_message(sealer.seal(message.into()), self.now)?;
+        self.settle_request(waiting)
+    }
+
+    /// Answers the verification requests until `waiting` (a message's request) is decided.
+    fn settle_request(&mut self, mut waiting: RequestId) -> Result<()> {
         let mut outcome: Option<Result<()>> = None;
         loop {
             let results = self.pump();
