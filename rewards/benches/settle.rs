@@ -1,11 +1,16 @@
 //! Settlement of a 200-prover block: `settle` alone, and `settle` plus the settlement root.
 //!
-//! Two shapes of a round that finalises in T3 with three valid full proofs (the most work:
-//! T1 and T2 rules, reuse, averaging, non-participation):
-//! - `dense`: 200 AIRs, redundancy 2 (2 AIRs per prover), every prover commits, 90% of the
-//!   assigned partials arrive;
+//! Three shapes of a round that finalises in T3 (the most work: T1 and T2 rules, reuse,
+//! averaging, non-participation); every prover commits, 90% of the assigned partials arrive:
+//! - `dense`: 200 AIRs, redundancy 2 (2 AIRs per prover), three valid full proofs;
 //! - `default_plan`: the default plan of a full 50 Mgas block, 13 AIRs at redundancy 2, so most
-//!   of the 200 selected provers hold no AIR.
+//!   of the 200 selected provers hold no AIR, three valid full proofs;
+//! - `16_airs_100_proofs`: 16 AIRs at redundancy 2 and 100 valid full proofs in T3, each reusing
+//!   the other holders' partials.
+//!
+//! With `--features bench-reference`, each shape is also settled by `settle_reference` (the
+//! map-based settlement `settle` replaced), the baseline of the ratio, checked to give the same
+//! ledger.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -20,7 +25,7 @@ use phase_engine::{
 };
 use rewards::{Config, settle};
 
-fn outcome(num_provers: u64, num_airs: u32) -> BlockOutcome {
+fn outcome(num_provers: u64, num_airs: u32, num_proofs: u64) -> BlockOutcome {
     let root = Root::repeat_byte(3);
     let selected: Vec<ProverIndex> = (0..num_provers).map(ProverIndex).collect();
     // AIR a goes to provers (2a) mod n and (2a + 1) mod n.
@@ -52,7 +57,7 @@ fn outcome(num_provers: u64, num_airs: u32) -> BlockOutcome {
             inclusion: at(5_000 + prover.0, Phase::T2, 1 + prover.0 % 3),
         })
         .collect();
-    let full_proofs = (0..3)
+    let full_proofs = (0..num_proofs)
         .map(|k: u64| {
             let submitter = ProverIndex(k);
             let parts: Vec<PartRef> = (0..num_airs)
@@ -88,10 +93,20 @@ fn outcome(num_provers: u64, num_airs: u32) -> BlockOutcome {
 
 fn bench(c: &mut Criterion) {
     let table = Config::default().table;
-    for (name, airs) in [("dense", 200), ("default_plan", 13)] {
-        let o = outcome(200, airs);
+    for (name, airs, proofs) in
+        [("dense", 200, 3), ("default_plan", 13, 3), ("16_airs_100_proofs", 16, 100)]
+    {
+        let o = outcome(200, airs, proofs);
         let ledger = settle(&o, &table).expect("settles");
         eprintln!("{name}: {} ledger entries", ledger.len());
+        #[cfg(feature = "bench-reference")]
+        {
+            let reference = rewards::settle_reference(&o, &table).expect("settles");
+            assert_eq!(ledger, reference, "{name}: settle and settle_reference differ");
+            c.bench_function(&format!("settle_reference_200_provers_{name}"), |b| {
+                b.iter(|| rewards::settle_reference(black_box(&o), black_box(&table)))
+            });
+        }
         c.bench_function(&format!("settle_200_provers_{name}"), |b| {
             b.iter(|| settle(black_box(&o), black_box(&table)))
         });

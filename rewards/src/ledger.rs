@@ -243,27 +243,29 @@ pub struct Ledger {
 impl Ledger {
     /// Builds a ledger from entries in any order: sorts them canonically, merges entries with the
     /// same key (checked sum) and drops zero amounts.
-    pub fn new(block_root: Root, slot: Slot, entries: Vec<LedgerEntry>) -> Result<Self> {
-        let mut merged: BTreeMap<(SubBlockIndex, Attempt, Phase, Rule, Account), Amount> =
-            BTreeMap::new();
-        for e in entries {
-            let slot =
-                merged.entry((e.sub_block, e.attempt, e.phase, e.rule, e.account)).or_default();
-            slot.0 =
-                slot.0.checked_add(e.amount.0).ok_or(Error::Overflow { context: "entry sum" })?;
+    pub fn new(block_root: Root, slot: Slot, mut entries: Vec<LedgerEntry>) -> Result<Self> {
+        // A stable sort keeps entries of equal key in input order, so each key's checked sum
+        // adds the same amounts in the same order (and overflows at the same step) as summing
+        // the entries one by one as they come. Input that is already sorted (what `settle`
+        // produces) costs one pass.
+        if !entries.is_sorted_by_key(entry_key) {
+            entries.sort_by_key(entry_key);
         }
-        let entries: Vec<LedgerEntry> = merged
-            .into_iter()
-            .filter(|(_, amount)| amount.0 != 0)
-            .map(|((sub_block, attempt, phase, rule, account), amount)| LedgerEntry {
-                sub_block,
-                attempt,
-                phase,
-                rule,
-                account,
-                amount,
-            })
-            .collect();
+        let mut overflow = false;
+        entries.dedup_by(|next, kept| {
+            if entry_key(next) != entry_key(kept) {
+                return false;
+            }
+            match kept.amount.0.checked_add(next.amount.0) {
+                Some(sum) => kept.amount.0 = sum,
+                None => overflow = true,
+            }
+            true
+        });
+        if overflow {
+            return Err(Error::Overflow { context: "entry sum" });
+        }
+        entries.retain(|e| e.amount.0 != 0);
         if entries.len() > MAX_LEDGER_ENTRIES {
             return Err(Error::LedgerTooLong { len: entries.len(), max: MAX_LEDGER_ENTRIES });
         }
@@ -369,14 +371,18 @@ impl TryFrom<RawLedger> for Ledger {
     }
 }
 
+/// The canonical sort key of an entry: everything but the amount.
+fn entry_key(e: &LedgerEntry) -> (SubBlockIndex, Attempt, Phase, Rule, Account) {
+    (e.sub_block, e.attempt, e.phase, e.rule, e.account)
+}
+
 /// Entries strictly ascending by key, without zero amounts, within the maximum length.
 fn check_canonical(entries: &[LedgerEntry]) -> Result<()> {
     if entries.len() > MAX_LEDGER_ENTRIES {
         return Err(Error::LedgerTooLong { len: entries.len(), max: MAX_LEDGER_ENTRIES });
     }
-    let key = |e: &LedgerEntry| (e.sub_block, e.attempt, e.phase, e.rule, e.account);
     let ascending = entries.windows(2).all(|w| match w {
-        [a, b] => key(a) < key(b),
+        [a, b] => entry_key(a) < entry_key(b),
         _ => true,
     });
     if !ascending || entries.iter().any(|e| e.amount.0 == 0) {
@@ -533,6 +539,69 @@ mod tests {
                 .collect();
             let ledger = Ledger::new(Root::from(block), Slot(slot), entries).unwrap();
             proptest::prop_assert_eq!(ledger.settlement_root(), ledger.settlement_root_reference());
+        }
+    }
+
+    /// Amounts of one key are summed in input order, wherever the other entries are: a sum that
+    /// passes `i64::MAX` on the way overflows even if it would end in range.
+    #[test]
+    fn merge_sums_each_key_in_input_order() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let filler = |i: u64| entry(Account::Validator(ValidatorIndex(i % 7)), Rule::ALL[0], 1);
+        let with_filler = |amounts: [i64; 3]| {
+            let mut entries: Vec<LedgerEntry> = (0..200).map(filler).collect();
+            for (k, a) in amounts.into_iter().enumerate() {
+                entries.insert(50 * k + 7, entry(p1, Rule::RewardT2Prover, a));
+            }
+            entries
+        };
+        let ok = Ledger::new(Root::ZERO, Slot(1), with_filler([i64::MAX, -1, 1])).unwrap();
+        assert_eq!(ok.net(p1).unwrap(), Amount(i64::MAX));
+        let err = Ledger::new(Root::ZERO, Slot(1), with_filler([i64::MAX, 1, -1])).unwrap_err();
+        assert!(matches!(err, Error::Overflow { context: "entry sum" }));
+    }
+
+    proptest::proptest! {
+        /// `Ledger::new` (stable sort, merge of neighbours) gives exactly what merging through a
+        /// `BTreeMap` in input order gives: the same entries, or the same overflow, for entries
+        /// with many repeated keys, zero sums and amounts near the limits.
+        #[test]
+        fn new_equals_the_map_based_reference(
+            raw in proptest::collection::vec(
+                (0u32..2, 0u32..2, 0usize..2, 0usize..4, proptest::prelude::any::<bool>(),
+                 0u64..4, 0u8..8, -3i64..4),
+                0..120,
+            ),
+        ) {
+            let entries: Vec<LedgerEntry> = raw
+                .into_iter()
+                .map(|(s, a, p, r, validator, i, kind, small)| LedgerEntry {
+                    sub_block: SubBlockIndex(s),
+                    attempt: Attempt(a),
+                    phase: Phase::ALL[p],
+                    rule: Rule::ALL[r],
+                    account: if validator {
+                        Account::Validator(ValidatorIndex(i))
+                    } else {
+                        Account::Prover(ProverIndex(i))
+                    },
+                    amount: Amount(match kind {
+                        0 => i64::MAX,
+                        1 => i64::MIN,
+                        2 => i64::MAX - small.abs(),
+                        _ => small,
+                    }),
+                })
+                .collect();
+            let fast = Ledger::new(Root::ZERO, Slot(3), entries.clone());
+            let slow = crate::settle::reference::ledger_new(Root::ZERO, Slot(3), entries);
+            match (fast, slow) {
+                (Ok(fast), Ok(slow)) => proptest::prop_assert_eq!(fast, slow),
+                (Err(fast), Err(slow)) => {
+                    proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"))
+                }
+                (fast, slow) => proptest::prop_assert!(false, "new {fast:?}, reference {slow:?}"),
+            }
         }
     }
 

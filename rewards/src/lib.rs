@@ -35,4 +35,7 @@ pub use config::{Config, RetriesSection, RewardsFile, SelectionSection};
 pub use error::{Error, Result};
 pub use ledger::{Account, Balances, Ledger, LedgerEntry, MAX_LEDGER_ENTRIES};
 pub use settle::settle;
+#[cfg(feature = "bench-reference")]
+#[doc(hidden)]
+pub use settle::settle_reference;
 pub use table::{RewardTable, Rule};
