@@ -551,6 +551,7 @@ fn aggregation_rules(
     counted: &[Counted],
 ) -> Result<()> {
     let overflow = || Error::Overflow { context: "rule count" };
+    let reuse_overflow = || Error::Overflow { context: "reuse" };
     // `counted` is ascending by author, one entry per (author, AIR): tally each author's run.
     let mut tallies: Vec<AuthorTally> = Vec::new();
     let mut tally_of: Vec<usize> = Vec::with_capacity(counted.len());
@@ -567,30 +568,41 @@ fn aggregation_rules(
     }
     // Authors of reused partials that do not count (late, or never sent): reused all the same.
     let mut uncounted_reused: Vec<ProverIndex> = Vec::new();
-    let mut reused: Vec<PartRef> = Vec::new();
+    let mut validators = ValidatorTally::default();
+    let mut sorted: Vec<PartRef> = Vec::new();
     for f in proofs {
         c.prover(phase, rules.submitter, f.submitter);
-        c.validator(phase, rules.validator, f.inclusion.validator);
-        reused.clear();
-        reused.extend(f.reused.iter().copied().filter(|r| r.author != f.submitter));
-        reused.sort_unstable();
-        reused.dedup();
-        let times =
-            u64::try_from(reused.len()).map_err(|_| Error::Overflow { context: "reuse" })?;
-        c.add(phase, rules.reusing, Account::Prover(f.submitter), times);
-        if let Ok(t) = tallies.binary_search_by_key(&f.submitter, |t| t.author)
-            && let Some(t) = tallies.get_mut(t)
-        {
-            t.submitted = t.submitted.checked_add(1).ok_or_else(overflow)?;
-        }
-        for r in &reused {
+        validators.push(f.inclusion.validator);
+        // The distinct reused parts. A list ascending by AIR (as engines write it) has no
+        // repeats and is used as it is; any other list is sorted and deduplicated.
+        let by_air = f.reused.windows(2).all(|w| matches!(w, [a, b] if a.air < b.air));
+        let reused: &[PartRef] = if by_air {
+            &f.reused
+        } else {
+            sorted.clear();
+            sorted.extend_from_slice(&f.reused);
+            sorted.sort_unstable();
+            sorted.dedup();
+            &sorted
+        };
+        let mut times = 0u64;
+        // A proof never reuses its own submitter's partials.
+        for r in reused.iter().filter(|r| r.author != f.submitter) {
+            times = times.checked_add(1).ok_or_else(reuse_overflow)?;
             let found = counted.binary_search_by(|k| (k.author, k.air).cmp(&(r.author, r.air)));
             match found.ok().and_then(|i| tally_of.get(i)).and_then(|&t| tallies.get_mut(t)) {
                 Some(t) => t.reused = t.reused.checked_add(1).ok_or_else(overflow)?,
                 None => uncounted_reused.push(r.author),
             }
         }
+        c.add(phase, rules.reusing, Account::Prover(f.submitter), times);
+        if let Ok(t) = tallies.binary_search_by_key(&f.submitter, |t| t.author)
+            && let Some(t) = tallies.get_mut(t)
+        {
+            t.submitted = t.submitted.checked_add(1).ok_or_else(overflow)?;
+        }
     }
+    c.validators(phase, rules.validator, &mut validators);
     let proofs = u64::try_from(proofs.len()).map_err(|_| Error::Overflow { context: "reuse" })?;
     for t in &tallies {
         c.add(phase, rules.reused, Account::Prover(t.author), t.reused);
