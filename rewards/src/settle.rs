@@ -7,11 +7,12 @@
 //!
 //! Settlement runs once per block (in the simulator, for every simulated block), so it is written
 //! for speed with plain data: the selected provers of a round are sorted once and everything
-//! known about one of them lives in a per-prover record found by binary search; partial proofs
-//! are a sorted, deduplicated vector; rule applications are pushed to a vector that is sorted
-//! and merged once per round. The map-based formulation it replaced is kept as the reference
-//! it is tested against (`settle/reference.rs`): both give the same ledger, and the same error,
-//! for every outcome.
+//! known about one of them lives in a per-prover record, found through a position table (or by
+//! binary search when prover indices are too sparse for one); partial proofs are a sorted,
+//! deduplicated vector; rule applications are pushed to a vector that is sorted and merged once
+//! per round. The map-based formulation it replaced is kept as the reference it is tested
+//! against (`settle/reference.rs`): both give the same ledger, and the same error, for every
+//! outcome.
 
 use phase_engine::{
     AggProofRecord, AirIndex, Amount, Attempt, BlockOutcome, FullProofRecord, PartRef, Phase,
