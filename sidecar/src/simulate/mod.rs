@@ -11,12 +11,15 @@
 //! (`--real-proofs`: Plonky3 STARKs and BLS signatures, verified as a node verifies them; limits
 //! in [`MAX_REAL_PROVERS`], [`MAX_REAL_BLOCKS`], [`MAX_REAL_AIRS_PER_BLOCK`]). A run is
 //! deterministic given its seed: the engine runs on one thread; a second thread only folds
-//! settled blocks into the report (rows, totals, settlement roots) in block order.
+//! settled blocks into the report (rows, totals, settlement roots) in block order, and in
+//! modelled mode a third builds and seals messages ahead of their delivery (pure functions of
+//! their recipes, so the run does not depend on which thread built what).
 
 mod dist;
 mod error;
 mod modelled;
 mod output;
+mod pipeline;
 mod plot;
 mod real;
 mod report;

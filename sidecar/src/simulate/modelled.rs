@@ -9,12 +9,19 @@
 
 use std::collections::HashSet;
 
-use phase_engine::{AirIndex, PartRef, ProverIndex, Root, RoundKey};
+use phase_engine::{
+    AirCommitment, AirIndex, BlsSignature, Commitment, FullProof, FullProofBody, PartRef,
+    PartialProof, ProtocolMessage, ProverIndex, ReuseBloom, Root, RoundKey, RoundRef,
+    SignedCommitment, SignedFullProof, SignedPartialProof,
+};
 use sha2::{Digest, Sha256};
 
 const PARTIAL_TAG: &[u8; 4] = b"SIMP";
 const FULL_TAG: &[u8; 4] = b"SIMF";
 const AGG_TAG: &[u8; 4] = b"SIMA";
+
+/// Size of the reuse Bloom filter in the full proofs the simulated provers build.
+pub(crate) const BLOOM_BYTES: usize = 64;
 
 /// The T1 trace root a prover commits for an AIR: a digest of author, round and AIR (real trace
 /// roots differ per prover too: the trace holds columns bound to the author's key).
@@ -36,6 +43,93 @@ pub(crate) fn partial_proof(author: ProverIndex, air: AirIndex) -> Vec<u8> {
     v.extend_from_slice(&author.0.to_le_bytes());
     v.extend_from_slice(&air.0.to_le_bytes());
     v
+}
+
+/// A modelled commitment of `prover` to its AIRs `airs`, optionally with a full proof.
+pub(crate) fn commitment(
+    round: RoundRef,
+    prover: ProverIndex,
+    airs: &[AirIndex],
+    full: Option<FullProofBody>,
+    signature: BlsSignature,
+) -> ProtocolMessage {
+    let key = round.key();
+    let roots: Vec<AirCommitment> = airs
+        .iter()
+        .map(|&air| AirCommitment { air, trace_root: trace_root(prover, &key, air) })
+        .collect();
+    ProtocolMessage::Commitment(SignedCommitment {
+        message: Commitment {
+            round,
+            prover,
+            trace_roots: roots.try_into().unwrap_or_default(),
+            full_proof: full.into_iter().collect::<Vec<_>>().try_into().unwrap_or_default(),
+        },
+        signature,
+    })
+}
+
+/// A modelled partial proof of `air` sent by `prover` (with its own trace root); `author` made
+/// the proof bytes.
+pub(crate) fn partial(
+    round: RoundRef,
+    prover: ProverIndex,
+    air: AirIndex,
+    author: ProverIndex,
+    signature: BlsSignature,
+) -> ProtocolMessage {
+    ProtocolMessage::PartialProof(SignedPartialProof {
+        message: PartialProof {
+            round,
+            prover,
+            air,
+            trace_root: trace_root(prover, &round.key(), air),
+            proof: partial_proof(author, air).try_into().unwrap_or_default(),
+        },
+        signature,
+    })
+}
+
+/// The body of a modelled full proof sent by `builder` with `parts`, whose bundle
+/// `bundle_builder` assembled (a copier sends another prover's bundle).
+pub(crate) fn full_body(
+    builder: ProverIndex,
+    bundle_builder: ProverIndex,
+    parts: &[PartRef],
+) -> FullProofBody {
+    body_with_bundle(builder, parts, full_bundle(bundle_builder))
+}
+
+/// A full-proof body with `parts` and `bundle`, its reuse filter naming the parts that
+/// `builder` did not author.
+pub(crate) fn body_with_bundle(
+    builder: ProverIndex,
+    parts: &[PartRef],
+    bundle: Vec<u8>,
+) -> FullProofBody {
+    let reused = parts.iter().filter(|p| p.author != builder);
+    FullProofBody {
+        parts: parts.to_vec().try_into().unwrap_or_default(),
+        reuse_bloom: ReuseBloom::from_parts(BLOOM_BYTES, reused)
+            .as_bytes()
+            .to_vec()
+            .try_into()
+            .unwrap_or_default(),
+        bundle: bundle.try_into().unwrap_or_default(),
+    }
+}
+
+/// A full proof of `submitter`.
+pub(crate) fn full_proof(
+    round: RoundRef,
+    submitter: ProverIndex,
+    body: FullProofBody,
+    signature: BlsSignature,
+) -> ProtocolMessage {
+    ProtocolMessage::FullProof(SignedFullProof {
+        message: FullProof { round, submitter, body },
+        signature,
+    })
 }
 
 fn read_u64(b: &[u8]) -> Option<u64> {

@@ -17,13 +17,13 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use phase_engine::{
     Action, AggProof, AirCommitment, AirIndex, Attempt, BlockInfo, BlsPublicKey, BlsSignature,
     Capabilities, Commitment, Deadlines, Decline, Engine, EngineConfig, FullProof, FullProofBody,
-    PartRef, PartialProof, Phase, Progress, ProtocolMessage, ProverIndex, ProverRecord, ReuseBloom,
-    Root, RoundKey, RoundRef, SignedAggProof, SignedCommitment, SignedDecline, SignedFullProof,
+    PartRef, PartialProof, Phase, Progress, ProtocolMessage, ProverIndex, ProverRecord, Root,
+    RoundKey, RoundRef, Sealer, SignedAggProof, SignedCommitment, SignedDecline, SignedFullProof,
     SignedPartialProof, SigningContext, Slot, StarkTarget, UnixMillis, ValidatorIndex, Verdict,
     bls,
 };
@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{SimError, SimResult};
 use super::modelled::{self, ProofLedger};
+use super::pipeline::{self, Outgoing, Recipe};
 use super::real::{self, RealProofs};
 use super::report::{AccountKind, Accumulator, BlockFate, BlockRecord, LedgerRow, RunReport};
 use super::scenario::{Behaviour, ProverSpec, Scenario};
@@ -61,9 +62,6 @@ pub struct SimOptions {
 
 /// Unix time of slot 0 in the simulation (any fixed instant does).
 pub const GENESIS_MS: u64 = 1_700_000_000_000;
-
-/// Size of the reuse Bloom filter in the full proofs the simulated provers build.
-const BLOOM_BYTES: usize = 64;
 
 /// A copier sends its copies this long before T2 closes, to copy as much as it can.
 const COPY_BEFORE_T2_CLOSE_MS: u64 = 300;
@@ -98,9 +96,18 @@ where
     let acc = Accumulator::new(scenario);
     std::thread::scope(|s| {
         let worker = s.spawn(move || settlement_thread(acc, job_rx, rows_tx));
-        let mut sim = Sim::new(scenario, config, real, settlement)?;
+        // Modelled mode builds and seals messages ahead of delivery on a third thread (see
+        // `pipeline`); real mode builds them on this one (the real prover is not shared).
+        let (seal_tx, seal_rx) = mpsc::channel();
+        let sealing = real.is_none().then_some(seal_tx);
+        let mut sim = Sim::new(scenario, config, real, settlement, sealing)?;
+        if sim.sealing.is_some() {
+            let sealer = sim.sealer;
+            s.spawn(move || pipeline::sealing_thread(sealer, seal_rx));
+        }
         let ran = sim.run(&mut on_block);
-        // Closing the job channel ends the thread once it has settled every block sent.
+        // Closing the channels ends the threads once they have done the work sent.
+        sim.sealing = None;
         sim.settlement.jobs = None;
         let delivered = sim.settlement.deliver(&mut on_block, true);
         let acc = worker.join().map_err(|_| SimError::Protocol {
@@ -117,8 +124,8 @@ where
 
 #[derive(Debug)]
 enum Event {
-    /// A message arrives at the engine (boxed: events move through the queue's heap).
-    Deliver(Box<ProtocolMessage>),
+    /// A message arrives at the engine (built and sealed ahead of time where it can be).
+    Deliver(Arc<Outgoing>),
     /// A prover builds (and if need be completes) a full proof of a round in a phase.
     Aggregate { prover: ProverIndex, round: RoundKey, phase: Phase },
     /// A copier resubmits others' partial proofs of its AIRs as its own.
@@ -133,7 +140,7 @@ enum Event {
 
 impl Event {
     fn deliver(message: ProtocolMessage) -> Self {
-        Self::Deliver(Box::new(message))
+        Self::Deliver(Outgoing::new(Recipe::Built(message)))
     }
 }
 
@@ -162,6 +169,9 @@ impl Ord for Scheduled {
     }
 }
 
+/// A full proof built ahead of its aggregation, with the parts it was built from.
+type BuiltAhead = (Vec<PartRef>, Arc<Outgoing>);
+
 /// What the simulator tracks of an open round.
 #[derive(Debug)]
 struct RoundSim {
@@ -177,6 +187,11 @@ struct RoundSim {
     copied_full: Vec<ProverIndex>,
     /// AIRs already taken over from decliners.
     taken: Vec<AirIndex>,
+    /// The provers planned to aggregate the round in T3, by planned time.
+    aggregators: Vec<(u64, ProverIndex)>,
+    /// Full proofs built ahead of their aggregation (modelled mode), with the parts they were
+    /// built from; `None` until the round's first aggregation.
+    speculative: Option<HashMap<ProverIndex, BuiltAhead>>,
 }
 
 impl RoundSim {
@@ -231,6 +246,10 @@ struct Sim<'a> {
     /// Engine actions taken out of the engine ahead of handling (real mode plans a block's
     /// workload from all of its `RoundStarted` actions first).
     backlog: VecDeque<Action>,
+    /// Seals messages under the engine's signing context.
+    sealer: Sealer,
+    /// Batches of messages for the sealing thread, in delivery order (modelled mode).
+    sealing: Option<mpsc::Sender<Vec<Arc<Outgoing>>>>,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -266,8 +285,10 @@ impl<'a> Sim<'a> {
         config: &rewards::Config,
         real: Option<RealProofs>,
         settlement: Settlement,
+        sealing: Option<mpsc::Sender<Vec<Arc<Outgoing>>>>,
     ) -> SimResult<Self> {
         let mut engine = Engine::new(config.engine, SigningContext::default());
+        let sealer = engine.sealer();
         let mut joins_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut exits_at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, p) in scenario.provers.iter().enumerate() {
@@ -304,6 +325,8 @@ impl<'a> Sim<'a> {
             reputation: scenario.provers.iter().map(|p| p.reputation).collect(),
             real: real.map(RefCell::new),
             backlog: VecDeque::new(),
+            sealer,
+            sealing,
         })
     }
 
@@ -468,6 +491,34 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Delivers a message built (and in modelled mode sealed) ahead of time.
+    fn deliver_outgoing(&mut self, message: &Outgoing) -> SimResult<()> {
+        let sealed = message.take(&self.sealer).ok_or_else(|| SimError::Protocol {
+            block: self.counted_done,
+            reason: "a simulated message was delivered twice".to_owned(),
+        })?;
+        if self.real.is_some() {
+            // Real mode signs at delivery.
+            self.deliver(sealed.into_parts().0);
+            return Ok(());
+        }
+        if let Err(e) = self.engine.on_sealed_message(sealed, UnixMillis(self.now)) {
+            *self.rejections.entry(reason_name(&e)).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Hands messages to the sealing thread, earliest delivery first (modelled mode).
+    fn send_to_sealer(&self, mut batch: Vec<(u64, Arc<Outgoing>)>) {
+        let Some(sealing) = &self.sealing else { return };
+        if batch.is_empty() {
+            return;
+        }
+        batch.sort_by_key(|(at, _)| *at);
+        // If the thread is gone the messages are simply built at delivery.
+        let _ = sealing.send(batch.into_iter().map(|(_, m)| m).collect());
+    }
+
     fn verdict(&mut self, request: phase_engine::RequestId, valid: bool) -> Option<Progress> {
         match self.engine.on_verification(Verdict { request, valid }) {
             Ok(p) => Some(p),
@@ -616,6 +667,9 @@ impl<'a> Sim<'a> {
         airs: &[AirIndex],
         full: Option<FullProofBody>,
     ) -> ProtocolMessage {
+        if self.real.is_none() {
+            return modelled::commitment(r.round_ref(key), prover, airs, full, BlsSignature::ZERO);
+        }
         let roots: Vec<AirCommitment> = airs
             .iter()
             .map(|&air| AirCommitment { air, trace_root: self.trace_root(prover, key, air) })
@@ -639,6 +693,10 @@ impl<'a> Sim<'a> {
         air: AirIndex,
         proof_author: ProverIndex,
     ) -> ProtocolMessage {
+        if self.real.is_none() {
+            let round = r.round_ref(key);
+            return modelled::partial(round, prover, air, proof_author, BlsSignature::ZERO);
+        }
         ProtocolMessage::PartialProof(SignedPartialProof {
             message: PartialProof {
                 round: r.round_ref(key),
@@ -694,20 +752,65 @@ impl<'a> Sim<'a> {
         bundle_builder: ProverIndex,
         parts: &[PartRef],
     ) -> FullProofBody {
-        let bundle = match &self.real {
-            Some(real) => real.borrow_mut().full_bundle(bundle_builder, key, parts),
-            None => modelled::full_bundle(bundle_builder),
-        };
-        let reused = parts.iter().filter(|p| p.author != builder);
-        FullProofBody {
-            parts: parts.to_vec().try_into().unwrap_or_default(),
-            reuse_bloom: ReuseBloom::from_parts(BLOOM_BYTES, reused)
-                .as_bytes()
-                .to_vec()
-                .try_into()
-                .unwrap_or_default(),
-            bundle: bundle.try_into().unwrap_or_default(),
+        match &self.real {
+            Some(real) => {
+                let bundle = real.borrow_mut().full_bundle(bundle_builder, key, parts);
+                modelled::body_with_bundle(builder, parts, bundle)
+            }
+            None => modelled::full_body(builder, bundle_builder, parts),
         }
+    }
+
+    /// A commitment without full proof, to be built ahead of delivery where it can be.
+    fn commitment_out(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        prover: ProverIndex,
+        airs: &[AirIndex],
+    ) -> Arc<Outgoing> {
+        Outgoing::new(match &self.real {
+            None => Recipe::Commitment { round: r.round_ref(key), prover, airs: airs.to_vec() },
+            Some(_) => Recipe::Built(self.commitment(key, r, prover, airs, None)),
+        })
+    }
+
+    /// A partial proof, to be built ahead of delivery where it can be.
+    fn partial_out(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        prover: ProverIndex,
+        air: AirIndex,
+        author: ProverIndex,
+    ) -> Arc<Outgoing> {
+        Outgoing::new(match &self.real {
+            None => Recipe::Partial { round: r.round_ref(key), prover, air, author },
+            Some(_) => Recipe::Built(self.partial(key, r, prover, air, author)),
+        })
+    }
+
+    /// A full proof of `submitter` built from its own parts, to be built ahead of delivery
+    /// where it can be.
+    fn full_proof_out(
+        &self,
+        key: &RoundKey,
+        r: &RoundSim,
+        submitter: ProverIndex,
+        parts: Vec<PartRef>,
+    ) -> Arc<Outgoing> {
+        Outgoing::new(match &self.real {
+            None => Recipe::FullProof {
+                round: r.round_ref(key),
+                submitter,
+                bundle_builder: submitter,
+                parts,
+            },
+            Some(_) => {
+                let body = self.full_body(key, submitter, submitter, &parts);
+                Recipe::Built(self.full_proof(key, r, submitter, body))
+            }
+        })
     }
 
     fn full_proof(
@@ -730,7 +833,7 @@ impl<'a> Sim<'a> {
         let t1_close = d.graced_close(Phase::T1).0;
         let t2_open = d.open(Phase::T2).0;
         let t2_close = d.graced_close(Phase::T2).0;
-        let round = RoundSim {
+        let mut round = RoundSim {
             slot: start.slot,
             deadlines: d,
             num_airs: start.num_airs,
@@ -740,6 +843,8 @@ impl<'a> Sim<'a> {
             finalized: None,
             copied_full: Vec::new(),
             taken: Vec::new(),
+            aggregators: Vec::new(),
+            speculative: None,
         };
         if key.attempt == Attempt(0)
             && let Some(b) = self.blocks.get_mut(&key.block_root)
@@ -765,9 +870,10 @@ impl<'a> Sim<'a> {
             let aggregate_at = t2_close + lat.aggregate.sample(&mut rng);
             let commit =
                 |full: Option<FullProofBody>| self.commitment(&key, &round, prover, airs, full);
+            let commit_out = || Event::Deliver(self.commitment_out(&key, &round, prover, airs));
             match spec.behaviour {
                 Behaviour::Offline => {}
-                Behaviour::Lazy => plans.push((commit_at, Event::deliver(commit(None)))),
+                Behaviour::Lazy => plans.push((commit_at, commit_out())),
                 Behaviour::Decliner => {
                     plans.push((
                         commit_at,
@@ -779,7 +885,7 @@ impl<'a> Sim<'a> {
                 }
                 Behaviour::AggregatorOnly => {}
                 Behaviour::Copier => {
-                    plans.push((commit_at, Event::deliver(commit(None))));
+                    plans.push((commit_at, commit_out()));
                     if !airs.is_empty() {
                         plans.push((
                             t2_close
@@ -790,18 +896,18 @@ impl<'a> Sim<'a> {
                     }
                 }
                 Behaviour::Slow => {
-                    plans.push((commit_at, Event::deliver(commit(None))));
+                    plans.push((commit_at, commit_out()));
                     for (air, &at) in airs.iter().zip(&done) {
                         plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
                         // Misses T2: arrives after its graced close whatever the latency.
                         plans.push((
                             at.max(t2_close + 1),
-                            Event::deliver(self.partial(&key, &round, prover, *air, prover)),
+                            Event::Deliver(self.partial_out(&key, &round, prover, *air, prover)),
                         ));
                     }
                 }
                 Behaviour::Withholder => {
-                    plans.push((commit_at, Event::deliver(commit(None))));
+                    plans.push((commit_at, commit_out()));
                     for (air, &at) in airs.iter().zip(&done) {
                         plans.push((at, Event::Proven { prover, round: key, airs: vec![*air] }));
                     }
@@ -833,21 +939,16 @@ impl<'a> Sim<'a> {
                             solo_sent = true;
                             solo_in_t1 = true;
                         } else if solo_done < t2_close {
-                            plans.push((commit_at, Event::deliver(commit(None))));
+                            plans.push((commit_at, commit_out()));
                             plans
                                 .push((solo_done, Event::Proven { prover, round: key, airs: all }));
-                            let msg = self.full_proof(
-                                &key,
-                                &round,
-                                prover,
-                                self.full_body(&key, prover, prover, &parts),
-                            );
-                            plans.push((solo_done.max(t1_close), Event::deliver(msg)));
+                            let msg = self.full_proof_out(&key, &round, prover, parts);
+                            plans.push((solo_done.max(t1_close), Event::Deliver(msg)));
                             solo_sent = true;
                         }
                     }
                     if !solo_sent {
-                        plans.push((commit_at, Event::deliver(commit(None))));
+                        plans.push((commit_at, commit_out()));
                     }
                     // A full proof sent in T1 finalises the round: no partial is needed then.
                     for (air, &at) in airs.iter().zip(&done).filter(|_| !solo_in_t1) {
@@ -859,7 +960,9 @@ impl<'a> Sim<'a> {
                         if send_at < t2_close {
                             plans.push((
                                 send_at,
-                                Event::deliver(self.partial(&key, &round, prover, *air, prover)),
+                                Event::Deliver(
+                                    self.partial_out(&key, &round, prover, *air, prover),
+                                ),
                             ));
                         }
                     }
@@ -876,7 +979,16 @@ impl<'a> Sim<'a> {
             let at = t2_close + spec.latency.aggregate.sample(&mut rng);
             plans.push((at, Event::Aggregate { prover: p, round: key, phase: Phase::T3 }));
         }
+        round.aggregators = plans
+            .iter()
+            .filter_map(|(at, e)| match e {
+                Event::Aggregate { prover, .. } => Some((*at, *prover)),
+                _ => None,
+            })
+            .collect();
+        round.aggregators.sort_by_key(|(at, _)| *at);
         self.rounds.insert(key, round);
+        self.send_to_sealer(outgoing(&plans));
         for (at, event) in plans {
             self.schedule(at, event);
         }
@@ -909,13 +1021,14 @@ impl<'a> Sim<'a> {
             plans.push((done, Event::Proven { prover: taker, round: key, airs: vec![air] }));
             let at = done.max(t2_open);
             if at < t2_close {
-                plans.push((at, Event::deliver(self.partial(&key, r, taker, air, taker))));
+                plans.push((at, Event::Deliver(self.partial_out(&key, r, taker, air, taker))));
             }
             taken.push(air);
         }
         if let Some(r) = self.rounds.get_mut(&key) {
             r.taken.extend(taken);
         }
+        self.send_to_sealer(outgoing(&plans));
         for (at, e) in plans {
             self.schedule(at, e);
         }
@@ -947,7 +1060,7 @@ impl<'a> Sim<'a> {
 
     fn handle_event(&mut self, event: Event) -> SimResult<()> {
         match event {
-            Event::Deliver(message) => self.deliver(*message),
+            Event::Deliver(message) => self.deliver_outgoing(&message)?,
             Event::Proven { prover, round, airs } => {
                 if self.rounds.contains_key(&round) {
                     for air in airs {
@@ -1010,19 +1123,12 @@ impl<'a> Sim<'a> {
         if r.finalized.is_some_and(|f| f < Phase::T3) {
             return;
         }
-        let behaviour = self.behaviour(prover);
-        let mut parts = Vec::with_capacity(r.num_airs as usize);
-        let mut missing = Vec::new();
-        for air in (0..r.num_airs).map(AirIndex) {
-            if self.proofs.has(&key, prover, air) {
-                parts.push(PartRef { author: prover, air });
-            } else if let Some(author) = r.partials.get(air.0 as usize).and_then(|a| a.first()) {
-                parts.push(PartRef { author: *author, air });
-            } else {
-                missing.push(air);
-                parts.push(PartRef { author: prover, air });
-            }
+        if r.speculative.is_none() {
+            self.speculate_full_proofs(&key);
         }
+        let Some(r) = self.rounds.get(&key) else { return };
+        let behaviour = self.behaviour(prover);
+        let (parts, missing) = self.full_parts(r, &key, prover);
         let mut at = self.now;
         if !missing.is_empty() {
             if behaviour == Behaviour::AggregatorOnly {
@@ -1038,13 +1144,76 @@ impl<'a> Sim<'a> {
                 return;
             }
         }
-        let body = self.full_body(&key, prover, prover, &parts);
-        let msg = self.full_proof(&key, r, prover, body);
+        // The proof built ahead of time if it was built from these very parts (it is then the
+        // same message), else a new one.
+        let ahead = self
+            .rounds
+            .get_mut(&key)
+            .and_then(|r| r.speculative.as_mut())
+            .and_then(|s| s.remove(&prover))
+            .filter(|(built_from, _)| *built_from == parts)
+            .map(|(_, message)| message);
+        let msg = match ahead {
+            Some(message) => message,
+            None => {
+                let Some(r) = self.rounds.get(&key) else { return };
+                self.full_proof_out(&key, r, prover, parts)
+            }
+        };
         if !missing.is_empty() {
             self.schedule(at, Event::Proven { prover, round: key, airs: missing });
         }
         // Scheduled after the `Proven` event of the same instant.
-        self.schedule(at, Event::deliver(msg));
+        self.schedule(at, Event::Deliver(msg));
+    }
+
+    /// The parts `prover` puts in a full proof of round `r` now: its own proofs first, else the
+    /// first accepted partial of each AIR, else its own (the AIRs it still has to prove, also
+    /// returned).
+    fn full_parts(
+        &self,
+        r: &RoundSim,
+        key: &RoundKey,
+        prover: ProverIndex,
+    ) -> (Vec<PartRef>, Vec<AirIndex>) {
+        let mut parts = Vec::with_capacity(r.num_airs as usize);
+        let mut missing = Vec::new();
+        for air in (0..r.num_airs).map(AirIndex) {
+            if self.proofs.has(key, prover, air) {
+                parts.push(PartRef { author: prover, air });
+            } else if let Some(author) = r.partials.get(air.0 as usize).and_then(|a| a.first()) {
+                parts.push(PartRef { author: *author, air });
+            } else {
+                missing.push(air);
+                parts.push(PartRef { author: prover, air });
+            }
+        }
+        (parts, missing)
+    }
+
+    /// At a round's first aggregation (T2 has closed: no partial proof can be accepted any
+    /// more), builds the full proofs of the round's other planned aggregators ahead of time on
+    /// the sealing thread (modelled mode). Each is used only if its prover, when it aggregates,
+    /// puts in exactly the parts it was built from.
+    fn speculate_full_proofs(&mut self, key: &RoundKey) {
+        let Some(r) = self.rounds.get(key) else { return };
+        let mut ahead = HashMap::new();
+        let mut batch = Vec::new();
+        if self.sealing.is_some() {
+            for &(at, prover) in r.aggregators.iter().filter(|(at, _)| *at >= self.now) {
+                let (parts, missing) = self.full_parts(r, key, prover);
+                if !missing.is_empty() && self.behaviour(prover) == Behaviour::AggregatorOnly {
+                    continue;
+                }
+                let message = self.full_proof_out(key, r, prover, parts.clone());
+                batch.push((at, Arc::clone(&message)));
+                ahead.insert(prover, (parts, message));
+            }
+        }
+        if let Some(r) = self.rounds.get_mut(key) {
+            r.speculative = Some(ahead);
+        }
+        self.send_to_sealer(batch);
     }
 
     fn on_outcome(
@@ -1088,6 +1257,17 @@ impl<'a> Sim<'a> {
         self.counted_done += 1;
         self.settlement.deliver(on_block, false)
     }
+}
+
+/// The messages among planned events, with their delivery times.
+fn outgoing(plans: &[(u64, Event)]) -> Vec<(u64, Arc<Outgoing>)> {
+    plans
+        .iter()
+        .filter_map(|(at, e)| match e {
+            Event::Deliver(message) => Some((*at, Arc::clone(message))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What the settlement thread needs of a settled block.
