@@ -550,6 +550,12 @@ impl Driver {
 
     fn start_query(&mut self) {
         let Some((disc, _)) = &self.discovery else { return };
+        // With an empty routing table (no bootnodes, and nobody has contacted this node yet)
+        // there is nobody to ask: discv5 would only warn, every interval. The first incoming
+        // session fills the table and the queries start.
+        if disc.table_entries_id().is_empty() {
+            return;
+        }
         if self.queries.is_empty()
             && self.swarm.connected_peers().count() < self.config.target_peers
         {

@@ -140,6 +140,49 @@ async fn rejected_messages_are_not_forwarded() {
     tokio::time::timeout(LIMIT, test).await.expect("the test finished within its time limit");
 }
 
+/// Everything the tracing subscriber writes, for the test below.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A lone node (discovery on, no bootnodes: the first node of a network) has nobody to ask and
+/// stays quiet instead of warning at every discovery interval; once another node contacts it,
+/// both find each other.
+#[tokio::test]
+async fn a_lone_node_does_not_warn_until_a_peer_arrives() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The runtime is single-threaded: every task of the networks runs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let test = async {
+        let lone = start_network(config(true, vec![]), None).await.unwrap();
+        // Five discovery intervals.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!log.contains("known_closest_peers"), "a lone node warned:\n{log}");
+
+        let boot = lone.handle.local_enr().unwrap().clone();
+        let other = start_network(config(true, vec![boot]), None).await.unwrap();
+        until(|| async { lone.handle.peer_count() == 1 && other.handle.peer_count() == 1 }).await;
+        lone.handle.shutdown().await;
+        other.handle.shutdown().await;
+    };
+    tokio::time::timeout(LIMIT, test).await.expect("the test finished within its time limit");
+}
+
 #[tokio::test]
 async fn a_taken_tcp_port_is_an_error() {
     let first = start_network(config(false, vec![]), None).await.unwrap();
