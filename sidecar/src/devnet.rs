@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use beacon_api::{
     BeaconClient, BeaconEvent, BlockId, DevnetConfig, DevnetNode, ProvingClient, ProvingEvent,
 };
-use phase_engine::{Phase, ProverRecord, Root, RoundKey, SigningContext, bls};
+use phase_engine::{Phase, ProverRecord, Root, RoundKey, bls};
 use rewards::{Account, Balances, Ledger};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -809,10 +809,7 @@ pub async fn run(
         devnet.serve(opts.beacon_address).await.map_err(|source| DevnetError::Beacon { source })?;
     let beacon_url = beacon.url();
     let genesis = devnet.genesis();
-    let ctx = SigningContext {
-        fork_version: genesis.genesis_fork_version.0,
-        genesis_validators_root: genesis.genesis_validators_root,
-    };
+    let ctx = crate::signing_context(&genesis);
     let keys: Vec<bls::SecretKey> = (0..opts.provers).map(|i| prover_key(opts.seed, i)).collect();
     let worker_config = WorkerConfig {
         stake: PROVER_STAKE,

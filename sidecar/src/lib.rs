@@ -33,4 +33,4 @@ pub use metrics::{
     VerdictLabel, VerifyKindLabel, VerifyLabels, bind_http, serve_http,
 };
 pub use store::{MessageKey, SCHEMA_VERSION, Store, StoreBatch};
-pub use types::{Amount, ProverIndex, Root, Slot};
+pub use types::{Amount, ProverIndex, Root, Slot, signing_context};

@@ -23,7 +23,7 @@ mod verify;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use beacon_api::{BeaconClient, ProvingEvent, ProvingServerConfig};
-use phase_engine::{Engine, ProverRecord, RegistryParams, Root, SigningContext, Slot};
+use phase_engine::{Engine, ProverRecord, RegistryParams, Root, Slot};
 use plonky3_prover::{ProofParams, Prover, SegmentParams, SegmentWorkload};
 use tokio::{
     sync::{broadcast, mpsc, watch},
@@ -151,10 +151,7 @@ impl Node {
                 seconds_per_slot,
             )?)),
         };
-        let ctx = SigningContext {
-            fork_version: genesis.genesis_fork_version.0,
-            genesis_validators_root: genesis.genesis_validators_root,
-        };
+        let ctx = crate::signing_context(&genesis);
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| crate::Error::io("creating", &config.data_dir, e))?;
         let db = config.data_dir.join("node.redb");

@@ -212,10 +212,7 @@ impl ProverWorker {
         config: WorkerConfig,
     ) -> ProverResult<Self> {
         let genesis = beacon.genesis().await.map_err(ProverError::api("reading genesis"))?;
-        let ctx = SigningContext {
-            fork_version: genesis.genesis_fork_version.0,
-            genesis_validators_root: genesis.genesis_validators_root,
-        };
+        let ctx = crate::signing_context(&genesis);
         Self::new(key, proving, beacon, ctx, config)
     }
 

@@ -3,11 +3,12 @@
 //! spread over the three sidecars' HTTP APIs. Every block must reach a valid full proof on every
 //! sidecar, and the three sidecars must settle every block to the same ledger.
 
+use crate::support::ctx_of;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use beacon_api::{BeaconClient, BlockId, DevnetNode, ProvingClient};
-use phase_engine::{Capabilities, ProverIndex, ProverRecord, Root, SigningContext, bls};
+use beacon_api::{BeaconClient, BlockId, ProvingClient};
+use phase_engine::{Capabilities, ProverIndex, ProverRecord, Root, bls};
 use sidecar::{
     node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle},
     p2p::{NetworkConfig, NodeKey},
@@ -85,14 +86,6 @@ async fn connect(sidecars: &[NodeHandle]) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ctx_of(devnet: &DevnetNode) -> SigningContext {
-    let genesis = devnet.genesis();
-    SigningContext {
-        fork_version: genesis.genesis_fork_version.0,
-        genesis_validators_root: genesis.genesis_validators_root,
     }
 }
 

@@ -12,6 +12,7 @@
 //! The beacon node restarting is covered in `node.rs`
 //! (`the_node_reconnects_after_a_beacon_node_restart_and_fills_the_gap`).
 
+use crate::support::ctx_of;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -72,14 +73,6 @@ async fn devnet(seconds_per_slot: u64, genesis_time: Option<u64>) -> (DevnetNode
     .unwrap();
     let server = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     (devnet, server)
-}
-
-fn ctx_of(devnet: &DevnetNode) -> SigningContext {
-    let genesis = devnet.genesis();
-    SigningContext {
-        fork_version: genesis.genesis_fork_version.0,
-        genesis_validators_root: genesis.genesis_validators_root,
-    }
 }
 
 fn node_config(beacon_url: &str, dir: &Path, rewards: rewards::Config, provers: u8) -> NodeConfig {

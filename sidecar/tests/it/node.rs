@@ -1,6 +1,7 @@
 //! The validator-mode node against the embedded devnet beacon node on loopback, with real prover
 //! workers (real STARKs at small sizes) submitting over the proving API.
 
+use crate::support::ctx_of;
 use std::time::Duration;
 
 use beacon_api::{BeaconClient, BlockId, DevnetNode, ProvingClient, ProvingEvent, ServerHandle};
@@ -68,14 +69,6 @@ fn workers(node: &NodeHandle, beacon_url: &str, ctx: &SigningContext) -> Vec<Joi
             })
         })
         .collect()
-}
-
-fn ctx_of(devnet: &DevnetNode) -> SigningContext {
-    let genesis = devnet.genesis();
-    SigningContext {
-        fork_version: genesis.genesis_fork_version.0,
-        genesis_validators_root: genesis.genesis_validators_root,
-    }
 }
 
 /// Waits for `n` settled ledgers of blocks that got a full proof.

@@ -109,10 +109,7 @@ async fn setup() -> Setup {
     .unwrap();
     let beacon = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let genesis = devnet.genesis();
-    let ctx = SigningContext {
-        fork_version: genesis.genesis_fork_version.0,
-        genesis_validators_root: genesis.genesis_validators_root,
-    };
+    let ctx = sidecar::signing_context(&genesis);
     let backend = Arc::new(Recording { inner: InMemoryBackend::new(ctx), log: Mutex::new(vec![]) });
     let server = beacon_api::serve(
         Arc::clone(&backend),

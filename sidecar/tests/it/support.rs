@@ -16,3 +16,8 @@ pub(crate) async fn small_devnet(seconds_per_slot: u64) -> (DevnetNode, ServerHa
     let server = devnet.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     (devnet, server)
 }
+
+/// The signing context of `devnet`'s chain.
+pub(crate) fn ctx_of(devnet: &DevnetNode) -> phase_engine::SigningContext {
+    sidecar::signing_context(&devnet.genesis())
+}
