@@ -474,6 +474,26 @@ mod tests {
         }
     }
 
+    /// The entry a proptest's raw key names (sub-block, attempt, index into `Phase::ALL`, index
+    /// into `Rule::ALL`, validator or prover, account index), with `amount`.
+    fn raw_entry(
+        (s, a, p, r, validator, i): (u32, u32, usize, usize, bool, u64),
+        amount: i64,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            sub_block: SubBlockIndex(s),
+            attempt: Attempt(a),
+            phase: Phase::ALL[p],
+            rule: Rule::ALL[r],
+            account: if validator {
+                Account::Validator(ValidatorIndex(i))
+            } else {
+                Account::Prover(ProverIndex(i))
+            },
+            amount: Amount(amount),
+        }
+    }
+
     #[test]
     fn new_sorts_merges_and_drops_zero() {
         let p1 = Account::Prover(ProverIndex(1));
@@ -517,25 +537,14 @@ mod tests {
             block in proptest::prelude::any::<[u8; 32]>(),
             slot in proptest::prelude::any::<u64>(),
             raw in proptest::collection::vec(
-                (0u32..3, 0u32..3, 0usize..5, 0usize..31, proptest::prelude::any::<bool>(),
-                 0u64..50, -5i64..5),
+                ((0u32..3, 0u32..3, 0usize..5, 0usize..31, proptest::prelude::any::<bool>(),
+                  0u64..50), -5i64..5),
                 0..300,
             ),
         ) {
             let entries = raw
                 .into_iter()
-                .map(|(s, a, p, r, validator, i, amount)| LedgerEntry {
-                    sub_block: SubBlockIndex(s),
-                    attempt: Attempt(a),
-                    phase: Phase::ALL[p],
-                    rule: Rule::ALL[r],
-                    account: if validator {
-                        Account::Validator(ValidatorIndex(i))
-                    } else {
-                        Account::Prover(ProverIndex(i))
-                    },
-                    amount: Amount(amount * 1_000_000_007),
-                })
+                .map(|(key, amount)| raw_entry(key, amount * 1_000_000_007))
                 .collect();
             let ledger = Ledger::new(Root::from(block), Slot(slot), entries).unwrap();
             proptest::prop_assert_eq!(ledger.settlement_root(), ledger.settlement_root_reference());
@@ -568,29 +577,21 @@ mod tests {
         #[test]
         fn new_equals_the_map_based_reference(
             raw in proptest::collection::vec(
-                (0u32..2, 0u32..2, 0usize..2, 0usize..4, proptest::prelude::any::<bool>(),
-                 0u64..4, 0u8..8, -3i64..4),
+                ((0u32..2, 0u32..2, 0usize..2, 0usize..4, proptest::prelude::any::<bool>(),
+                  0u64..4), 0u8..8, -3i64..4),
                 0..120,
             ),
         ) {
             let entries: Vec<LedgerEntry> = raw
                 .into_iter()
-                .map(|(s, a, p, r, validator, i, kind, small)| LedgerEntry {
-                    sub_block: SubBlockIndex(s),
-                    attempt: Attempt(a),
-                    phase: Phase::ALL[p],
-                    rule: Rule::ALL[r],
-                    account: if validator {
-                        Account::Validator(ValidatorIndex(i))
-                    } else {
-                        Account::Prover(ProverIndex(i))
-                    },
-                    amount: Amount(match kind {
+                .map(|(key, kind, small)| {
+                    let amount = match kind {
                         0 => i64::MAX,
                         1 => i64::MIN,
                         2 => i64::MAX - small.abs(),
                         _ => small,
-                    }),
+                    };
+                    raw_entry(key, amount)
                 })
                 .collect();
             let fast = Ledger::new(Root::ZERO, Slot(3), entries.clone());

@@ -706,6 +706,10 @@ mod tests {
         Slot,
     };
 
+    use rand::seq::{IndexedRandom, SliceRandom};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
     use crate::Config;
 
@@ -1204,90 +1208,72 @@ mod tests {
 
     // --- the fast settlement equals the map-based reference ------------------------------------
 
-    /// SplitMix64: the test's own generator, seeded by proptest.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-        fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-            v[self.below(v.len() as u64) as usize]
-        }
-        fn shuffle<T>(&mut self, v: &mut [T]) {
-            for i in (1..v.len()).rev() {
-                let j = self.below(i as u64 + 1) as usize;
-                v.swap(i, j);
-            }
-        }
+    /// One element of a non-empty slice, chosen uniformly.
+    fn pick<T: Copy>(rng: &mut ChaCha8Rng, v: &[T]) -> T {
+        *v.choose(rng).expect("picks from a non-empty slice")
     }
 
     /// An inclusion at a coarse time in `[from, to)` (coarse so that ties happen), in the phase
     /// of 4 s windows with 500 ms grace, by one of 4 validators.
-    fn random_inclusion(rng: &mut Rng, from: u64, to: u64) -> Inclusion {
-        let t = from + 100 * rng.below((to - from) / 100);
+    fn random_inclusion(rng: &mut ChaCha8Rng, from: u64, to: u64) -> Inclusion {
+        let t = from + 100 * rng.random_range(0..(to - from) / 100);
         let phase = Phase::ALL[(t.saturating_sub(500) / 4_000).min(4) as usize];
-        at(t, phase, ValidatorIndex(rng.below(4)))
+        at(t, phase, ValidatorIndex(rng.random_range(0..4)))
     }
 
     /// A random round: mostly consistent, with every oddity settlement must handle (repeated
     /// AIRs, unsorted lists, repeated and late messages, messages of unselected provers, open
     /// market partials, several proofs of one submitter, reuse of missing partials) and, with
     /// `faults`, now and then an inconsistency that settlement rejects.
-    fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32, faults: bool) -> RoundOutcome {
-        let large = rng.chance(10);
+    fn random_round(
+        rng: &mut ChaCha8Rng,
+        sub_block: u32,
+        attempt: u32,
+        faults: bool,
+    ) -> RoundOutcome {
+        let large = rng.random_bool(0.10);
         let pool_size = if large { 260 } else { 24 };
         let mut pool: Vec<ProverIndex> = (0..pool_size).map(p).collect();
-        rng.shuffle(&mut pool);
-        let n = 1 + rng.below(if large { 200 } else { 12 }) as usize;
+        pool.shuffle(rng);
+        let n: usize = rng.random_range(1..=if large { 200 } else { 12 });
         let mut selected: Vec<ProverIndex> = pool[..n].to_vec();
         let outsiders: Vec<ProverIndex> = pool[n..].to_vec();
-        let num_airs = 1 + rng.below(if large { 20 } else { 6 }) as u32;
-        let redundancy = 1 + rng.below(3.min(n as u64)) as usize;
+        let num_airs: u32 = rng.random_range(1..=if large { 20 } else { 6 });
+        let redundancy = rng.random_range(1..=n.min(3));
         let mut airs: Vec<Vec<AirIndex>> = vec![Vec::new(); n];
         for air in 0..num_airs {
             let mut who: Vec<usize> = (0..n).collect();
-            rng.shuffle(&mut who);
+            who.shuffle(rng);
             for &i in &who[..redundancy] {
                 airs[i].push(AirIndex(air));
             }
         }
         for a in &mut airs {
-            if rng.chance(10) {
-                rng.shuffle(a);
+            if rng.random_bool(0.10) {
+                a.shuffle(rng);
             }
-            if !a.is_empty() && rng.chance(5) {
-                let again = rng.pick(a);
+            if !a.is_empty() && rng.random_bool(0.05) {
+                let again = pick(rng, a);
                 a.push(again);
             }
         }
         let mut assignments: Vec<Assignment> = selected
             .iter()
             .zip(airs)
-            .filter(|(_, airs)| !airs.is_empty() || !rng.chance(20))
+            .filter(|(_, airs)| !airs.is_empty() || !rng.random_bool(0.20))
             .map(|(p, airs)| Assignment { prover: *p, airs })
             .collect();
-        rng.shuffle(&mut assignments);
+        assignments.shuffle(rng);
         let holders = |air: AirIndex, assignments: &[Assignment]| -> Vec<ProverIndex> {
             assignments.iter().filter(|a| a.airs.contains(&air)).map(|a| a.prover).collect()
         };
         let declined: Vec<ProverIndex> =
-            selected.iter().copied().filter(|_| rng.chance(12)).collect();
+            selected.iter().copied().filter(|_| rng.random_bool(0.12)).collect();
         let mut equivocations: Vec<EquivocationRecord> = selected
             .iter()
             .copied()
             .chain(outsiders.iter().copied().take(3))
-            .filter(|_| rng.chance(8))
+            .filter(|_| rng.random_bool(0.08))
             .map(|prover| EquivocationRecord {
                 prover,
                 first: Root::repeat_byte(1),
@@ -1295,13 +1281,13 @@ mod tests {
             })
             .collect();
         if let Some(e) = equivocations.first().cloned()
-            && rng.chance(30)
+            && rng.random_bool(0.30)
         {
             equivocations.push(e);
         }
         let mut commitments = Vec::new();
         for &prover in selected.iter().chain(outsiders.iter().take(2)) {
-            let times = if declined.contains(&prover) { rng.below(2) } else { rng.below(3) };
+            let times = rng.random_range(0..if declined.contains(&prover) { 2 } else { 3 });
             for _ in 0..times {
                 commitments
                     .push(CommitmentRecord { prover, inclusion: random_inclusion(rng, 0, 5_000) });
@@ -1310,7 +1296,7 @@ mod tests {
         let mut partials = Vec::new();
         for a in &assignments {
             for &air in &a.airs {
-                let times = if declined.contains(&a.prover) { rng.below(2) } else { rng.below(3) };
+                let times = rng.random_range(0..if declined.contains(&a.prover) { 2 } else { 3 });
                 for _ in 0..times {
                     partials.push(PartialRecord {
                         prover: a.prover,
@@ -1323,41 +1309,41 @@ mod tests {
         }
         // Open market: outsiders, selected non-holders and decliners prove any AIR (even one
         // past `num_airs`).
-        for _ in 0..rng.below(if large { 40 } else { 8 }) {
-            let prover = if rng.chance(50) || outsiders.is_empty() {
-                rng.pick(&selected)
+        for _ in 0..rng.random_range(0..if large { 40 } else { 8 }) {
+            let prover = if rng.random_bool(0.50) || outsiders.is_empty() {
+                pick(rng, &selected)
             } else {
-                rng.pick(&outsiders)
+                pick(rng, &outsiders)
             };
             partials.push(PartialRecord {
                 prover,
-                air: AirIndex(rng.below(u64::from(num_airs) + 1) as u32),
+                air: AirIndex(rng.random_range(0..=num_airs)),
                 assigned: false,
                 inclusion: random_inclusion(rng, 4_000, 9_000),
             });
         }
-        let mut finalized_in = match rng.below(6) {
+        let mut finalized_in = match rng.random_range(0..6_usize) {
             0 => None,
-            k => Some(Phase::ALL[k as usize - 1]),
+            k => Some(Phase::ALL[k - 1]),
         };
         let mut full_proofs = Vec::new();
         if let Some(phase) = finalized_in {
             let window = 4_000 * (phase as u64);
-            let many = large && rng.chance(50);
-            let count = 1 + rng.below(if many { 120 } else { 4 });
+            let many = large && rng.random_bool(0.50);
+            let count = rng.random_range(1..=if many { 120 } else { 4 });
             let mut submitters: Vec<ProverIndex> = selected.clone();
             submitters.extend(outsiders.iter().take(4));
             for _ in 0..count {
-                let submitter = rng.pick(&submitters);
+                let submitter = pick(rng, &submitters);
                 let parts: Vec<PartRef> = (0..num_airs)
                     .map(|air| {
                         let air = AirIndex(air);
                         let holders = holders(air, &assignments);
-                        let author = match rng.below(10) {
+                        let author = match rng.random_range(0..10) {
                             0..=2 => submitter,
-                            3 => rng.pick(&pool),
+                            3 => pick(rng, &pool),
                             _ if holders.is_empty() => submitter,
-                            _ => rng.pick(&holders),
+                            _ => pick(rng, &holders),
                         };
                         PartRef { author, air }
                     })
@@ -1365,11 +1351,11 @@ mod tests {
                 let mut reused: Vec<PartRef> =
                     parts.iter().copied().filter(|x| x.author != submitter).collect();
                 if let Some(&again) = reused.first()
-                    && rng.chance(10)
+                    && rng.random_bool(0.10)
                 {
                     reused.push(again);
                 }
-                if rng.chance(5) {
+                if rng.random_bool(0.05) {
                     // A malformed list naming the submitter's own part: never a reuse.
                     reused.push(PartRef { author: submitter, air: AirIndex(0) });
                 }
@@ -1381,27 +1367,27 @@ mod tests {
                 });
             }
         }
-        rng.shuffle(&mut commitments);
-        rng.shuffle(&mut partials);
-        rng.shuffle(&mut full_proofs);
+        commitments.shuffle(rng);
+        partials.shuffle(rng);
+        full_proofs.shuffle(rng);
         if faults {
-            match rng.below(8) {
+            match rng.random_range(0..8) {
                 0 => {
-                    let again = rng.pick(&selected);
+                    let again = pick(rng, &selected);
                     selected.push(again);
-                    rng.shuffle(&mut selected);
+                    selected.shuffle(rng);
                 }
                 1 => assignments
-                    .push(Assignment { prover: rng.pick(&selected), airs: vec![AirIndex(0)] }),
+                    .push(Assignment { prover: pick(rng, &selected), airs: vec![AirIndex(0)] }),
                 2 if !outsiders.is_empty() => assignments
-                    .push(Assignment { prover: rng.pick(&outsiders), airs: vec![AirIndex(0)] }),
-                3 => finalized_in = Some(Phase::ALL[rng.below(5) as usize]),
+                    .push(Assignment { prover: pick(rng, &outsiders), airs: vec![AirIndex(0)] }),
+                3 => finalized_in = Some(Phase::ALL[rng.random_range(0..5_usize)]),
                 _ => {}
             }
         }
         let mut declined = declined;
-        if faults && !outsiders.is_empty() && rng.chance(10) {
-            declined.push(rng.pick(&outsiders));
+        if faults && !outsiders.is_empty() && rng.random_bool(0.10) {
+            declined.push(pick(rng, &outsiders));
         }
         RoundOutcome {
             key: RoundKey {
@@ -1421,36 +1407,35 @@ mod tests {
         }
     }
 
-    fn random_outcome(rng: &mut Rng) -> BlockOutcome {
-        let faults = rng.chance(25);
+    fn random_outcome(rng: &mut ChaCha8Rng) -> BlockOutcome {
+        let faults = rng.random_bool(0.25);
         let mut rounds = Vec::new();
-        let subs = 1 + rng.below(3) as u32;
+        let subs: u32 = rng.random_range(1..=3);
         for sub in 0..subs {
-            for attempt in 0..1 + rng.below(3) as u32 {
+            for attempt in 0..rng.random_range(1..=3) {
                 rounds.push(random_round(rng, sub, attempt, faults));
             }
         }
-        if faults && rng.chance(15) {
-            let again = rng.pick(&(0..rounds.len()).collect::<Vec<_>>());
-            let again = rounds[again].clone();
+        if faults && rng.random_bool(0.15) {
+            let again = rounds[rng.random_range(0..rounds.len())].clone();
             rounds.push(again);
         }
-        if faults && rng.chance(10) {
-            let i = rng.below(rounds.len() as u64) as usize;
+        if faults && rng.random_bool(0.10) {
+            let i = rng.random_range(0..rounds.len());
             rounds[i].key.block_root = Root::repeat_byte(9);
         }
-        rng.shuffle(&mut rounds);
+        rounds.shuffle(rng);
         let mut b = block(rounds);
-        if rng.chance(60) {
-            b.aggregators = (50..50 + rng.below(5)).map(p).collect();
+        if rng.random_bool(0.60) {
+            b.aggregators = (50..50 + rng.random_range(0..5)).map(p).collect();
             if let Some(&a) = b.aggregators.first()
-                && rng.chance(20)
+                && rng.random_bool(0.20)
             {
                 b.aggregators.push(a);
             }
-            b.agg_proofs = (0..rng.below(5))
+            b.agg_proofs = (0..rng.random_range(0..5))
                 .map(|i| AggProofRecord {
-                    submitter: p(if rng.chance(50) { 50 + i } else { i }),
+                    submitter: p(if rng.random_bool(0.50) { 50 + i } else { i }),
                     inclusion: random_inclusion(rng, 0, 20_000),
                 })
                 .collect();
@@ -1479,19 +1464,19 @@ mod tests {
 
     /// The default table, or one with other (small, zero, or huge) amounts: remainders of the
     /// averaged rules, rules that pay nothing, and overflow.
-    fn random_table(rng: &mut Rng) -> RewardTable {
-        let mode = rng.below(4);
+    fn random_table(rng: &mut ChaCha8Rng) -> RewardTable {
+        let mode = rng.random_range(0..4);
         if mode == 0 {
             return table();
         }
         let mut json = serde_json::to_value(table()).unwrap();
         for rule in Rule::ALL {
-            let amount: i64 = match (mode, rng.below(20)) {
+            let amount: i64 = match (mode, rng.random_range(0..20)) {
                 (3, 0) => i64::MAX,
                 (3, 1) => i64::MIN,
                 (3, 2) => 1 << 61,
                 (_, 3..=5) => 0,
-                (_, 6..=14) => rng.below(15) as i64 - 7,
+                (_, 6..=14) => rng.random_range(-7..=7),
                 _ => continue,
             };
             json[rule.constant_name().to_lowercase()] = amount.to_string().into();
@@ -1524,7 +1509,7 @@ mod tests {
         /// equivocations, reuse, AggProofs, inconsistencies) and random reward tables.
         #[test]
         fn settle_equals_the_map_based_reference(seed in proptest::prelude::any::<u64>()) {
-            let mut rng = Rng(seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut outcome = random_outcome(&mut rng);
             let table = random_table(&mut rng);
             assert_same_as_reference(&outcome, &table)?;
@@ -1543,7 +1528,7 @@ mod tests {
         let mut errors = std::collections::BTreeSet::new();
         let mut ok = 0;
         for seed in 0..3_000 {
-            let mut rng = Rng(seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let outcome = random_outcome(&mut rng);
             let table = random_table(&mut rng);
             assert_same_as_reference(&outcome, &table).unwrap();

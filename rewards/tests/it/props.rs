@@ -9,63 +9,46 @@ use phase_engine::{
     Root, RoundKey, RoundOutcome, Slot, SubBlockIndex, UnixMillis, ValidatorIndex,
 };
 use proptest::prelude::*;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rewards::{Account, Balances, Config, Ledger, LedgerEntry, Rule, settle};
-
-/// SplitMix64: the test's own deterministic generator, seeded by proptest.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            v.swap(i, j);
-        }
-    }
-}
 
 const ROOT: [u8; 32] = [0x42; 32];
 
-fn inclusion(rng: &mut Rng, from: u64, to: u64) -> Inclusion {
-    let t = from + rng.below(to - from);
+fn inclusion(rng: &mut ChaCha8Rng, from: u64, to: u64) -> Inclusion {
+    let t = rng.random_range(from..to);
     // 4 s windows with 500 ms grace: a message counts for the first window still open.
     let phase = Phase::ALL[(t.saturating_sub(500) / 4_000).min(4) as usize];
-    Inclusion { arrived_at: UnixMillis(t), phase, validator: ValidatorIndex(rng.below(4)) }
+    Inclusion {
+        arrived_at: UnixMillis(t),
+        phase,
+        validator: ValidatorIndex(rng.random_range(0..4)),
+    }
 }
 
-fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
-    let n = 1 + rng.below(10) as usize;
+fn random_round(rng: &mut ChaCha8Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
+    let n: usize = rng.random_range(1..=10);
     let mut pool: Vec<ProverIndex> = (0..30).map(ProverIndex).collect();
-    rng.shuffle(&mut pool);
+    pool.shuffle(rng);
     let selected: Vec<ProverIndex> = pool[..n].to_vec();
-    let num_airs = 1 + rng.below(6) as u32;
-    let redundancy = 1 + rng.below(2.min(n as u64)) as usize;
+    let num_airs: u32 = rng.random_range(1..=6);
+    let redundancy = rng.random_range(1..=n.min(2));
     let mut airs: Vec<Vec<AirIndex>> = vec![Vec::new(); n];
     for air in 0..num_airs {
         let mut who: Vec<usize> = (0..n).collect();
-        rng.shuffle(&mut who);
+        who.shuffle(rng);
         for &i in &who[..redundancy] {
             airs[i].push(AirIndex(air));
         }
     }
     let assignments: Vec<Assignment> =
         selected.iter().zip(airs).map(|(p, airs)| Assignment { prover: *p, airs }).collect();
-    let declined: Vec<ProverIndex> = selected.iter().copied().filter(|_| rng.chance(15)).collect();
+    let declined: Vec<ProverIndex> =
+        selected.iter().copied().filter(|_| rng.random_bool(0.15)).collect();
     let equivocations = selected
         .iter()
-        .filter(|_| rng.chance(10))
+        .filter(|_| rng.random_bool(0.10))
         .map(|p| EquivocationRecord {
             prover: *p,
             first: Root::repeat_byte(1),
@@ -78,11 +61,11 @@ fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
         if declined.contains(&a.prover) {
             continue;
         }
-        if rng.chance(75) {
+        if rng.random_bool(0.75) {
             commitments
                 .push(CommitmentRecord { prover: a.prover, inclusion: inclusion(rng, 0, 4_500) });
             for air in &a.airs {
-                if rng.chance(65) {
+                if rng.random_bool(0.65) {
                     // Mostly in T2; sometimes in T2's grace or (as a fault) late in T3.
                     partials.push(PartialRecord {
                         prover: a.prover,
@@ -97,7 +80,7 @@ fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
     // Open-market partials for declined AIRs, from provers 30..40.
     for a in assignments.iter().filter(|a| declined.contains(&a.prover)) {
         for air in &a.airs {
-            for outsider in 30..30 + rng.below(3) {
+            for outsider in 30..30 + rng.random_range(0..3) {
                 partials.push(PartialRecord {
                     prover: ProverIndex(outsider),
                     air: *air,
@@ -107,18 +90,18 @@ fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
             }
         }
     }
-    let finalized_in = match rng.below(6) {
+    let finalized_in = match rng.random_range(0..6_usize) {
         0 => None,
-        k => Some(Phase::ALL[k as usize - 1]),
+        k => Some(Phase::ALL[k - 1]),
     };
     let mut full_proofs = Vec::new();
     if let Some(phase) = finalized_in {
         let window = 4_000 * (phase as u64);
-        let count = 1 + rng.below(3);
+        let count: usize = rng.random_range(1..=3);
         let mut submitters: Vec<ProverIndex> = selected.clone();
         submitters.extend((40..44).map(ProverIndex)); // anyone may aggregate in T3..T5
-        rng.shuffle(&mut submitters);
-        for &submitter in submitters.iter().take(count as usize) {
+        submitters.shuffle(rng);
+        for &submitter in submitters.iter().take(count) {
             let parts: Vec<PartRef> = (0..num_airs)
                 .map(|air| {
                     let holders: Vec<ProverIndex> = assignments
@@ -126,10 +109,10 @@ fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
                         .filter(|a| a.airs.contains(&AirIndex(air)))
                         .map(|a| a.prover)
                         .collect();
-                    let author = if rng.chance(40) {
+                    let author = if rng.random_bool(0.40) {
                         submitter
                     } else {
-                        holders[rng.below(holders.len() as u64) as usize]
+                        *holders.choose(rng).expect("every AIR has a holder")
                     };
                     PartRef { author, air: AirIndex(air) }
                 })
@@ -162,17 +145,18 @@ fn random_round(rng: &mut Rng, sub_block: u32, attempt: u32) -> RoundOutcome {
 }
 
 fn random_outcome(seed: u64) -> BlockOutcome {
-    let mut rng = Rng(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut rounds = Vec::new();
-    let subs = 1 + rng.below(3) as u32;
+    let subs: u32 = rng.random_range(1..=3);
     for sub in 0..subs {
-        for attempt in 0..1 + rng.below(2) as u32 {
+        for attempt in 0..rng.random_range(1..=2) {
             rounds.push(random_round(&mut rng, sub, attempt));
         }
     }
-    let (aggregators, agg_proofs) = if subs > 1 && rng.chance(60) {
-        let aggregators: Vec<ProverIndex> = (50..50 + 1 + rng.below(5)).map(ProverIndex).collect();
-        let proofs = (0..rng.below(4))
+    let (aggregators, agg_proofs) = if subs > 1 && rng.random_bool(0.60) {
+        let aggregators: Vec<ProverIndex> =
+            (50..50 + rng.random_range(1..=5)).map(ProverIndex).collect();
+        let proofs = (0..rng.random_range(0..4))
             .map(|i| AggProofRecord {
                 submitter: ProverIndex(if i % 2 == 0 { 50 + i } else { i }),
                 inclusion: inclusion(&mut rng, 0, 20_000),
@@ -194,22 +178,22 @@ fn random_outcome(seed: u64) -> BlockOutcome {
 
 /// The same outcome with every list permuted (rounds, selections, records, AIR lists).
 fn permuted(outcome: &BlockOutcome, seed: u64) -> BlockOutcome {
-    let mut rng = Rng(seed ^ 0x5eed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut o = outcome.clone();
-    rng.shuffle(&mut o.rounds);
-    rng.shuffle(&mut o.aggregators);
-    rng.shuffle(&mut o.agg_proofs);
+    o.rounds.shuffle(&mut rng);
+    o.aggregators.shuffle(&mut rng);
+    o.agg_proofs.shuffle(&mut rng);
     for r in &mut o.rounds {
-        rng.shuffle(&mut r.selected);
-        rng.shuffle(&mut r.assignments);
+        r.selected.shuffle(&mut rng);
+        r.assignments.shuffle(&mut rng);
         for a in &mut r.assignments {
-            rng.shuffle(&mut a.airs);
+            a.airs.shuffle(&mut rng);
         }
-        rng.shuffle(&mut r.declined);
-        rng.shuffle(&mut r.commitments);
-        rng.shuffle(&mut r.partials);
-        rng.shuffle(&mut r.full_proofs);
-        rng.shuffle(&mut r.equivocations);
+        r.declined.shuffle(&mut rng);
+        r.commitments.shuffle(&mut rng);
+        r.partials.shuffle(&mut rng);
+        r.full_proofs.shuffle(&mut rng);
+        r.equivocations.shuffle(&mut rng);
     }
     o
 }
