@@ -230,6 +230,13 @@ pub struct Engine {
     next_request: u64,
     actions: VecDeque<Action>,
     now: UnixMillis,
+    /// Before this time, and unless `changed`, [`Engine::advance`] has nothing to do: the
+    /// earliest phase boundary, window close or AggProof deadline after its last full pass.
+    quiet_until: UnixMillis,
+    /// An input changed what a full pass of [`Engine::advance`] would do at the current time
+    /// (a new block, a reorg, a round finalised, the last verification of a round past its
+    /// close).
+    changed: bool,
 }
 
 /// The phase a message allowed from phase `first` on counts for when it arrives at `t`: the
@@ -279,6 +286,8 @@ impl Engine {
             next_request: 0,
             actions: VecDeque::new(),
             now: UnixMillis(0),
+            quiet_until: UnixMillis(0),
+            changed: true,
         }
     }
 
@@ -496,6 +505,8 @@ impl Engine {
         }
         self.last_slot = Some(info.slot);
         self.chain.insert(info.slot_start, (info.slot, info.proposer));
+        // A new includer may let waiting outcomes out.
+        self.changed = true;
         // Close what the time says is over before selecting: it frees provers.
         self.advance(now);
         let available = self.num_available();
@@ -535,6 +546,7 @@ impl Engine {
             block.aggregators_released = true;
         }
         self.blocks.insert(info.root, block);
+        self.changed = true;
         self.advance(now);
         Ok(())
     }
@@ -574,6 +586,7 @@ impl Engine {
         if self.last_slot.is_some_and(|last| last > fork_slot) {
             self.last_slot = Some(fork_slot);
         }
+        self.changed = true;
         dropped
     }
 
@@ -1172,6 +1185,7 @@ impl Engine {
             .remove(&verdict.request)
             .ok_or(Error::UnknownRequest { request: verdict.request })?;
         // The request no longer holds its round or block open.
+        let now = self.now;
         if let Some(key) = pending.round
             && let Ok(r) = self.round_mut(&key)
         {
@@ -1180,12 +1194,20 @@ impl Engine {
                 // Forget the root: a correctly signed copy may still come.
                 r.seen.remove(&pending.signing_root);
             }
+            // The last check of a round past its close lets it close.
+            let closing = r.finalized_in.unwrap_or(Phase::T5);
+            if r.pending == 0 && now >= r.deadlines.graced_close(closing) {
+                self.changed = true;
+            }
         }
         if pending.kind == MessageKind::AggProof
             && let Some(root) = pending.block_root
             && let Some(b) = self.blocks.get_mut(&root)
         {
             b.agg_pending = b.agg_pending.saturating_sub(1);
+            if b.agg_pending == 0 {
+                self.changed = true;
+            }
             if !verdict.valid && matches!(pending.stage, Stage::Signature) {
                 b.agg_seen.remove(&pending.signing_root);
             }
@@ -1220,7 +1242,6 @@ impl Engine {
                 Stage::Proof => Err(Error::InvalidProof { signing_root: pending.signing_root }),
             }
         };
-        let now = self.now;
         self.advance(now);
         result
     }
@@ -1364,6 +1385,8 @@ impl Engine {
                 let first = r.finalized_in.is_none();
                 if r.finalized_in.is_none_or(|done| phase < done) {
                     r.finalized_in = Some(phase);
+                    // An earlier close, and (with sub-blocks) the AggProof window moves.
+                    self.changed = true;
                 }
                 if first {
                     self.actions.push_back(Action::RoundFinalized {
@@ -1431,11 +1454,31 @@ impl Engine {
 
     // ----- time -------------------------------------------------------------------------------
 
+    /// Announces phases, closes rounds, starts retries and emits outcomes that are due at `now`
+    /// (or the engine's later time). Walks every open block only when something can be due:
+    /// when time reached the earliest deadline after the last walk, or an input marked the state
+    /// `changed`. Debug builds walk every time and check that a skipped walk would have done
+    /// nothing.
     fn advance(&mut self, now: UnixMillis) {
         if now > self.now {
             self.now = now;
         }
         let now = self.now;
+        let quiet = !self.changed && now < self.quiet_until;
+        if quiet && !cfg!(debug_assertions) {
+            return;
+        }
+        let before = (self.actions.len(), self.blocks.len(), self.busy.len());
+        self.advance_all(now);
+        debug_assert!(
+            !quiet || before == (self.actions.len(), self.blocks.len(), self.busy.len()),
+            "advance skipped a walk that had work at {now:?}"
+        );
+        self.changed = false;
+        self.quiet_until = self.poll_timeout().unwrap_or(UnixMillis(u64::MAX));
+    }
+
+    fn advance_all(&mut self, now: UnixMillis) {
         let roots: Vec<Root> = self.blocks.keys().copied().collect();
         for root in roots {
             // Rounds: announce phases, close, retry.
