@@ -1,6 +1,11 @@
 //! AIR assignment: every AIR to `min(redundancy_factor, n)` distinct selected provers, balanced.
 
-use crate::{error::Result, selection::Seed, shuffle::Shuffler, types::AirIndex};
+use crate::{
+    error::{Error, Result},
+    selection::Seed,
+    shuffle::{ShuffleSpec, Shuffler},
+    types::AirIndex,
+};
 
 /// Assigns `num_airs` AIRs to `num_provers` selected provers (by position in the selection).
 /// Returns, per prover position, its AIRs ascending.
@@ -19,15 +24,71 @@ pub fn assign_airs(
     seed: &Seed,
     rounds: u8,
 ) -> Result<Vec<Vec<AirIndex>>> {
-    let mut out = vec![Vec::new(); num_provers];
+    let Some((provers, airs)) = assignment_shuffle_specs(num_airs, num_provers, seed, rounds)
+    else {
+        return Ok(vec![Vec::new(); num_provers]);
+    };
+    let prover_perm = Shuffler::from_spec(provers)?;
+    let air_perm = Shuffler::from_spec(airs)?;
+    deal(num_airs, num_provers, redundancy, &prover_perm, &air_perm)
+}
+
+/// The two shuffles [`assign_airs`] uses: the provers' (`num_provers` positions under `seed`)
+/// and the AIRs' (`num_airs` positions under the byte-wise complement of `seed`). `None` when
+/// there is nothing to assign (no prover or no AIR): then no shuffle is used.
+pub(crate) fn assignment_shuffle_specs(
+    num_airs: u32,
+    num_provers: usize,
+    seed: &Seed,
+    rounds: u8,
+) -> Option<(ShuffleSpec, ShuffleSpec)> {
     if num_provers == 0 || num_airs == 0 {
-        return Ok(out);
+        return None;
     }
+    let provers = ShuffleSpec { index_count: num_provers as u64, seed: *seed, rounds };
+    let airs = ShuffleSpec { index_count: u64::from(num_airs), seed: seed.map(|b| !b), rounds };
+    Some((provers, airs))
+}
+
+/// [`assign_airs`] with both shuffles already built (e.g. ahead of time with
+/// [`Shuffler::from_spec`]): `prover_perm` of `num_provers` positions under the round's
+/// assignment seed, `air_perm` of `num_airs` positions under its byte-wise complement, both with
+/// the same rounds. The result is [`assign_airs`]'s with that seed and rounds. Errors with
+/// [`Error::ShufflerLengthMismatch`] when there is something to assign and a shuffler is of
+/// another size; with no prover or no AIR the shufflers are not looked at.
+pub fn assign_airs_with(
+    num_airs: u32,
+    num_provers: usize,
+    redundancy: u32,
+    prover_perm: &Shuffler,
+    air_perm: &Shuffler,
+) -> Result<Vec<Vec<AirIndex>>> {
+    if num_provers == 0 || num_airs == 0 {
+        return Ok(vec![Vec::new(); num_provers]);
+    }
+    for (shuffler, expected) in [(prover_perm, num_provers as u64), (air_perm, u64::from(num_airs))]
+    {
+        if shuffler.index_count() != expected {
+            return Err(Error::ShufflerLengthMismatch {
+                expected,
+                index_count: shuffler.index_count(),
+            });
+        }
+    }
+    deal(num_airs, num_provers, redundancy, prover_perm, air_perm)
+}
+
+/// The dealing of [`assign_airs`] (both counts positive, shufflers of their sizes).
+fn deal(
+    num_airs: u32,
+    num_provers: usize,
+    redundancy: u32,
+    prover_perm: &Shuffler,
+    air_perm: &Shuffler,
+) -> Result<Vec<Vec<AirIndex>>> {
+    let mut out = vec![Vec::new(); num_provers];
     let n = num_provers as u64;
     let r = u64::from(redundancy.max(1)).min(n);
-    let prover_perm = Shuffler::new(n, seed, rounds)?;
-    let air_seed = seed.map(|b| !b);
-    let air_perm = Shuffler::new(u64::from(num_airs), &air_seed, rounds)?;
     let slots = u64::from(num_airs).saturating_mul(r);
     for s in 0..slots {
         let air = air_perm.shuffled_index(s.checked_div(r).unwrap_or(0))?;
@@ -50,7 +111,50 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn prebuilt_shufflers_of_other_sizes_are_rejected() {
+        let p = Shuffler::new(5, &[1; 32], 90).unwrap();
+        let a = Shuffler::new(8, &[!1; 32], 90).unwrap();
+        assert_eq!(
+            assign_airs_with(8, 5, 2, &p, &a).unwrap(),
+            assign_airs(8, 5, 2, &[1; 32], 90).unwrap()
+        );
+        assert!(matches!(
+            assign_airs_with(8, 6, 2, &p, &a),
+            Err(Error::ShufflerLengthMismatch { expected: 6, index_count: 5 })
+        ));
+        assert!(matches!(
+            assign_airs_with(9, 5, 2, &p, &a),
+            Err(Error::ShufflerLengthMismatch { expected: 9, index_count: 8 })
+        ));
+        assert_eq!(assign_airs_with(0, 3, 2, &p, &a).unwrap(), vec![Vec::new(); 3]);
+        assert!(assign_airs_with(8, 0, 2, &p, &a).unwrap().is_empty());
+        assert_eq!(assignment_shuffle_specs(0, 3, &[1; 32], 90), None);
+        assert_eq!(assignment_shuffle_specs(3, 0, &[1; 32], 90), None);
+    }
+
     proptest! {
+        /// Shufflers built ahead of time from `assignment_shuffle_specs` (carrying their whole
+        /// lists or not) deal exactly what `assign_airs` deals.
+        #[test]
+        fn prebuilt_shufflers_assign_the_same(
+            num_airs in 1u32..300,
+            n in 1usize..260,
+            redundancy in 1u32..5,
+            seed in any::<[u8; 32]>(),
+            rounds in 1u8..=90,
+        ) {
+            let plain = assign_airs(num_airs, n, redundancy, &seed, rounds).unwrap();
+            let (ps, airs) = assignment_shuffle_specs(num_airs, n, &seed, rounds).unwrap();
+            prop_assert_eq!(ps.index_count, n as u64);
+            prop_assert_eq!(airs.index_count, u64::from(num_airs));
+            let p = Shuffler::from_spec(ps).unwrap();
+            let a = Shuffler::from_spec(airs).unwrap();
+            prop_assert_eq!(&assign_airs_with(num_airs, n, redundancy, &p, &a).unwrap(), &plain);
+            let (p, a) = (p.with_whole_list(), a.with_whole_list());
+            prop_assert_eq!(&assign_airs_with(num_airs, n, redundancy, &p, &a).unwrap(), &plain);
+        }
+
         #[test]
         fn every_air_exactly_r_times_on_distinct_provers_balanced(
             num_airs in 1u32..64,

@@ -259,6 +259,14 @@ pub enum Error {
         /// The list size.
         index_count: u64,
     },
+    /// A [`crate::Shuffler`] handed in for a list of another size.
+    #[error("shuffler of {index_count} positions given for a list of {expected}")]
+    ShufflerLengthMismatch {
+        /// The list size the shuffler must have.
+        expected: u64,
+        /// The shuffler's size.
+        index_count: u64,
+    },
     /// A checked arithmetic operation overflowed.
     #[error("arithmetic overflow in {context}")]
     Overflow {

@@ -13,6 +13,11 @@
 //!   changes. Outputs: [`Action`]s from [`Engine::poll_action`] (verification requests, phase
 //!   changes, finalisations, [`BlockOutcome`]s for settlement) and the next deadline from
 //!   [`Engine::poll_timeout`].
+//! * Shuffles built ahead of time: [`Engine::upcoming_shuffles`] predicts the [`ShuffleSpec`]s
+//!   the next [`Engine::on_block`] needs; the caller builds them elsewhere
+//!   ([`Shuffler::from_spec`], [`Shuffler::with_whole_list`]) and hands them in with
+//!   [`Engine::prepare_shuffler`]; [`select_provers_with`] and [`assign_airs_with`] take built
+//!   shufflers. A prepared shuffler never changes a result; an unused one is dropped.
 //! * [`bls`]: signing and (batch) verification helpers for the node and the tests.
 //! * `test_utils` (feature `test-utils`): a scenario harness on a virtual clock.
 //!
@@ -52,11 +57,11 @@ pub use actions::{
     ProverRecord, RequestId, RoundStart, RoundStatus, SignatureCheck, StarkCheck, StarkTarget,
     Verdict,
 };
-pub use assign::assign_airs;
+pub use assign::{assign_airs, assign_airs_with};
 pub use bloom::{BLOOM_HASHES, ReuseBloom};
 pub use bls::{BlsPublicKey, BlsSignature};
 pub use config::{EngineConfig, GasPlan, PhaseWindows, ReputationBounds};
-pub use engine::{Engine, RegistryParams};
+pub use engine::{Engine, PREPARED_SHUFFLERS_MAX, RegistryParams, ShufflerCacheStats};
 pub use error::{Error, Result};
 pub use merkle::{hash_pair, merkleize, mix_in_length};
 pub use messages::{
@@ -73,10 +78,10 @@ pub use outcome::{
 pub use plan::{BlockPlan, SubBlockPlan, plan_block};
 pub use sealed::{SealedMessage, Sealer};
 pub use selection::{
-    Seed, aggregator_seed, assignment_seed, select_provers, selection_seed, selection_size,
-    selection_weight,
+    Seed, aggregator_seed, assignment_seed, select_provers, select_provers_with, selection_seed,
+    selection_size, selection_weight,
 };
-pub use shuffle::{SHUFFLE_ROUND_COUNT, Shuffler, compute_shuffled_index};
+pub use shuffle::{SHUFFLE_ROUND_COUNT, ShuffleSpec, Shuffler, compute_shuffled_index};
 pub use signing::{
     DOMAIN_AGG_PROOF, DOMAIN_AGGREGATOR_SELECTION, DOMAIN_AIR_ASSIGNMENT, DOMAIN_COMMITMENT,
     DOMAIN_DECLINE, DOMAIN_FULL_PROOF, DOMAIN_PARTIAL_PROOF, DOMAIN_PROVER_REGISTRATION,

@@ -2,11 +2,13 @@
 //! reputation weighting by acceptance sampling (as `compute_proposer_index`), busy provers
 //! skipped.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::{
     config::ReputationBounds,
-    error::Result,
+    error::{Error, Result},
     shuffle::Shuffler,
     signing::{DOMAIN_AGGREGATOR_SELECTION, DOMAIN_AIR_ASSIGNMENT, DOMAIN_PROVER_SELECTION},
     types::{Attempt, ProverIndex, Root, SubBlockIndex},
@@ -82,17 +84,65 @@ pub fn select_provers<F>(
     seed: &Seed,
     rounds: u8,
     bounds: &ReputationBounds,
+    eligible: F,
+) -> Result<Vec<ProverIndex>>
+where
+    F: FnMut(ProverIndex) -> Option<u64>,
+{
+    let len = active.len() as u64;
+    if len == 0 || count == 0 {
+        return Ok(Vec::new());
+    }
+    let shuffler = Shuffler::new(len, seed, rounds)?;
+    select_with(active, count, &shuffler, bounds, eligible)
+}
+
+/// [`select_provers`] with the shuffle already built: `shuffler` is the shuffle of
+/// `active.len()` positions under the selection seed (its [`Shuffler::seed`], also the seed of
+/// the acceptance bytes) and its [`Shuffler::rounds`], e.g. built ahead of time with
+/// [`Shuffler::from_spec`]. When it carries its whole permutation
+/// ([`Shuffler::with_whole_list`]) the walk reads it instead of computing it. The result is
+/// [`select_provers`]'s with the same seed and rounds. Errors with
+/// [`Error::ShufflerLengthMismatch`] when `active` is not empty, `count` is not 0 and the
+/// shuffler is not of `active.len()` positions.
+pub fn select_provers_with<F>(
+    active: &[ProverIndex],
+    count: u64,
+    shuffler: &Shuffler,
+    bounds: &ReputationBounds,
+    eligible: F,
+) -> Result<Vec<ProverIndex>>
+where
+    F: FnMut(ProverIndex) -> Option<u64>,
+{
+    let len = active.len() as u64;
+    if len == 0 || count == 0 {
+        return Ok(Vec::new());
+    }
+    if shuffler.index_count() != len {
+        return Err(Error::ShufflerLengthMismatch {
+            expected: len,
+            index_count: shuffler.index_count(),
+        });
+    }
+    select_with(active, count, shuffler, bounds, eligible)
+}
+
+/// The walk of [`select_provers`] (`active` not empty, `count` positive, `shuffler` of
+/// `active.len()` positions).
+fn select_with<F>(
+    active: &[ProverIndex],
+    count: u64,
+    shuffler: &Shuffler,
+    bounds: &ReputationBounds,
     mut eligible: F,
 ) -> Result<Vec<ProverIndex>>
 where
     F: FnMut(ProverIndex) -> Option<u64>,
 {
     let len = active.len() as u64;
+    let seed = shuffler.seed();
     let mut selected = Vec::new();
-    if len == 0 || count == 0 {
-        return Ok(selected);
-    }
-    let shuffler = Shuffler::new(len, seed, rounds)?;
     let max_weight = selection_weight(bounds, u64::MAX);
     // Chosen, by position in `active` (a position is chosen at most once).
     let mut chosen = vec![false; active.len()];
@@ -102,11 +152,14 @@ where
     // `i >= len`, reuse them). With a table: the whole list at once when the walk is expected
     // to visit a good part of it (the specs' whole-list algorithm is the cheapest per position),
     // otherwise in growing batches (whose walks overlap in the CPU) until a quarter of the list
-    // is known, then the whole list. Without a table (huge lists): one at a time.
+    // is known, then the whole list. Without a table (huge lists): one at a time. A whole
+    // list the shuffler carries (computed ahead of time) is read as it is.
     let tabled = shuffler.has_table();
-    let mut positions: Vec<u64> = Vec::new();
-    if tabled && count.saturating_mul(8) >= len {
-        positions = shuffler.whole_list().unwrap_or_default();
+    let mut positions: Cow<'_, [u64]> = Cow::Borrowed(&[]);
+    if let Some(whole) = shuffler.carried_whole_list() {
+        positions = Cow::Borrowed(whole);
+    } else if tabled && count.saturating_mul(8) >= len {
+        positions = Cow::Owned(shuffler.whole_list().unwrap_or_default());
     }
     let mut i = 0u64;
     while (selected.len() as u64) < count && i < limit {
@@ -114,13 +167,13 @@ where
         let known = positions.len() as u64;
         if k >= known {
             if tabled && known >= len / 4 {
-                positions = shuffler.whole_list().unwrap_or_default();
+                positions = Cow::Owned(shuffler.whole_list().unwrap_or_default());
             } else {
                 let grow = if tabled { known.max(64) } else { 1 };
                 let end = known.saturating_add(grow).min(len);
                 let mut batch: Vec<u64> = (known..end).collect();
                 shuffler.shuffle_many(&mut batch)?;
-                positions.extend(batch);
+                positions.to_mut().extend(batch);
             }
         }
         let position = usize::try_from(k).ok().and_then(|k| positions.get(k)).copied().unwrap_or(0);
@@ -212,7 +265,62 @@ mod tests {
         assert!(plain * 4 > boosted, "{boosted} vs {plain}");
     }
 
+    #[test]
+    fn prebuilt_shuffler_of_another_size_is_rejected() {
+        let bounds = ReputationBounds::default();
+        let shuffler = Shuffler::new(11, &[3; 32], 90).unwrap();
+        let err = select_provers_with(&provers(10), 4, &shuffler, &bounds, |_| Some(0));
+        assert!(matches!(
+            err,
+            Err(Error::ShufflerLengthMismatch { expected: 10, index_count: 11 })
+        ));
+        // Nothing to select: the shuffler is not looked at.
+        assert!(select_provers_with(&[], 4, &shuffler, &bounds, |_| Some(0)).unwrap().is_empty());
+        assert!(
+            select_provers_with(&provers(10), 0, &shuffler, &bounds, |_| Some(0))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn prebuilt_shuffler_of_a_large_list_selects_the_same() {
+        let bounds = ReputationBounds::default();
+        let active = provers(60_000);
+        let seed = [9; 32];
+        let eligible = |p: ProverIndex| (!p.0.is_multiple_of(5)).then_some(p.0 % 7);
+        let plain = select_provers(&active, 200, &seed, 90, &bounds, eligible).unwrap();
+        let shuffler = Shuffler::new(60_000, &seed, 90).unwrap().with_whole_list();
+        assert!(shuffler.carried_whole_list().is_none());
+        let with = select_provers_with(&active, 200, &shuffler, &bounds, eligible).unwrap();
+        assert_eq!(with, plain);
+        assert_eq!(with.len(), 200);
+    }
+
     proptest! {
+        /// A shuffler built ahead of time (carrying its whole list or not) selects exactly
+        /// what `select_provers` selects, whatever the count and the busy provers.
+        #[test]
+        fn prebuilt_shuffler_selects_the_same(
+            n in 1u64..1_500,
+            count in 0u64..300,
+            seed in any::<[u8; 32]>(),
+            rounds in 1u8..=90,
+            busy_mask in any::<u64>(),
+        ) {
+            let active = provers(n);
+            let bounds = ReputationBounds { base_weight: 64, max_boost: 3 };
+            let eligible = |p: ProverIndex| ((busy_mask >> (p.0 % 64)) & 1 == 0).then_some(p.0 % 97);
+            let plain = select_provers(&active, count, &seed, rounds, &bounds, eligible).unwrap();
+            let shuffler = Shuffler::new(n, &seed, rounds).unwrap();
+            let with = select_provers_with(&active, count, &shuffler, &bounds, eligible).unwrap();
+            prop_assert_eq!(&with, &plain);
+            let whole = shuffler.with_whole_list();
+            prop_assert!(whole.carried_whole_list().is_some());
+            let with_whole = select_provers_with(&active, count, &whole, &bounds, eligible).unwrap();
+            prop_assert_eq!(&with_whole, &plain);
+        }
+
         #[test]
         fn selection_is_distinct_deterministic_and_skips_busy(
             n in 1u64..200,

@@ -15,6 +15,19 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// What determines a shuffle: the list size, the seed and the number of rounds. Two
+/// [`Shuffler`]s with equal specs give the same positions; a spec is the key under which
+/// [`crate::Engine::prepare_shuffler`] keeps a shuffler built ahead of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShuffleSpec {
+    /// Number of positions (at least 1 for a shuffler to exist).
+    pub index_count: u64,
+    /// The seed.
+    pub seed: [u8; 32],
+    /// Number of rounds ([`SHUFFLE_ROUND_COUNT`] in the specs).
+    pub rounds: u8,
+}
+
 /// Shuffle rounds of the consensus specs (`SHUFFLE_ROUND_COUNT`).
 pub const SHUFFLE_ROUND_COUNT: u8 = 90;
 
@@ -50,10 +63,16 @@ pub fn compute_shuffled_index(
 /// round. For lists whose digest table fits in `MEMO_MAX_ENTRIES` (16,384 digests) the whole
 /// table is computed up front (the cost of the specs' whole-list `shuffle_list`) as a bit table,
 /// and a query costs no hash at all (see the module docs).
+///
+/// A shuffler is a pure function of its [`ShuffleSpec`], so it can be built ahead of time (on
+/// another thread) and handed to the [`crate::Engine`] with [`crate::Engine::prepare_shuffler`].
+/// [`Shuffler::with_whole_list`] also computes and carries the whole permutation, which the
+/// selection then reads instead of computing it.
 #[derive(Clone, Debug)]
 pub struct Shuffler {
     seed: [u8; 32],
     index_count: u64,
+    rounds: u8,
     pivots: Vec<u64>,
     /// The bit of every position in every round, round-major: round `r`'s bits are the
     /// `words` 64-bit words from `r * words`, position `p`'s bit is bit `p % 64` of word
@@ -63,12 +82,53 @@ pub struct Shuffler {
     bits: Vec<u64>,
     /// Words per round: 4 per chunk of 256 positions.
     words: usize,
+    /// `shuffled_index(i)` for every `i`, when computed by [`Shuffler::with_whole_list`]
+    /// (`index_count` entries).
+    whole: Option<Vec<u64>>,
 }
 
 impl Shuffler {
     /// Precomputes the pivots (and the digest table for small lists). Errors on an empty list.
     pub fn new(index_count: u64, seed: &[u8; 32], rounds: u8) -> Result<Self> {
         Self::build(index_count, seed, rounds, true)
+    }
+
+    /// The shuffler of `spec`: the same as [`Shuffler::new`] with its fields. Errors on an
+    /// empty list.
+    pub fn from_spec(spec: ShuffleSpec) -> Result<Self> {
+        Self::new(spec.index_count, &spec.seed, spec.rounds)
+    }
+
+    /// What determines this shuffle (list size, seed, rounds).
+    pub fn spec(&self) -> ShuffleSpec {
+        ShuffleSpec { index_count: self.index_count, seed: self.seed, rounds: self.rounds }
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// Number of rounds.
+    pub fn rounds(&self) -> u8 {
+        self.rounds
+    }
+
+    /// This shuffler carrying its whole permutation (`shuffled_index(i)` for every `i`), the
+    /// specs' whole-list algorithm over the digest table: queries then read the list. Unchanged
+    /// for lists too large for a digest table (above about 46,000 positions at 90 rounds),
+    /// whose selection reads only a few candidates.
+    #[must_use]
+    pub fn with_whole_list(mut self) -> Self {
+        if self.whole.is_none() {
+            self.whole = self.whole_list();
+        }
+        self
+    }
+
+    /// The whole permutation, when carried (see [`Shuffler::with_whole_list`]).
+    pub fn carried_whole_list(&self) -> Option<&[u64]> {
+        self.whole.as_deref()
     }
 
     fn build(index_count: u64, seed: &[u8; 32], rounds: u8, memoise: bool) -> Result<Self> {
@@ -78,7 +138,15 @@ impl Shuffler {
         let pivots = (0..rounds).map(|r| pivot(seed, r, index_count)).collect();
         let chunks = (index_count / 256).saturating_add(1);
         let entries = chunks.saturating_mul(u64::from(rounds));
-        let mut shuffler = Self { seed: *seed, index_count, pivots, bits: Vec::new(), words: 0 };
+        let mut shuffler = Self {
+            seed: *seed,
+            index_count,
+            rounds,
+            pivots,
+            bits: Vec::new(),
+            words: 0,
+            whole: None,
+        };
         if memoise && entries <= MEMO_MAX_ENTRIES {
             let chunks = u32::try_from(chunks)
                 .map_err(|_| Error::Overflow { context: "shuffle table size" })?;
@@ -124,6 +192,11 @@ impl Shuffler {
         let n = self.index_count;
         if index >= n {
             return Err(Error::ShuffleIndexOutOfRange { index, index_count: n });
+        }
+        if let Some(&position) =
+            self.whole.as_deref().and_then(|w| usize::try_from(index).ok().and_then(|i| w.get(i)))
+        {
+            return Ok(position);
         }
         if !self.bits.is_empty() {
             return Ok(self.table_walk(index));
@@ -171,8 +244,8 @@ impl Shuffler {
         index
     }
 
-    /// `shuffled_index(i)` for every `i` of the list at once, with the table (`None` without
-    /// one): the specs' whole-list algorithm (`shuffle_list` run backwards, rounds from last to
+    /// `shuffled_index(i)` for every `i` of the list at once, computed with the table (`None`
+    /// without one; the carried list is not consulted): the specs' whole-list algorithm (`shuffle_list` run backwards, rounds from last to
     /// first, each round swapping the mirrored pairs of `[0, pivot]` and of `(pivot, n)`), half
     /// a swap per position and round, without branches on the random bits.
     pub(crate) fn whole_list(&self) -> Option<Vec<u64>> {
@@ -220,7 +293,7 @@ impl Shuffler {
         if let Some(&index) = indices.iter().find(|&&i| i >= n) {
             return Err(Error::ShuffleIndexOutOfRange { index, index_count: n });
         }
-        if !self.has_table() {
+        if self.whole.is_some() || !self.has_table() {
             for i in indices.iter_mut() {
                 *i = self.shuffled_index(*i)?;
             }
@@ -276,6 +349,20 @@ mod tests {
         assert!(Shuffler::build(1_000, &[0; 32], 90, false).unwrap().bits.is_empty());
     }
 
+    #[test]
+    fn spec_constructor_checks_and_large_lists_carry_nothing() {
+        let empty = ShuffleSpec { index_count: 0, seed: [0; 32], rounds: 90 };
+        assert!(Shuffler::from_spec(empty).is_err());
+        let large = ShuffleSpec { index_count: 1_000_000, seed: [7; 32], rounds: 90 };
+        let s = Shuffler::from_spec(large).unwrap().with_whole_list();
+        assert!(s.carried_whole_list().is_none());
+        assert_eq!(s.spec(), large);
+        assert_eq!(
+            s.shuffled_index(123_456).unwrap(),
+            compute_shuffled_index(123_456, 1_000_000, &[7; 32], 90).unwrap()
+        );
+    }
+
     proptest! {
         /// The memoised walk equals the specs' per-index `compute_shuffled_index`, whatever
         /// order the queries come in (the memo is filled by earlier queries).
@@ -327,6 +414,34 @@ mod tests {
             let s = Shuffler::new(count, &seed, 90).unwrap();
             let memoised: Vec<u64> = (0..count).map(|i| s.shuffled_index(i).unwrap()).collect();
             prop_assert_eq!(memoised, mapping(seed, count));
+        }
+
+        /// A shuffler built from a spec is `Shuffler::new`'s: same spec, same position for every
+        /// index, same whole list; carrying the whole list changes no answer.
+        #[test]
+        fn from_spec_equals_new(seed in any::<[u8; 32]>(), count in 1u64..1_200, rounds in 1u8..=90) {
+            let spec = ShuffleSpec { index_count: count, seed, rounds };
+            let built = Shuffler::new(count, &seed, rounds).unwrap();
+            let from = Shuffler::from_spec(spec).unwrap();
+            prop_assert_eq!(built.spec(), spec);
+            prop_assert_eq!(from.spec(), spec);
+            prop_assert_eq!(from.seed(), &seed);
+            prop_assert_eq!(from.rounds(), rounds);
+            prop_assert!(from.carried_whole_list().is_none());
+            let carrying = from.clone().with_whole_list();
+            prop_assert_eq!(carrying.spec(), spec);
+            let single: Vec<u64> = (0..count).map(|i| built.shuffled_index(i).unwrap()).collect();
+            let from_single: Vec<u64> = (0..count).map(|i| from.shuffled_index(i).unwrap()).collect();
+            let carried_single: Vec<u64> =
+                (0..count).map(|i| carrying.shuffled_index(i).unwrap()).collect();
+            prop_assert_eq!(&from_single, &single);
+            prop_assert_eq!(&carried_single, &single);
+            prop_assert_eq!(carrying.carried_whole_list(), Some(single.as_slice()));
+            prop_assert_eq!(from.whole_list(), built.whole_list());
+            let mut batch: Vec<u64> = (0..count).rev().collect();
+            carrying.shuffle_many(&mut batch).unwrap();
+            prop_assert_eq!(batch, single.iter().rev().copied().collect::<Vec<_>>());
+            prop_assert!(carrying.shuffled_index(count).is_err());
         }
 
         #[test]
