@@ -76,7 +76,7 @@ pub use outcome::{
     FullProofRecord, Inclusion, PartRef, PartialRecord, RoundKey, RoundOutcome,
 };
 pub use plan::{BlockPlan, SubBlockPlan, plan_block};
-pub use sealed::{SealedMessage, Sealer};
+pub use sealed::{RoundSealer, SealedMessage, Sealer};
 pub use selection::{
     Seed, aggregator_seed, assignment_seed, select_provers, select_provers_with, selection_seed,
     selection_size, selection_weight,

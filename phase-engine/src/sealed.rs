@@ -14,7 +14,7 @@
 
 use crate::{
     merkle::{Domains, round_ref_root},
-    messages::ProtocolMessage,
+    messages::{ProtocolMessage, RoundRef},
     signing::SigningContext,
     types::Root,
 };
@@ -35,18 +35,29 @@ impl Sealer {
 
     /// The signing root of `message`: the same root as [`ProtocolMessage::signing_root`].
     pub fn signing_root(&self, message: &ProtocolMessage) -> Root {
+        self.root_with(message, round_ref_root)
+    }
+
+    /// The signing root of `message`, the root of its round (if it has one) from `round_root`.
+    fn root_with(&self, message: &ProtocolMessage, round_root: impl Fn(&RoundRef) -> Root) -> Root {
         let d = &self.domains;
         match message {
             ProtocolMessage::Commitment(m) => {
-                d.commitment(&m.message, &round_ref_root(&m.message.round))
+                d.commitment(&m.message, &round_root(&m.message.round))
             }
-            ProtocolMessage::Decline(m) => d.decline(&m.message, &round_ref_root(&m.message.round)),
+            ProtocolMessage::Decline(m) => d.decline(&m.message, &round_root(&m.message.round)),
             ProtocolMessage::PartialProof(m) => {
-                d.partial(&m.message, &round_ref_root(&m.message.round))
+                d.partial(&m.message, &round_root(&m.message.round))
             }
-            ProtocolMessage::FullProof(m) => d.full(&m.message, &round_ref_root(&m.message.round)),
+            ProtocolMessage::FullProof(m) => d.full(&m.message, &round_root(&m.message.round)),
             ProtocolMessage::AggProof(m) => d.agg(&m.message),
         }
+    }
+
+    /// A sealer for the messages of `round`, which hashes the round reference once instead of
+    /// in every message.
+    pub fn for_round(&self, round: RoundRef) -> RoundSealer {
+        RoundSealer { sealer: *self, round, round_root: round_ref_root(&round) }
     }
 
     /// Seals `message` with its signing root.
@@ -61,7 +72,43 @@ impl Sealer {
     }
 }
 
-/// A [`ProtocolMessage`] with its signing root, made by [`Sealer::seal`].
+/// A [`Sealer`] bound to one round ([`Sealer::for_round`]): the round reference's root, part of
+/// every round message's signing root, is computed once. Messages of other rounds (and
+/// AggProofs, which have none) are sealed as by the plain sealer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundSealer {
+    sealer: Sealer,
+    round: RoundRef,
+    round_root: Root,
+}
+
+impl RoundSealer {
+    /// The signing root of `message`: the same root as [`Sealer::signing_root`].
+    pub fn signing_root(&self, message: &ProtocolMessage) -> Root {
+        self.sealer.root_with(message, |r| {
+            if *r == self.round { self.round_root } else { round_ref_root(r) }
+        })
+    }
+
+    /// Seals `message` with its signing root.
+    pub fn seal(&self, message: ProtocolMessage) -> SealedMessage {
+        let signing_root = self.signing_root(&message);
+        SealedMessage { message, signing_root, ctx: self.sealer.ctx }
+    }
+
+    /// The round.
+    pub fn round(&self) -> &RoundRef {
+        &self.round
+    }
+
+    /// The plain sealer.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+}
+
+/// A [`ProtocolMessage`] with its signing root, made by [`Sealer::seal`] or
+/// [`RoundSealer::seal`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedMessage {
     message: ProtocolMessage,
@@ -175,6 +222,29 @@ mod tests {
             assert_eq!(sealed.signing_root(), expected);
             assert_eq!(sealed.message(), &m);
             assert_eq!(sealed.into_parts(), (m, expected));
+        }
+    }
+
+    #[test]
+    fn a_round_sealer_seals_as_the_plain_one_in_its_round_and_others() {
+        let ctx = SigningContext {
+            fork_version: [1, 2, 3, 4],
+            genesis_validators_root: Root::from([8u8; 32]),
+        };
+        let sealer = Sealer::new(&ctx);
+        let all = messages();
+        let round = match &all[0] {
+            ProtocolMessage::Commitment(m) => m.message.round,
+            _ => unreachable!("the first message is a commitment"),
+        };
+        let other = RoundRef { attempt: Attempt(round.attempt.0 + 1), ..round };
+        for bound in [round, other] {
+            let round_sealer = sealer.for_round(bound);
+            assert_eq!(round_sealer.round(), &bound);
+            for m in &all {
+                assert_eq!(round_sealer.signing_root(m), m.signing_root(&ctx), "{:?}", m.kind());
+                assert_eq!(round_sealer.seal(m.clone()), sealer.seal(m.clone()));
+            }
         }
     }
 

@@ -6,15 +6,16 @@
 //! of its [`Recipe`]. When the simulator plans a round it already knows most of the messages the
 //! round will carry, long (in event-loop terms) before they are delivered, and once T2 has closed
 //! it knows the full proofs the round's aggregators will build. It hands those recipes to a
-//! sealing thread, which builds and seals them ([`Sealer`]) from the last to be delivered while the engine's
-//! thread goes on. At delivery the engine's thread takes the sealed message — or builds and
-//! seals it itself if the sealing thread has not started on it, so it never waits for work nobody
+//! helper thread, which builds and seals them ([`Sealer`]) from the last to be delivered while
+//! the engine's thread goes on. At delivery the engine's thread takes the sealed message — or builds and
+//! seals it itself if the helper thread has not started on it, so it never waits for work nobody
 //! began. A message is the same whichever thread built it, so a run stays deterministic.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use phase_engine::{
-    AirIndex, BlsSignature, PartRef, ProtocolMessage, ProverIndex, RoundRef, SealedMessage, Sealer,
+    AirIndex, BlsSignature, PartRef, ProtocolMessage, ProverIndex, RoundRef, RoundSealer,
+    SealedMessage, Sealer,
 };
 
 use super::modelled;
@@ -40,6 +41,16 @@ pub(crate) enum Recipe {
 }
 
 impl Recipe {
+    /// The round of the message, if the recipe names it.
+    fn round(&self) -> Option<RoundRef> {
+        match self {
+            Self::Built(_) => None,
+            Self::Commitment { round, .. }
+            | Self::Partial { round, .. }
+            | Self::FullProof { round, .. } => Some(*round),
+        }
+    }
+
     /// The message (placeholder signature: modelled messages are not signed).
     pub(crate) fn build(self) -> ProtocolMessage {
         match self {
@@ -58,6 +69,33 @@ impl Recipe {
     }
 }
 
+/// A [`Sealer`] that keeps the [`RoundSealer`] of the last round it sealed for: batches and
+/// deliveries come round by round, so a round's reference is hashed about once, not in every
+/// message. One per thread.
+#[derive(Debug)]
+pub(crate) struct Sealing {
+    sealer: Sealer,
+    round: Option<RoundSealer>,
+}
+
+impl Sealing {
+    pub(crate) fn new(sealer: Sealer) -> Self {
+        Self { sealer, round: None }
+    }
+
+    /// Builds the message of `recipe` and seals it.
+    fn seal(&mut self, recipe: Recipe) -> SealedMessage {
+        let Some(round) = recipe.round() else { return self.sealer.seal(recipe.build()) };
+        if self.round.as_ref().is_none_or(|r| *r.round() != round) {
+            self.round = Some(self.sealer.for_round(round));
+        }
+        match &self.round {
+            Some(round) => round.seal(recipe.build()),
+            None => self.sealer.seal(recipe.build()),
+        }
+    }
+}
+
 /// A message on its way to the engine: built and sealed by the first thread that gets to it.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -68,7 +106,7 @@ pub(crate) struct Outgoing {
 enum State {
     /// Nobody has started on it.
     Recipe(Recipe),
-    /// The sealing thread is building it.
+    /// The helper thread is building it.
     Building,
     /// Built and sealed, waiting for delivery.
     Sealed(SealedMessage),
@@ -85,9 +123,9 @@ impl Outgoing {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The sealing thread: builds and seals the message unless another thread has started on
+    /// The helper thread: builds and seals the message unless another thread has started on
     /// it.
-    fn prepare(&self, sealer: &Sealer) {
+    fn prepare(&self, sealing: &mut Sealing) {
         let recipe = {
             let mut state = self.lock();
             match std::mem::replace(&mut *state, State::Building) {
@@ -98,14 +136,14 @@ impl Outgoing {
                 }
             }
         };
-        let sealed = sealer.seal(recipe.build());
+        let sealed = sealing.seal(recipe);
         *self.lock() = State::Sealed(sealed);
     }
 
     /// The engine's thread, at delivery: the sealed message, built and sealed here if nobody
-    /// started on it, or (briefly) waited for if the sealing thread is building it. `None` if
+    /// started on it, or (briefly) waited for if the helper thread is building it. `None` if
     /// it was taken before.
-    pub(crate) fn take(&self, sealer: &Sealer) -> Option<SealedMessage> {
+    pub(crate) fn take(&self, sealing: &mut Sealing) -> Option<SealedMessage> {
         loop {
             let mut state = self.lock();
             if matches!(*state, State::Building) {
@@ -116,7 +154,7 @@ impl Outgoing {
             return match std::mem::replace(&mut *state, State::Taken) {
                 State::Recipe(recipe) => {
                     drop(state);
-                    Some(sealer.seal(recipe.build()))
+                    Some(sealing.seal(recipe))
                 }
                 State::Sealed(sealed) => Some(sealed),
                 State::Taken | State::Building => None,
@@ -125,15 +163,12 @@ impl Outgoing {
     }
 }
 
-/// The sealing thread: prepares every batch it receives until the channel closes. A batch
-/// comes in delivery order and the engine's thread takes its messages from the front, so this
-/// thread works from the back: the two meet in the middle instead of racing for the same
-/// messages, and each builds about half of them.
-pub(crate) fn sealing_thread(sealer: Sealer, batches: mpsc::Receiver<Vec<Arc<Outgoing>>>) {
-    for batch in batches {
-        for message in batch.iter().rev() {
-            message.prepare(&sealer);
-        }
+/// The sealing side of the helper thread: prepares a batch. A batch comes in delivery order and
+/// the engine's thread takes its messages from the front, so this works from the back: the two
+/// meet in the middle instead of racing for the same messages.
+pub(crate) fn seal_batch(sealing: &mut Sealing, batch: &[Arc<Outgoing>]) {
+    for message in batch.iter().rev() {
+        message.prepare(sealing);
     }
 }
 
@@ -176,17 +211,15 @@ mod tests {
     #[test]
     fn a_message_is_the_same_whichever_thread_prepares_it() {
         let sealer = Sealer::new(&SigningContext::default());
+        let mut sealing = Sealing::new(sealer);
         let here: Vec<SealedMessage> =
-            recipes().into_iter().map(|r| Outgoing::new(r).take(&sealer).unwrap()).collect();
+            recipes().into_iter().map(|r| Outgoing::new(r).take(&mut sealing).unwrap()).collect();
         let outgoing: Vec<Arc<Outgoing>> = recipes().into_iter().map(Outgoing::new).collect();
-        let (tx, rx) = mpsc::channel();
         std::thread::scope(|s| {
-            s.spawn(|| sealing_thread(sealer, rx));
-            tx.send(outgoing.clone()).unwrap();
-            drop(tx);
+            s.spawn(|| seal_batch(&mut Sealing::new(sealer), &outgoing));
         });
         let there: Vec<SealedMessage> =
-            outgoing.into_iter().map(|o| o.take(&sealer).unwrap()).collect();
+            outgoing.into_iter().map(|o| o.take(&mut sealing).unwrap()).collect();
         assert_eq!(here, there);
         for sealed in &here {
             assert_eq!(
@@ -196,7 +229,7 @@ mod tests {
         }
     }
 
-    /// The engine's thread takes messages while the sealing thread prepares the same ones:
+    /// The engine's thread takes messages while the helper thread prepares the same ones:
     /// every message is taken exactly once and equals one built on a single thread.
     #[test]
     fn taking_while_the_sealing_thread_prepares_loses_nothing() {
@@ -210,14 +243,15 @@ mod tests {
         let expected: Vec<SealedMessage> =
             (0..2_000).map(|i| sealer.seal(make(i).build())).collect();
         let outgoing: Vec<Arc<Outgoing>> = (0..2_000).map(|i| Outgoing::new(make(i))).collect();
-        let (tx, rx) = mpsc::channel();
         let taken: Vec<SealedMessage> = std::thread::scope(|s| {
-            s.spawn(|| sealing_thread(sealer, rx));
-            for chunk in outgoing.chunks(50) {
-                tx.send(chunk.to_vec()).unwrap();
-            }
-            drop(tx);
-            outgoing.iter().map(|o| o.take(&sealer).unwrap()).collect()
+            s.spawn(|| {
+                let mut sealing = Sealing::new(sealer);
+                for chunk in outgoing.chunks(50) {
+                    seal_batch(&mut sealing, chunk);
+                }
+            });
+            let mut sealing = Sealing::new(sealer);
+            outgoing.iter().map(|o| o.take(&mut sealing).unwrap()).collect()
         });
         assert_eq!(taken, expected);
     }
@@ -225,10 +259,11 @@ mod tests {
     #[test]
     fn a_message_is_taken_once() {
         let sealer = Sealer::new(&SigningContext::default());
+        let mut sealing = Sealing::new(sealer);
         let message = Outgoing::new(recipes().swap_remove(0));
-        assert!(message.take(&sealer).is_some());
-        assert!(message.take(&sealer).is_none());
-        message.prepare(&sealer);
-        assert!(message.take(&sealer).is_none());
+        assert!(message.take(&mut sealing).is_some());
+        assert!(message.take(&mut sealing).is_none());
+        message.prepare(&mut sealing);
+        assert!(message.take(&mut sealing).is_none());
     }
 }
