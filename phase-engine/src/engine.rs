@@ -224,6 +224,9 @@ struct Pending {
     data: PendingData,
 }
 
+/// A checked message: its signature check and what waits on it.
+type Staged = (SignatureCheck, Pending);
+
 /// The protocol engine: one per node, deterministic.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -475,6 +478,11 @@ impl Engine {
     /// Number of queued actions.
     pub fn queued_actions(&self) -> usize {
         self.actions.len()
+    }
+
+    /// Number of queued [`Action::VerifySignature`] requests.
+    pub fn queued_signature_checks(&self) -> usize {
+        self.actions.iter().filter(|a| matches!(a, Action::VerifySignature(_))).count()
     }
 
     /// When the engine next needs [`Engine::on_tick`]: the earliest phase boundary, window
@@ -803,7 +811,8 @@ impl Engine {
     /// error is the typed reason for rejection); then the signature check is requested and the
     /// message waits for [`Engine::on_verification`].
     pub fn on_message(&mut self, message: ProtocolMessage, now: UnixMillis) -> Result<RequestId> {
-        self.dispatch(message, None, now)
+        let (check, pending) = self.dispatch(message, None, now)?;
+        Ok(self.request_signature(check, pending))
     }
 
     /// [`Engine::on_message`] for a message whose signing root a [`Sealer`] computed (ahead of
@@ -814,6 +823,41 @@ impl Engine {
         sealed: SealedMessage,
         now: UnixMillis,
     ) -> Result<RequestId> {
+        let (check, pending) = self.dispatch_sealed(sealed, now)?;
+        Ok(self.request_signature(check, pending))
+    }
+
+    /// [`Engine::on_sealed_message`] for a message whose signature the caller has already
+    /// checked against its sender's registered key ([`Engine::prover`]`(..).pubkey`): in gossip
+    /// validation, in a batch on another thread, or (the simulator's modelled signatures) by
+    /// construction. The same checks run; then the engine goes on at once as after a valid
+    /// signature verdict, without queueing an [`Action::VerifySignature`], and returns how the
+    /// message stands: waiting for its STARK check, or accepted.
+    pub fn on_verified_message(
+        &mut self,
+        sealed: SealedMessage,
+        now: UnixMillis,
+    ) -> Result<Progress> {
+        let (_, pending) = self.dispatch_sealed(sealed, now)?;
+        // What a request and its valid verdict leave behind: the root is seen.
+        if let Some(key) = pending.round
+            && let Ok(r) = self.round_mut(&key)
+        {
+            r.seen.insert(pending.signing_root);
+        }
+        if let Some(root) = pending.block_root
+            && pending.kind == MessageKind::AggProof
+            && let Some(b) = self.blocks.get_mut(&root)
+        {
+            b.agg_seen.insert(pending.signing_root);
+        }
+        let result = self.accept(pending);
+        let now = self.now;
+        self.advance(now);
+        result
+    }
+
+    fn dispatch_sealed(&mut self, sealed: SealedMessage, now: UnixMillis) -> Result<Staged> {
         let same_context = *sealed.signing_context() == self.ctx;
         let (message, root) = sealed.into_parts();
         self.dispatch(message, same_context.then_some(root), now)
@@ -824,13 +868,14 @@ impl Engine {
         Sealer::new(&self.ctx)
     }
 
-    /// `signing_root`: the message's signing root if already known.
+    /// Checks a message and prepares its signature check. `signing_root`: the message's signing
+    /// root if already known.
     fn dispatch(
         &mut self,
         message: ProtocolMessage,
         signing_root: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         self.advance(now);
         match message {
             ProtocolMessage::Commitment(m) => self.on_commitment(m, signing_root, now),
@@ -1008,7 +1053,7 @@ impl Engine {
         m: SignedCommitment,
         sealed: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         let c = &m.message;
         let key = c.round.key();
         let round = self.open_round(&key, c.round.slot)?;
@@ -1047,7 +1092,7 @@ impl Engine {
             block_root: Some(key.block_root),
             data: PendingData::Commitment { roots, full },
         };
-        Ok(self.request_signature(check, pending))
+        Ok((check, pending))
     }
 
     fn on_decline(
@@ -1055,7 +1100,7 @@ impl Engine {
         m: SignedDecline,
         sealed: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         let d = &m.message;
         let key = d.round.key();
         let round = self.open_round(&key, d.round.slot)?;
@@ -1082,7 +1127,7 @@ impl Engine {
             block_root: Some(key.block_root),
             data: PendingData::Decline,
         };
-        Ok(self.request_signature(check, pending))
+        Ok((check, pending))
     }
 
     /// Whether `prover` may send a partial for `air`: `Ok(true)` assigned, `Ok(false)` open.
@@ -1120,7 +1165,7 @@ impl Engine {
         m: SignedPartialProof,
         sealed: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         let p = &m.message;
         let key = p.round.key();
         let round = self.open_round(&key, p.round.slot)?;
@@ -1172,7 +1217,7 @@ impl Engine {
             block_root: Some(key.block_root),
             data: PendingData::Partial { air: m.message.air, assigned, target: Some(target) },
         };
-        Ok(self.request_signature(check, pending))
+        Ok((check, pending))
     }
 
     fn on_full_proof(
@@ -1180,7 +1225,7 @@ impl Engine {
         m: SignedFullProof,
         sealed: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         let f = &m.message;
         let key = f.round.key();
         let round = self.open_round(&key, f.round.slot)?;
@@ -1235,7 +1280,7 @@ impl Engine {
             block_root: Some(key.block_root),
             data: PendingData::FullProof { phase, parts, target: Some(target) },
         };
-        Ok(self.request_signature(check, pending))
+        Ok((check, pending))
     }
 
     fn agg_standing(&self, block: &BlockState, submitter: ProverIndex) -> bool {
@@ -1251,7 +1296,7 @@ impl Engine {
         m: SignedAggProof,
         sealed: Option<Root>,
         now: UnixMillis,
-    ) -> Result<RequestId> {
+    ) -> Result<Staged> {
         let a = &m.message;
         let block = self.block(&a.block_root)?;
         if block.info.slot != a.slot {
@@ -1307,7 +1352,7 @@ impl Engine {
             block_root: Some(a.block_root),
             data: PendingData::AggProof { target: Some(target) },
         };
-        Ok(self.request_signature(check, pending))
+        Ok((check, pending))
     }
 
     /// The verdict of a requested check. Returns how the message stands now: waiting for its

@@ -358,6 +358,38 @@ impl Scenario {
         self.settle_request(waiting)
     }
 
+    /// [`Scenario::deliver`] through [`Engine::on_verified_message`]: the message sealed by
+    /// `sealer`, its signature taken as checked (no signature request is queued).
+    pub fn deliver_verified(
+        &mut self,
+        message: impl Into<ProtocolMessage>,
+        sealer: &crate::Sealer,
+        at: UnixMillis,
+    ) -> Result<()> {
+        self.advance_to(at);
+        let progress = self.engine.on_verified_message(sealer.seal(message.into()), self.now)?;
+        if self.engine_queues_signature_check() {
+            return Err(Error::UnknownRequest { request: RequestId(u64::MAX) });
+        }
+        match progress {
+            Progress::Pending(waiting) => self.settle_request(waiting),
+            Progress::Accepted(_) => {
+                for (_, result) in self.pump() {
+                    if let Err(e) = result {
+                        self.async_rejections.push(e);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a signature check waits in the engine's action queue (none may after
+    /// [`Engine::on_verified_message`]).
+    fn engine_queues_signature_check(&self) -> bool {
+        self.engine.queued_signature_checks() > 0
+    }
+
     /// Answers the verification requests until `waiting` (a message's request) is decided.
     fn settle_request(&mut self, mut waiting: RequestId) -> Result<()> {
         let mut outcome: Option<Result<()>> = None;

@@ -11,6 +11,10 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sidecar::simulate::{Scenario, SimOptions, simulate};
 
+/// The `sidecar` binary's allocator, so that the bench measures what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BLOCKS: u64 = 200;
 
 fn bench(c: &mut Criterion) {

@@ -8,6 +8,11 @@ use sidecar::cli::Cli;
 use sidecar::commands::{self, Shutdown};
 use sidecar::{Config, init_logging};
 
+/// mimalloc: glibc's allocator locks an arena when a thread frees memory another thread
+/// allocated, which the simulator's helper thread and the node's tasks do all the time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::resolve(cli.global.config.as_deref(), &cli.overrides())?;

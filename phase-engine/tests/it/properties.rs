@@ -70,6 +70,32 @@ fn run_sealed(
     s.run_until_outcome(&phase_engine::test_utils::block_root(1)).unwrap()
 }
 
+fn run_verified(script: &Script, orders: &[Vec<usize>]) -> phase_engine::BlockOutcome {
+    let mut s = Scenario::new(config(), 12);
+    let sealer = phase_engine::Sealer::new(s.ctx());
+    s.add_block(1, 10_000_000).unwrap();
+    for ((t, msgs), order) in script.phases.iter().zip(orders) {
+        for &i in order {
+            s.deliver_verified(msgs[i].clone(), &sealer, *t).unwrap();
+        }
+    }
+    s.add_block(2, 0).unwrap();
+    s.run_until_outcome(&phase_engine::test_utils::block_root(1)).unwrap()
+}
+
+/// A message whose signature the caller checked (`on_verified_message`) is accepted exactly as
+/// one whose check the engine requested and got a valid verdict for, in any arrival order.
+#[test]
+fn verified_messages_give_the_outcome_of_plain_ones() {
+    let script = script();
+    let identity: Vec<Vec<usize>> =
+        script.phases.iter().map(|(_, m)| (0..m.len()).collect()).collect();
+    assert_eq!(run_verified(&script, &identity), run(&script, &identity));
+    let reversed: Vec<Vec<usize>> =
+        script.phases.iter().map(|(_, m)| (0..m.len()).rev().collect()).collect();
+    assert_eq!(run_verified(&script, &reversed), run(&script, &reversed));
+}
+
 /// A sealed message (its signing root computed outside the engine) is accepted exactly as the
 /// plain message is; a duplicate is refused by the sealed root; a message sealed under another
 /// signing context is hashed again by the engine, so a wrong root never reaches it.

@@ -7,7 +7,7 @@
 //! and it is valid only if its author really "proved" it on the honest path, which the
 //! simulator records in a [`ProofLedger`].
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use phase_engine::{
     AirCommitment, AirIndex, BlsSignature, Commitment, FullProof, FullProofBody, PartRef,
@@ -175,7 +175,7 @@ fn bundle_builder(tag: &[u8; 4], bundle: &[u8]) -> Option<ProverIndex> {
 /// honest path.
 #[derive(Debug, Default)]
 pub(crate) struct ProofLedger {
-    proven: HashSet<(RoundKey, ProverIndex, AirIndex)>,
+    proven: FxHashSet<(RoundKey, ProverIndex, AirIndex)>,
 }
 
 impl ProofLedger {
