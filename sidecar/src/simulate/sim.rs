@@ -1442,19 +1442,18 @@ enum Work {
 const HELPER_POLL: Duration = Duration::from_micros(500);
 
 /// The next piece of work, polled for [`HELPER_POLL`] before blocking; `None` once the channel
-/// is closed and empty.
+/// is closed and empty. Polling yields the core between looks, so that runs side by side (a
+/// sweep) lose nothing to it.
 fn recv_polling(work: &mpsc::Receiver<Work>) -> Option<Work> {
     let start = Instant::now();
     loop {
-        for _ in 0..64 {
-            match work.try_recv() {
-                Ok(w) => return Some(w),
-                Err(mpsc::TryRecvError::Disconnected) => return None,
-                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        match work.try_recv() {
+            Ok(w) => return Some(w),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < HELPER_POLL => {
+                std::thread::yield_now();
             }
-        }
-        if start.elapsed() >= HELPER_POLL {
-            return work.recv().ok();
+            Err(mpsc::TryRecvError::Empty) => return work.recv().ok(),
         }
     }
 }
