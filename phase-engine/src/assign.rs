@@ -30,7 +30,7 @@ pub fn assign_airs(
     };
     let prover_perm = Shuffler::from_spec(provers)?;
     let air_perm = Shuffler::from_spec(airs)?;
-    deal(num_airs, num_provers, redundancy, &prover_perm, &air_perm)
+    assign_airs_with(num_airs, num_provers, redundancy, &prover_perm, &air_perm)
 }
 
 /// The two shuffles [`assign_airs`] uses: the provers' (`num_provers` positions under `seed`)
@@ -75,17 +75,6 @@ pub fn assign_airs_with(
             });
         }
     }
-    deal(num_airs, num_provers, redundancy, prover_perm, air_perm)
-}
-
-/// The dealing of [`assign_airs`] (both counts positive, shufflers of their sizes).
-fn deal(
-    num_airs: u32,
-    num_provers: usize,
-    redundancy: u32,
-    prover_perm: &Shuffler,
-    air_perm: &Shuffler,
-) -> Result<Vec<Vec<AirIndex>>> {
     let mut out = vec![Vec::new(); num_provers];
     let n = num_provers as u64;
     let r = u64::from(redundancy.max(1)).min(n);

@@ -2003,17 +2003,7 @@ mod tests {
     use super::*;
     use crate::test_utils::Scenario;
 
-    /// A small network with sub-blocks: 4 provers per proof, redundancy 2, one retry,
-    /// aggregator groups of 2.
-    fn config() -> EngineConfig {
-        EngineConfig {
-            provers_per_proof: 4,
-            provers_per_aggproof: 2,
-            redundancy_factor: 2,
-            max_retries: 1,
-            ..EngineConfig::default()
-        }
-    }
+    use crate::test_utils::small_network_config as config;
 
     /// How a run hands shufflers to the engine before each block.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -89,12 +89,11 @@ pub fn select_provers<F>(
 where
     F: FnMut(ProverIndex) -> Option<u64>,
 {
-    let len = active.len() as u64;
-    if len == 0 || count == 0 {
+    if active.is_empty() || count == 0 {
         return Ok(Vec::new());
     }
-    let shuffler = Shuffler::new(len, seed, rounds)?;
-    select_with(active, count, &shuffler, bounds, eligible)
+    let shuffler = Shuffler::new(active.len() as u64, seed, rounds)?;
+    select_provers_with(active, count, &shuffler, bounds, eligible)
 }
 
 /// [`select_provers`] with the shuffle already built: `shuffler` is the shuffle of
@@ -125,22 +124,7 @@ where
             index_count: shuffler.index_count(),
         });
     }
-    select_with(active, count, shuffler, bounds, eligible)
-}
-
-/// The walk of [`select_provers`] (`active` not empty, `count` positive, `shuffler` of
-/// `active.len()` positions).
-fn select_with<F>(
-    active: &[ProverIndex],
-    count: u64,
-    shuffler: &Shuffler,
-    bounds: &ReputationBounds,
-    mut eligible: F,
-) -> Result<Vec<ProverIndex>>
-where
-    F: FnMut(ProverIndex) -> Option<u64>,
-{
-    let len = active.len() as u64;
+    let mut eligible = eligible;
     let seed = shuffler.seed();
     let mut selected = Vec::new();
     let max_weight = selection_weight(bounds, u64::MAX);

@@ -74,6 +74,18 @@ fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// A small network for tests: 4 provers per proof, redundancy 2, one retry, AggProof groups
+/// of 2.
+pub fn small_network_config() -> EngineConfig {
+    EngineConfig {
+        provers_per_proof: 4,
+        provers_per_aggproof: 2,
+        redundancy_factor: 2,
+        max_retries: 1,
+        ..EngineConfig::default()
+    }
+}
+
 /// The deterministic BLS key of scenario prover `index`.
 pub fn secret_key(index: u64) -> SecretKey {
     let ikm = tagged_hash(b"phase-engine test key", &[&index.to_le_bytes()]);

@@ -15,13 +15,7 @@ use phase_engine::{
 
 /// A small network: 4 provers per proof, redundancy 2, one retry, AggProof groups of 2.
 pub(crate) fn config() -> EngineConfig {
-    EngineConfig {
-        provers_per_proof: 4,
-        provers_per_aggproof: 2,
-        redundancy_factor: 2,
-        max_retries: 1,
-        ..EngineConfig::default()
-    }
+    phase_engine::test_utils::small_network_config()
 }
 
 fn inclusion(at: UnixMillis, phase: Phase, slot_of_includer: u64) -> Inclusion {
