@@ -3,12 +3,12 @@
 //! spread over the three sidecars' HTTP APIs. Every block must reach a valid full proof on every
 //! sidecar, and the three sidecars must settle every block to the same ledger.
 
-use crate::support::ctx_of;
+use crate::support::{self, ctx_of};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use beacon_api::{BeaconClient, BlockId, ProvingClient};
-use phase_engine::{Capabilities, ProverIndex, ProverRecord, Root, bls};
+use phase_engine::{ProverIndex, Root, bls};
 use sidecar::{
     node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle},
     p2p::{NetworkConfig, NodeKey},
@@ -21,14 +21,13 @@ const BLOCKS: u64 = 10;
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn key(i: u8) -> bls::SecretKey {
-    bls::SecretKey::from_ikm(&[i.wrapping_add(40); 32]).unwrap()
+    support::prover_key(40, i)
 }
 
 /// Small rounds: two provers per sub-block, one or two sub-blocks per block (so AggProofs run
 /// too), phase windows that fit a 3-second slot.
 fn rewards() -> rewards::Config {
-    let mut c = rewards::Config::default();
-    for (k, v) in [
+    support::rewards_config(&[
         ("PROVERS_PER_PROOF", 2),
         ("PROVERS_PER_AGGPROOF", 2),
         ("gas.sub_block_gas", 300_000),
@@ -39,24 +38,13 @@ fn rewards() -> rewards::Config {
         ("phases.t3_ms", 600),
         ("phases.t4_ms", 350),
         ("phases.t5_ms", 350),
-    ] {
-        c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
-    }
-    c
+    ])
 }
 
 fn sidecar_config(beacon_url: &str, dir: &std::path::Path) -> NodeConfig {
     let mut config = NodeConfig::new(vec![beacon_url.to_owned()], dir.to_path_buf());
     config.rewards = rewards();
-    config.genesis_provers = (0..PROVERS)
-        .map(|i| ProverRecord {
-            pubkey: key(i).public_key(),
-            stake: 32_000_000_000,
-            capabilities: Capabilities { gpu_count: 0, gpu_memory_mib: 0, max_trace_log_rows: 20 },
-            active: true,
-            reputation: 0,
-        })
-        .collect();
+    config.genesis_provers = (0..PROVERS).map(|i| support::genesis_record(&key(i))).collect();
     config.p2p = Some(NetworkConfig::loopback(NodeKey::generate().unwrap()));
     config
 }

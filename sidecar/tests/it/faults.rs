@@ -12,7 +12,7 @@
 //! The beacon node restarting is covered in `node.rs`
 //! (`the_node_reconnects_after_a_beacon_node_restart_and_fills_the_gap`).
 
-use crate::support::ctx_of;
+use crate::support::{self, ctx_of, rewards_config};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,8 +25,8 @@ use beacon_api::{
     ServerHandle, SubmissionReceipt, VerificationVerdict,
 };
 use phase_engine::{
-    AirIndex, Amount, Capabilities, Phase, ProtocolMessage, ProverIndex, ProverRecord, Root,
-    RoundKey, SignedPartialProof, SignedProverRegistration, SigningContext, bls,
+    AirIndex, Amount, Phase, ProtocolMessage, ProverIndex, ProverRecord, Root, RoundKey,
+    SignedPartialProof, SignedProverRegistration, SigningContext, bls,
 };
 use rewards::{Account, Ledger, LedgerEntry, Rule};
 use sidecar::{
@@ -39,25 +39,11 @@ use tokio::task::JoinHandle;
 // ---- shared set-up ----------------------------------------------------------------------------
 
 fn key(i: u8) -> bls::SecretKey {
-    bls::SecretKey::from_ikm(&[i.wrapping_add(200); 32]).unwrap()
+    support::prover_key(200, i)
 }
 
 fn record(i: u8) -> ProverRecord {
-    ProverRecord {
-        pubkey: key(i).public_key(),
-        stake: 32_000_000_000,
-        capabilities: Capabilities { gpu_count: 0, gpu_memory_mib: 0, max_trace_log_rows: 20 },
-        active: true,
-        reputation: 0,
-    }
-}
-
-fn rewards_config(settings: &[(&str, i64)]) -> rewards::Config {
-    let mut c = rewards::Config::default();
-    for (k, v) in settings {
-        c.set(k, *v).unwrap_or_else(|e| panic!("{k}: {e}"));
-    }
-    c
+    support::genesis_record(&key(i))
 }
 
 async fn devnet(seconds_per_slot: u64, genesis_time: Option<u64>) -> (DevnetNode, ServerHandle) {

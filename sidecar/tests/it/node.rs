@@ -1,11 +1,11 @@
 //! The validator-mode node against the embedded devnet beacon node on loopback, with real prover
 //! workers (real STARKs at small sizes) submitting over the proving API.
 
-use crate::support::ctx_of;
+use crate::support::{self, ctx_of};
 use std::time::Duration;
 
 use beacon_api::{BeaconClient, BlockId, DevnetNode, ProvingClient, ProvingEvent, ServerHandle};
-use phase_engine::{Capabilities, ProverRecord, SigningContext, bls};
+use phase_engine::{SigningContext, bls};
 use sidecar::{
     node::{Node, NodeConfig, NodeHandle},
     prover::{ProverWorker, WorkerConfig},
@@ -15,12 +15,11 @@ use tokio::task::JoinHandle;
 const PROVERS: u8 = 4;
 
 fn key(i: u8) -> bls::SecretKey {
-    bls::SecretKey::from_ikm(&[i.wrapping_add(100); 32]).unwrap()
+    support::prover_key(100, i)
 }
 
 fn rewards() -> rewards::Config {
-    let mut c = rewards::Config::default();
-    for (k, v) in [
+    support::rewards_config(&[
         ("PROVERS_PER_PROOF", 2),
         ("phases.max_clock_disparity_ms", 100),
         ("phases.t1_ms", 700),
@@ -28,10 +27,7 @@ fn rewards() -> rewards::Config {
         ("phases.t3_ms", 500),
         ("phases.t4_ms", 500),
         ("phases.t5_ms", 500),
-    ] {
-        c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
-    }
-    c
+    ])
 }
 
 async fn devnet() -> (DevnetNode, ServerHandle) {
@@ -41,15 +37,7 @@ async fn devnet() -> (DevnetNode, ServerHandle) {
 fn node_config(beacon_url: &str, dir: &std::path::Path) -> NodeConfig {
     let mut config = NodeConfig::new(vec![beacon_url.to_owned()], dir.to_path_buf());
     config.rewards = rewards();
-    config.genesis_provers = (0..PROVERS)
-        .map(|i| ProverRecord {
-            pubkey: key(i).public_key(),
-            stake: 32_000_000_000,
-            capabilities: Capabilities { gpu_count: 0, gpu_memory_mib: 0, max_trace_log_rows: 20 },
-            active: true,
-            reputation: 0,
-        })
-        .collect();
+    config.genesis_provers = (0..PROVERS).map(|i| support::genesis_record(&key(i))).collect();
     config
 }
 
