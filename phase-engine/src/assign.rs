@@ -122,9 +122,34 @@ mod tests {
         assert_eq!(assignment_shuffle_specs(3, 0, &[1; 32], 90), None);
     }
 
+    /// The dealing of [`assign_airs`]' documentation, written out naively: slot `s` holds AIR
+    /// `shuffled(s / r)` under the complemented seed and goes to prover position
+    /// `shuffled(s mod n)` under the seed.
+    fn reference_assignment(
+        num_airs: u32,
+        n: usize,
+        redundancy: u32,
+        seed: &Seed,
+        rounds: u8,
+    ) -> Vec<Vec<AirIndex>> {
+        let shuffled = |i: u64, count: u64, seed: &Seed| {
+            crate::compute_shuffled_index(i, count, seed, rounds).unwrap()
+        };
+        let r = u64::from(redundancy.max(1)).min(n as u64);
+        let air_seed = seed.map(|b| !b);
+        let mut out = vec![Vec::new(); n];
+        for s in 0..u64::from(num_airs) * r {
+            let air = shuffled(s / r, u64::from(num_airs), &air_seed);
+            out[shuffled(s % n as u64, n as u64, seed) as usize].push(AirIndex(air as u32));
+        }
+        out.iter_mut().for_each(|l| l.sort_unstable());
+        out
+    }
+
     proptest! {
-        /// Shufflers built ahead of time from `assignment_shuffle_specs` (carrying their whole
-        /// lists or not) deal exactly what `assign_airs` deals.
+        /// `assign_airs` deals as its documentation says (a naive reference on
+        /// `compute_shuffled_index`), and shufflers built ahead of time from
+        /// `assignment_shuffle_specs` (carrying their whole lists or not) deal the same.
         #[test]
         fn prebuilt_shufflers_assign_the_same(
             num_airs in 1u32..300,
@@ -134,6 +159,7 @@ mod tests {
             rounds in 1u8..=90,
         ) {
             let plain = assign_airs(num_airs, n, redundancy, &seed, rounds).unwrap();
+            prop_assert_eq!(&plain, &reference_assignment(num_airs, n, redundancy, &seed, rounds));
             let (ps, airs) = assignment_shuffle_specs(num_airs, n, &seed, rounds).unwrap();
             prop_assert_eq!(ps.index_count, n as u64);
             prop_assert_eq!(airs.index_count, u64::from(num_airs));
