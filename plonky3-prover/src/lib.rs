@@ -29,6 +29,7 @@
 
 mod air;
 mod batch;
+mod block;
 mod bundle;
 mod config;
 mod cpu;
@@ -43,6 +44,7 @@ pub use air::{
     StarkAir,
 };
 pub use batch::{BatchHeader, BatchPartialProof, MAX_BATCH_AIRS};
+pub use block::{BlockInput, block_plan};
 pub use bundle::{
     AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport,
     MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport, ProofPart,

@@ -361,6 +361,18 @@ impl ProvingEvent {
     }
 }
 
+impl crate::GenesisData {
+    /// The signing context of the chain with this genesis (fork version and
+    /// `genesis_validators_root`): what every sidecar and prover of that chain signs under.
+    #[must_use]
+    pub fn signing_context(&self) -> phase_engine::SigningContext {
+        phase_engine::SigningContext {
+            fork_version: self.genesis_fork_version.0,
+            genesis_validators_root: self.genesis_validators_root,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

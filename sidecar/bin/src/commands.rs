@@ -1,0 +1,274 @@
+//! What each subcommand does. The long-running ones (`devnet`, `run`, `prover`) run until their
+//! [`Shutdown`] fires, then stop their nodes cleanly.
+
+use std::io::Write;
+
+use phase_engine::bls;
+use plonky3_prover::{ProofParams, Prover, SegmentWorkload};
+
+use crate::cli::{
+    Cli, Command, KdfChoice, KeysCommand, KeysNewArgs, KeysShowArgs, ProveArgs, VerifyArgs,
+};
+use crate::config::Config;
+use crate::{Error, Result};
+use sidecar_keystore::{Kdf, Keystore, Password, ProverKey, load_key};
+use sidecar_prover::{ProofFile, ProverError, ProverWorker, WorkerConfig, prove_file, verify_file};
+
+/// The environment variable read for a keystore password when no password file is given.
+pub const PASSWORD_ENV: &str = "SIDECAR_KEYSTORE_PASSWORD";
+
+/// Asks long-running commands to stop (the binary triggers it on Ctrl-C). Cheap to clone; every
+/// clone sees the same signal.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// The sending side of a [`Shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTrigger(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    /// A signal and the trigger that fires it.
+    pub fn new() -> (ShutdownTrigger, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (ShutdownTrigger(tx), Self(Some(rx)))
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> Self {
+        Self(None)
+    }
+
+    /// Resolves once the trigger fired (or was dropped).
+    pub async fn wait(self) {
+        match self.0 {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether the trigger fired.
+    pub fn is_triggered(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+}
+
+impl ShutdownTrigger {
+    /// Fires the signal.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// The logging settings for `cli`: `config.logging`, except that `sidecar devnet` (whose
+/// output is its table) logs only errors unless a filter is given by flag, environment or a
+/// config file that sets one.
+pub fn logging_config(cli: &Cli, config: &Config) -> crate::config::LoggingConfig {
+    let mut logging = config.logging.clone();
+    let default_filter = crate::config::LoggingConfig::default().filter;
+    if matches!(cli.command, Command::Devnet(_))
+        && cli.global.log_filter.is_none()
+        && logging.filter == default_filter
+    {
+        logging.filter = sidecar_devnet::DEFAULT_LOG_FILTER.to_owned();
+    }
+    logging
+}
+
+/// Runs the subcommand of `cli` with the resolved `config`, writing results to `out`, until it
+/// ends or `shutdown` fires (long-running commands then stop their nodes cleanly).
+///
+/// # Errors
+/// Whatever the subcommand fails with.
+pub async fn execute(
+    cli: Cli,
+    config: Config,
+    out: &mut (dyn Write + Send),
+    shutdown: Shutdown,
+) -> Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::New(args)) => keys_new(&args, out),
+        Command::Keys(KeysCommand::Show(args)) => keys_show(&args, out),
+        Command::Devnet(args) => {
+            let opts =
+                sidecar_devnet::DevnetOptions::from_args(&args, cli.global.data_dir.clone())?;
+            if args.beacon_only {
+                return Ok(sidecar_devnet::serve_beacon(&opts, out, shutdown.wait()).await?);
+            }
+            let summary = sidecar_devnet::run(&opts, out, shutdown.wait()).await?;
+            if let Some(path) = &args.bench_json {
+                sidecar_devnet::write_json(path, &summary)?;
+            }
+            // Without --blocks, Ctrl-C is the normal end; with it, an early stop is a failure.
+            Ok(summary.check()?)
+        }
+        Command::Run(_) => run_node(&config, out, shutdown).await,
+        Command::Prover(_) => prover_mode(&config, shutdown).await,
+        Command::Prove(args) => prove(&args, out).await,
+        Command::Verify(args) => verify(&args, out).await,
+        // Synchronous and CPU-bound: the simulator runs on virtual time.
+        Command::Simulate(args) => Ok(sidecar_simulator::run(args)?),
+    }
+}
+
+/// Prover mode: registers the key with the sidecar whose extension API listens at
+/// `node.http_address`, reads blocks from `beacon.urls`, and proves until interrupted.
+async fn prover_mode(config: &Config, shutdown: Shutdown) -> Result<()> {
+    config.validate_for_prover()?;
+    let key_file = config.prover.key_file.as_deref().ok_or(Error::InvalidArgument {
+        arg: "--key",
+        value: "(unset)".into(),
+        reason: "prover mode needs a keystore",
+    })?;
+    let key = load_prover_key(key_file, config.prover.password_file.as_deref())?;
+    let api_error = |what| move |e| Error::from(ProverError::Api { what, source: e });
+    let timeout = std::time::Duration::from_millis(config.beacon.request_timeout_ms);
+    let beacon = beacon_api::BeaconClient::builder()
+        .urls(config.beacon.urls.iter().cloned())
+        .request_timeout(timeout)
+        .build()
+        .map_err(api_error("beacon client"))?;
+    let sidecar_url = format!("http://{}", config.node.http_address);
+    let proving = beacon_api::ProvingClient::new(
+        beacon_api::BeaconClient::builder()
+            .url(sidecar_url)
+            .request_timeout(timeout)
+            .build()
+            .map_err(api_error("sidecar client"))?,
+    );
+    let worker_config =
+        WorkerConfig { threads: config.prover.effective_threads(), ..WorkerConfig::default() };
+    let worker = ProverWorker::connect(key, proving, beacon, worker_config).await?;
+    worker.run(shutdown.wait()).await?;
+    Ok(())
+}
+
+fn load_prover_key(
+    path: &std::path::Path,
+    password_file: Option<&std::path::Path>,
+) -> Result<bls::SecretKey> {
+    let key = load_key(path, &password(password_file)?)?;
+    bls::SecretKey::from_bytes(&key.secret_key().to_bytes())
+        .map_err(|_| sidecar_keystore::Error::InvalidSecretKey { path: path.to_path_buf() }.into())
+}
+
+fn default_prover() -> Result<Prover<SegmentWorkload>> {
+    Prover::new(ProofParams::default(), SegmentWorkload::default())
+        .map_err(|source| Error::from(ProverError::Stark { what: "proof parameters", source }))
+}
+
+/// `sidecar prove`: proves a workload file with the keystore's key (CPU work off the runtime).
+async fn prove(args: &ProveArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    let key = load_prover_key(&args.key, None)?;
+    let input = args.input.clone();
+    let file = tokio::task::spawn_blocking(move || -> Result<ProofFile> {
+        Ok(prove_file(&default_prover()?, &input, &key)?)
+    })
+    .await
+    .map_err(|e| Error::from(ProverError::Job { reason: e.to_string() }))??;
+    file.write(&args.out)?;
+    writeln!(
+        out,
+        "wrote {} ({} AIRs, {} bytes of proof)",
+        args.out.display(),
+        file.input.num_airs,
+        file.full_proof.len()
+    )
+    .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+/// `sidecar verify`: verifies every proof file; fails if any is invalid.
+async fn verify(args: &VerifyArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    let proofs = args.proofs.clone();
+    let results = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+        let prover = default_prover()?;
+        Ok(proofs.iter().map(|p| (p.clone(), verify_file(&prover, p))).collect())
+    })
+    .await
+    .map_err(|e| Error::from(ProverError::Job { reason: e.to_string() }))??;
+    let mut first_error = None;
+    for (path, result) in results {
+        let line = match &result {
+            Ok(r) => format!(
+                "{}: valid ({} AIRs, builder 0x{}, {} reused parts, {} bytes)",
+                path.display(),
+                r.num_airs,
+                hex::encode(r.builder),
+                r.reused,
+                r.proof_bytes
+            ),
+            Err(e) => format!("{}: INVALID: {e}", path.display()),
+        };
+        writeln!(out, "{line}").map_err(|e| Error::io("writing", "stdout", e))?;
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), |e| Err(e.into()))
+}
+
+fn password(file: Option<&std::path::Path>) -> Result<Password> {
+    match file {
+        Some(path) => Ok(Password::from_file(path)?),
+        None => std::env::var(PASSWORD_ENV).map(Password::new).map_err(|_| Error::MissingPassword),
+    }
+}
+
+fn keys_new(args: &KeysNewArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    if !args.force && args.out.exists() {
+        return Err(sidecar_keystore::Error::KeyFileExists { path: args.out.clone() }.into());
+    }
+    let password = password(args.password_file.as_deref())?;
+    let kdf = match args.kdf {
+        KdfChoice::Scrypt => Kdf::SCRYPT_DEFAULT,
+        KdfChoice::Pbkdf2 => Kdf::PBKDF2_DEFAULT,
+    };
+    let key = ProverKey::generate()?;
+    let keystore = Keystore::encrypt(&key, &password, kdf)?;
+    keystore.write(&args.out, args.force)?;
+    writeln!(out, "wrote {}", args.out.display())
+        .and_then(|()| writeln!(out, "pubkey 0x{}", keystore.pubkey))
+        .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {
+    let keystore = Keystore::read(&args.key)?;
+    let mut text = format!(
+        "pubkey 0x{}\nuuid {}\nkdf {}\n",
+        keystore.pubkey, keystore.uuid, keystore.crypto.kdf.function
+    );
+    if let Some(file) = &args.password_file {
+        keystore.decrypt(&Password::from_file(file)?)?;
+        text.push_str("password ok\n");
+    }
+    out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
+}
+
+/// `sidecar run`: the validator-mode node until Ctrl-C, then a clean shutdown.
+async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutdown) -> Result<()> {
+    config.validate_for_run()?;
+    let mut node_config =
+        sidecar_node::NodeConfig::new(config.beacon.urls.clone(), config.node.data_dir.clone());
+    node_config.http_address = config.node.http_address;
+    node_config.rewards = config.rewards()?;
+    node_config.genesis_provers = config.genesis_provers()?;
+    // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
+    let node_key = sidecar_p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
+    node_config.p2p = Some(sidecar_p2p::NetworkConfig::from_config(&config.p2p, node_key)?);
+    let node = sidecar_node::Node::spawn(node_config).await.map_err(Box::new)?;
+    if let Some(p2p) = node.p2p() {
+        writeln!(out, "gossip on {}", p2p.listen_address())
+            .map_err(|e| Error::io("writing", "stdout", e))?;
+        if let Some(enr) = p2p.local_enr() {
+            writeln!(out, "node record {}", enr.to_base64())
+                .map_err(|e| Error::io("writing", "stdout", e))?;
+        }
+    }
+    writeln!(out, "proving API and metrics on http://{}", node.http_addr())
+        .map_err(|e| Error::io("writing", "stdout", e))?;
+    shutdown.wait().await;
+    tracing::info!("shutting down");
+    node.shutdown().await.map_err(Box::new)?;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! [`run`]: the whole network started, watched until enough blocks are reported, and shut down.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use beacon_api::{BeaconClient, DevnetNode, ProvingClient};
+use phase_engine::{ProverRecord, bls};
+use rewards::{Account, Balances};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use sidecar_node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle};
+use sidecar_p2p::{NetworkConfig, NetworkHandle, NodeKey};
+use sidecar_prover::{ProverError, ProverWorker, WorkerConfig};
+
+use crate::collector::{collect, forward_heads, forward_node};
+use crate::error::{DevnetError, DevnetResult, out_err};
+use crate::options::{DevnetOptions, PROVER_STAKE, prover_key};
+use crate::report::{BlockReport, DevnetSummary, LatencyStats};
+use crate::table::{Table, write_summary};
+
+/// The sidecars' data directory: the given one, or a temporary one removed on drop.
+pub(crate) enum DataDir {
+    Given(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(p) => p,
+            Self::Temp(t) => t.path(),
+        }
+    }
+}
+
+/// Runs the devnet until `opts.blocks` blocks are reported or `shutdown` resolves, writing the
+/// live table and then the summary to `out`. Every node is shut down cleanly (store closed)
+/// before it returns.
+///
+/// # Errors
+/// Start-up failures (beacon node, sidecars, provers, data directory) and a failing writer. A
+/// block that fails is not an error here: see [`DevnetSummary::check`].
+pub async fn run(
+    opts: &DevnetOptions,
+    out: &mut (dyn Write + Send),
+    shutdown: impl Future<Output = ()>,
+) -> DevnetResult<DevnetSummary> {
+    let data_dir = match &opts.data_dir {
+        Some(p) => DataDir::Given(p.clone()),
+        None => {
+            DataDir::Temp(tempfile::Builder::new().prefix("sidecar-devnet-").tempdir().map_err(
+                |source| DevnetError::Io { action: "creating", path: std::env::temp_dir(), source },
+            )?)
+        }
+    };
+    let devnet =
+        DevnetNode::spawn(opts.chain.clone()).map_err(|source| DevnetError::Beacon { source })?;
+    let beacon =
+        devnet.serve(opts.beacon_address).await.map_err(|source| DevnetError::Beacon { source })?;
+    let beacon_url = beacon.url();
+    let genesis = devnet.genesis();
+    let ctx = genesis.signing_context();
+    let keys: Vec<bls::SecretKey> = (0..opts.provers).map(|i| prover_key(opts.seed, i)).collect();
+    let worker_config = WorkerConfig {
+        stake: PROVER_STAKE,
+        threads: opts.prover_threads,
+        poll_interval: Duration::from_millis(100),
+        ..WorkerConfig::default()
+    };
+    let genesis_provers: Vec<ProverRecord> = keys
+        .iter()
+        .map(|k| ProverRecord {
+            pubkey: k.public_key(),
+            stake: PROVER_STAKE,
+            capabilities: worker_config.capabilities,
+            active: true,
+            reputation: 0,
+        })
+        .collect();
+
+    writeln!(
+        out,
+        "devnet beacon node {beacon_url} · {} sidecar(s) · {} prover(s) × {} thread(s) · {} s slots · \
+         {:.1}–{:.1} Mgas blocks",
+        opts.sidecars,
+        opts.provers,
+        opts.prover_threads,
+        opts.chain.seconds_per_slot,
+        opts.chain.min_gas_used as f64 / 1e6,
+        opts.chain.max_gas_used as f64 / 1e6,
+    )
+    .map_err(out_err)?;
+
+    let mut nodes: Vec<NodeHandle> = Vec::with_capacity(opts.sidecars);
+    for index in 0..opts.sidecars {
+        let dir = data_dir.path().join(format!("sidecar-{index}"));
+        let mut config = NodeConfig::new(vec![beacon_url.clone()], dir);
+        config.rewards = opts.rewards;
+        config.genesis_provers.clone_from(&genesis_provers);
+        config.min_stake = 1;
+        if opts.sidecars > 1 {
+            let key = match NodeKey::generate() {
+                Ok(key) => key,
+                Err(e) => {
+                    let _ = shutdown_nodes(nodes).await;
+                    return Err(DevnetError::Gossip { reason: e.to_string() });
+                }
+            };
+            config.p2p = Some(NetworkConfig::loopback(key));
+        }
+        match Node::spawn(config).await {
+            Ok(node) => nodes.push(node),
+            Err(e) => {
+                let _ = shutdown_nodes(nodes).await;
+                return Err(DevnetError::Node { index, source: Box::new(e) });
+            }
+        }
+    }
+    if let Err(e) = connect(&nodes).await {
+        let _ = shutdown_nodes(nodes).await;
+        return Err(e);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let p2p =
+            node.p2p().map_or(String::new(), |n| format!(", gossip on {}", n.listen_address()));
+        writeln!(out, "sidecar {i}: proving API and /metrics on {}{p2p}", node.url())
+            .map_err(out_err)?;
+    }
+    writeln!(out, "data: {}", data_dir.path().display()).map_err(out_err)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = tokio::task::JoinSet::new();
+    for (index, key) in keys.into_iter().enumerate() {
+        let node = &nodes[index % nodes.len()];
+        let built = BeaconClient::new([node.url()])
+            .and_then(|s| Ok((ProvingClient::new(s), BeaconClient::new([beacon_url.clone()])?)))
+            .map_err(|e| ProverError::Api { what: "building clients", source: e })
+            .and_then(|(proving, beacon)| {
+                ProverWorker::new(key, proving, beacon, ctx, worker_config.clone())
+            });
+        let worker = match built {
+            Ok(w) => w,
+            Err(source) => {
+                let _ = stop_tx.send(true);
+                let _ = shutdown_nodes(nodes).await;
+                return Err(DevnetError::Prover { index, source });
+            }
+        };
+        let mut stop = stop_rx.clone();
+        workers.spawn(async move {
+            let until = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = worker.run(until).await {
+                warn!(prover = index, error = %e, "prover stopped");
+            }
+        });
+    }
+
+    // Everything is up: blocks from here on are reported.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut forwarders = Vec::new();
+    forwarders.push(tokio::spawn(forward_heads(&devnet, beacon_url.clone(), tx.clone())));
+    for (sidecar, node) in nodes.iter().enumerate() {
+        forwarders.push(tokio::spawn(forward_node(sidecar, node, tx.clone())));
+    }
+    drop(tx);
+    match opts.blocks {
+        Some(n) => writeln!(out, "proving the next {n} blocks; Ctrl-C to stop"),
+        None => writeln!(out, "proving every block; Ctrl-C to stop"),
+    }
+    .map_err(out_err)?;
+    writeln!(out).map_err(out_err)?;
+
+    let table = Table { sidecars: opts.sidecars, provers: opts.provers };
+    let collected = collect(opts, &table, out, rx, shutdown).await;
+
+    // Clean shutdown: provers first (no more submissions), then the nodes (queues drained,
+    // stores closed), then the beacon node.
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        workers.abort_all();
+    }
+    for f in forwarders {
+        f.abort();
+    }
+    let node_result = shutdown_nodes(nodes).await;
+    if let Err(e) = beacon.shutdown().await {
+        debug!(error = %e, "beacon server shutdown");
+    }
+    drop(devnet);
+    let (blocks, interrupted) = collected?;
+    node_result?;
+
+    let mut balances = Balances::new();
+    for ledger in blocks.iter().filter_map(|(_, l)| l.as_ref()) {
+        if let Err(e) = balances.apply(ledger) {
+            warn!(error = %e, "balance overflow in the summary");
+        }
+    }
+    let reports: Vec<BlockReport> = blocks.into_iter().map(|(b, _)| b).collect();
+    let mut earnings: Vec<(Account, i64)> = balances
+        .iter()
+        .filter(|(a, _)| matches!(a, Account::Prover(_)))
+        .map(|(a, n)| (a, n.0))
+        .collect();
+    earnings.sort_by_key(|(a, n)| (std::cmp::Reverse(*n), *a));
+    let summary = DevnetSummary {
+        sidecars: opts.sidecars,
+        provers: opts.provers,
+        seconds_per_slot: opts.chain.seconds_per_slot,
+        requested: opts.blocks,
+        interrupted,
+        full_proof_latency: LatencyStats::of(reports.iter().filter_map(|b| b.full_proof_after)),
+        settled_latency: LatencyStats::of(
+            reports
+                .iter()
+                .filter(|b| b.roots.iter().all(Option::is_some))
+                .filter_map(|b| b.settled_after),
+        ),
+        blocks: reports,
+        earnings,
+    };
+    write_summary(out, &summary).map_err(out_err)?;
+    Ok(summary)
+}
+
+/// How long the sidecars may take to find each other on gossip.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connects every sidecar to every other one (each dials the earlier ones) and waits until each
+/// has them as peers and in its mesh of every topic (gossipsub's mesh holds at most a handful).
+pub(crate) async fn connect(nodes: &[NodeHandle]) -> DevnetResult<()> {
+    let gossip = |e: sidecar_p2p::Error| DevnetError::Gossip { reason: e.to_string() };
+    let networks: Vec<&NetworkHandle> = nodes.iter().filter_map(NodeHandle::p2p).collect();
+    if networks.len() < 2 {
+        return Ok(());
+    }
+    for (i, network) in networks.iter().enumerate() {
+        for earlier in networks.iter().take(i) {
+            network.dial(earlier.listen_address().clone()).await.map_err(gossip)?;
+        }
+    }
+    let others = networks.len() - 1;
+    let wanted_mesh = others.min(4);
+    let ready = async {
+        loop {
+            let mut ready = true;
+            for network in &networks {
+                ready &= network.peer_count() >= others;
+                for topic in GOSSIP_TOPICS {
+                    ready &= network.mesh_peers(topic).await.map_err(gossip)? >= wanted_mesh;
+                }
+            }
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, ready).await.map_err(|_| DevnetError::Gossip {
+        reason: format!("the sidecars did not form a gossip mesh within {CONNECT_TIMEOUT:?}"),
+    })?
+}
+
+/// Shuts every node down cleanly; the first error is returned after all were tried.
+pub(crate) async fn shutdown_nodes(nodes: Vec<NodeHandle>) -> DevnetResult<()> {
+    let mut first = Ok(());
+    for (index, node) in nodes.into_iter().enumerate() {
+        if let Err(e) = node.shutdown().await {
+            warn!(sidecar = index, error = %e, "sidecar shutdown failed");
+            if first.is_ok() {
+                first = Err(DevnetError::Node { index, source: Box::new(e) });
+            }
+        }
+    }
+    first
+}

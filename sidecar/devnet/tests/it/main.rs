@@ -1,0 +1,3 @@
+//! Integration tests of the `sidecar-devnet` crate.
+
+mod devnet;

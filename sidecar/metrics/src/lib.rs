@@ -1,0 +1,351 @@
+//! Prometheus metrics (`prometheus-client`) and the `/metrics` HTTP route.
+//!
+//! [`Metrics`] owns the registry and the metric families the node reports: rounds by the phase
+//! that decided them and their outcome, message verdicts by reason, proving and verification
+//! times, peers and beacon lag. It is cheap to clone (the families are shared), so every task
+//! can hold one. [`Metrics::router`] is an `axum` router serving `GET /metrics` in the
+//! OpenMetrics text format, for the node to merge into its HTTP server.
+//!
+//! A crate of its own because three crates report into the same registry and none of them owns
+//! it: the validator node, the gossip network and the prover worker.
+
+mod error;
+#[cfg(test)]
+mod http_tests;
+
+pub use error::{Error, Result};
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use phase_engine::Slot;
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// The phase in which a round was decided.
+    PhaseLabel {
+        /// Challenge commitment.
+        T1 => "t1",
+        /// Partial proofs.
+        T2 => "t2",
+        /// Aggregation.
+        T3 => "t3",
+        /// First fallback.
+        T4 => "t4",
+        /// Second fallback.
+        T5 => "t5",
+    }
+);
+
+label_enum!(
+    /// How a round ended.
+    RoundOutcomeLabel {
+        /// A valid full proof was finalised.
+        FullProof => "full_proof",
+        /// No full proof by the end of T5; retried with a new prover set.
+        Retried => "retried",
+        /// Every retry failed.
+        Failed => "failed",
+        /// The block was orphaned by a reorg.
+        Orphaned => "orphaned",
+    }
+);
+
+label_enum!(
+    /// A gossip or API message's verdict.
+    VerdictLabel {
+        /// Valid; processed and forwarded.
+        Accept => "accept",
+        /// Invalid; the sender is penalised.
+        Reject => "reject",
+        /// Not useful (duplicate, late, unknown round); dropped without penalty.
+        Ignore => "ignore",
+    }
+);
+
+label_enum!(
+    /// What kind of verification was timed.
+    VerifyKindLabel {
+        /// BLS signature (batch) verification.
+        Bls => "bls",
+        /// STARK partial proof verification.
+        PartialProof => "partial_proof",
+        /// STARK full proof verification.
+        FullProof => "full_proof",
+    }
+);
+
+/// Labels of `sidecar_rounds_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RoundLabels {
+    /// The phase that decided the round.
+    pub phase: PhaseLabel,
+    /// The outcome.
+    pub outcome: RoundOutcomeLabel,
+}
+
+/// Labels of `sidecar_messages_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// The message kind (its topic name, for example `commitment`).
+    pub kind: &'static str,
+    /// The verdict.
+    pub verdict: VerdictLabel,
+    /// Why (for example `valid`, `bad_signature`, `duplicate`, `late`).
+    pub reason: &'static str,
+}
+
+/// Labels of `sidecar_verify_duration_seconds`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct VerifyLabels {
+    /// What was verified.
+    pub kind: VerifyKindLabel,
+}
+
+/// The node's metrics. Clones share the same registry and values.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    rounds: Family<RoundLabels, Counter>,
+    messages: Family<MessageLabels, Counter>,
+    proof_seconds: Histogram,
+    verify_seconds: Family<VerifyLabels, Histogram>,
+    peers: Gauge,
+    beacon_lag_slots: Gauge,
+    beacon_head_slot: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn time_buckets() -> impl Iterator<Item = f64> {
+    // 1 ms .. ~32 s
+    exponential_buckets(0.001, 2.0, 16)
+}
+
+impl Metrics {
+    /// A fresh registry with every metric family registered under the `sidecar_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sidecar");
+        let rounds = Family::<RoundLabels, Counter>::default();
+        registry.register("rounds", "Rounds ended, by deciding phase and outcome", rounds.clone());
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "messages",
+            "Protocol messages validated, by kind, verdict and reason",
+            messages.clone(),
+        );
+        let proof_seconds = Histogram::new(time_buckets());
+        registry.register(
+            "proof_duration_seconds",
+            "Time to build one proof (prover mode)",
+            proof_seconds.clone(),
+        );
+        let verify_seconds = Family::<VerifyLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(time_buckets())
+        });
+        registry.register(
+            "verify_duration_seconds",
+            "Time to verify signatures and proofs, by kind",
+            verify_seconds.clone(),
+        );
+        let peers = Gauge::default();
+        registry.register("peers", "Connected libp2p peers", peers.clone());
+        let beacon_lag_slots = Gauge::default();
+        registry.register(
+            "beacon_lag_slots",
+            "Wall-clock slot minus the beacon node's head slot",
+            beacon_lag_slots.clone(),
+        );
+        let beacon_head_slot = Gauge::default();
+        registry.register(
+            "beacon_head_slot",
+            "The beacon node's head slot",
+            beacon_head_slot.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            rounds,
+            messages,
+            proof_seconds,
+            verify_seconds,
+            peers,
+            beacon_lag_slots,
+            beacon_head_slot,
+        }
+    }
+
+    /// Counts a round that ended in `phase` with `outcome`.
+    pub fn round_ended(&self, phase: PhaseLabel, outcome: RoundOutcomeLabel) {
+        self.rounds.get_or_create(&RoundLabels { phase, outcome }).inc();
+    }
+
+    /// Counts a message verdict.
+    pub fn message_verdict(&self, kind: &'static str, verdict: VerdictLabel, reason: &'static str) {
+        self.messages.get_or_create(&MessageLabels { kind, verdict, reason }).inc();
+    }
+
+    /// Records the time one proof took.
+    pub fn observe_proof_time(&self, elapsed: Duration) {
+        self.proof_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the time one verification took.
+    pub fn observe_verify_time(&self, kind: VerifyKindLabel, elapsed: Duration) {
+        self.verify_seconds.get_or_create(&VerifyLabels { kind }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the number of connected peers.
+    pub fn set_peers(&self, peers: usize) {
+        self.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the beacon head slot and the lag of the head behind the wall-clock slot.
+    pub fn set_beacon_head(&self, head_slot: Slot, wall_slot: Slot) {
+        let head = i64::try_from(head_slot.0).unwrap_or(i64::MAX);
+        let wall = i64::try_from(wall_slot.0).unwrap_or(i64::MAX);
+        self.beacon_head_slot.set(head);
+        self.beacon_lag_slots.set(wall.saturating_sub(head));
+    }
+
+    /// The registry, to register more metrics families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            // Encoding into a String only fails if a metric's own encoder fails.
+            let _ = writeln!(text, "# error: metrics encoding failed");
+        }
+        text
+    }
+
+    /// An `axum` router serving `GET /metrics`.
+    pub fn router(&self) -> Router {
+        let metrics = self.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], metrics.encode()).into_response()
+                }
+            }),
+        )
+    }
+}
+
+/// Binds the HTTP listener for [`serve_http`].
+///
+/// # Errors
+/// [`Error::Bind`] if the address is taken or not allowed.
+pub async fn bind_http(address: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.map_err(|source| Error::Bind { address, source })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// [`Error::Serve`] if the server fails.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Serve { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_exported_with_its_labels() {
+        let m = Metrics::new();
+        m.round_ended(PhaseLabel::T3, RoundOutcomeLabel::FullProof);
+        m.round_ended(PhaseLabel::T3, RoundOutcomeLabel::FullProof);
+        m.message_verdict("commitment", VerdictLabel::Reject, "bad_signature");
+        m.observe_proof_time(Duration::from_millis(250));
+        m.observe_verify_time(VerifyKindLabel::PartialProof, Duration::from_millis(12));
+        m.set_peers(4);
+        m.set_beacon_head(Slot(98), Slot(100));
+        let text = m.encode();
+        for line in [
+            "sidecar_rounds_total{phase=\"t3\",outcome=\"full_proof\"} 2",
+            "sidecar_messages_total{kind=\"commitment\",verdict=\"reject\",reason=\"bad_signature\"} 1",
+            "sidecar_proof_duration_seconds_count 1",
+            "sidecar_verify_duration_seconds_count{kind=\"partial_proof\"} 1",
+            "sidecar_peers 4",
+            "sidecar_beacon_lag_slots 2",
+            "sidecar_beacon_head_slot 98",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn clones_share_values() {
+        let a = Metrics::new();
+        let b = a.clone();
+        b.set_peers(7);
+        assert!(a.encode().contains("sidecar_peers 7"));
+    }
+}

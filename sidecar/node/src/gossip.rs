@@ -1,0 +1,392 @@
+//! The node's gossip: one topic per message kind, the wire envelope, the mapping from the
+//! engine's verdict to gossipsub's validation result, and the tasks that connect the network to
+//! the driver.
+//!
+//! * **Receiving.** Every message from the network's validation queue is decoded by its topic
+//!   and handed to the driver as [`Input::Gossip`], the same engine path as an HTTP submission.
+//!   The loop does not wait for the verdict (signature and STARK checks run on the blocking
+//!   pool): a small task per message waits for it and reports it to gossipsub, which forwards
+//!   only accepted messages.
+//! * **Publishing.** The driver sends what the HTTP API accepted (after it is durably logged and
+//!   verified) to the publisher task, which publishes it on its topic.
+//! * **Arrival time.** The payload carries the time its first node saw it (`first_seen`, the
+//!   arrival time that node's engine used). A receiver adopts it, clamped to
+//!   `[now - max_relay_delay_ms, now]`, so that every node classifies the message into the same
+//!   phase, credits the same including validator and orders full proofs the same way, however
+//!   long verification and propagation took (up to `phases.max_relay_delay_ms`, which also
+//!   bounds how far a sender can backdate).
+
+use std::sync::Arc;
+
+use phase_engine::{MessageKind, ProtocolMessage, SignedProverRegistration, UnixMillis};
+use ssz::{Decode, Encode};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::driver::Input;
+use crate::SlotClock;
+use sidecar_p2p::{GossipMessage, MessageVerdict, NetworkHandle};
+
+/// The gossip topic names, one per message kind: the topics are
+/// `/<topic_prefix>/<name>/ssz_snappy`.
+pub const GOSSIP_TOPICS: [&str; 6] = [
+    "prover_registration",
+    "trace_commitment",
+    "prover_decline",
+    "partial_proof",
+    "full_proof",
+    "agg_proof",
+];
+
+/// The gossip topic name of a message kind.
+pub fn topic_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Registration => "prover_registration",
+        MessageKind::Commitment => "trace_commitment",
+        MessageKind::Decline => "prover_decline",
+        MessageKind::PartialProof => "partial_proof",
+        MessageKind::FullProof => "full_proof",
+        MessageKind::AggProof => "agg_proof",
+        _ => "unknown",
+    }
+}
+
+/// What travels on gossip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Gossiped {
+    /// A round message.
+    Message(ProtocolMessage),
+    /// A prover registration.
+    Registration(SignedProverRegistration),
+}
+
+impl Gossiped {
+    fn kind(&self) -> MessageKind {
+        match self {
+            Self::Message(m) => m.kind(),
+            Self::Registration(_) => MessageKind::Registration,
+        }
+    }
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// A topic this node does not serve.
+    UnknownTopic,
+    /// Bytes that are not the topic's SSZ envelope.
+    Ssz(String),
+}
+
+/// SSZ of the container `GossipEnvelope { first_seen: uint64, message: T }`.
+fn envelope<T: Encode>(first_seen: UnixMillis, message: &T) -> Vec<u8> {
+    let fixed = <u64 as Encode>::ssz_fixed_len().saturating_add(<T as Encode>::ssz_fixed_len());
+    let mut buf = Vec::with_capacity(fixed.saturating_add(message.ssz_bytes_len()));
+    let mut encoder = ssz::SszEncoder::container(&mut buf, fixed);
+    encoder.append(&first_seen.0);
+    encoder.append(message);
+    encoder.finalize();
+    buf
+}
+
+fn open_envelope<T: Decode>(bytes: &[u8]) -> Result<(UnixMillis, T), DecodeError> {
+    let ssz = |e: ssz::DecodeError| DecodeError::Ssz(format!("{e:?}"));
+    let mut builder = ssz::SszDecoderBuilder::new(bytes);
+    builder.register_type::<u64>().map_err(ssz)?;
+    builder.register_type::<T>().map_err(ssz)?;
+    let mut decoder = builder.build().map_err(ssz)?;
+    let first_seen: u64 = decoder.decode_next().map_err(ssz)?;
+    let message: T = decoder.decode_next().map_err(ssz)?;
+    Ok((UnixMillis(first_seen), message))
+}
+
+/// The topic name and payload of `item`, first seen at `first_seen`.
+pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, Vec<u8>) {
+    let bytes = match item {
+        Gossiped::Registration(m) => envelope(first_seen, m),
+        Gossiped::Message(ProtocolMessage::Commitment(m)) => envelope(first_seen, m),
+        Gossiped::Message(ProtocolMessage::Decline(m)) => envelope(first_seen, m),
+        Gossiped::Message(ProtocolMessage::PartialProof(m)) => envelope(first_seen, m),
+        Gossiped::Message(ProtocolMessage::FullProof(m)) => envelope(first_seen, m),
+        Gossiped::Message(ProtocolMessage::AggProof(m)) => envelope(first_seen, m),
+        Gossiped::Message(_) => Vec::new(),
+    };
+    (topic_name(item.kind()), bytes)
+}
+
+/// The topic name and payload under which a sidecar gossips `message`, first seen at
+/// `first_seen` (for tools and tests that inject messages into a network of sidecars).
+pub fn gossip_payload(
+    message: &ProtocolMessage,
+    first_seen: UnixMillis,
+) -> (&'static str, Vec<u8>) {
+    encode(&Gossiped::Message(message.clone()), first_seen)
+}
+
+/// Decodes a payload received on topic `name`.
+pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis), DecodeError> {
+    let msg = |(t, m): (UnixMillis, ProtocolMessage)| (Gossiped::Message(m), t);
+    match name {
+        "prover_registration" => open_envelope(bytes).map(|(t, m)| (Gossiped::Registration(m), t)),
+        "trace_commitment" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::Commitment(m))).map(msg)
+        }
+        "prover_decline" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::Decline(m))).map(msg)
+        }
+        "partial_proof" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::PartialProof(m))).map(msg)
+        }
+        "full_proof" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::FullProof(m))).map(msg)
+        }
+        "agg_proof" => {
+            open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::AggProof(m))).map(msg)
+        }
+        _ => Err(DecodeError::UnknownTopic),
+    }
+}
+
+/// The arrival time a receiver uses: the sender's `first_seen`, kept within
+/// `[now - grace, now]` (never in our future, never older than the clock-disparity allowance).
+pub(crate) fn adopt_arrival(first_seen: UnixMillis, now: UnixMillis, grace_ms: u64) -> UnixMillis {
+    UnixMillis(first_seen.0.clamp(now.0.saturating_sub(grace_ms), now.0))
+}
+
+/// What the driver concluded about a gossip message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GossipResult {
+    /// Every check passed: forward it.
+    Accepted,
+    /// This node already has it (same signing root, or the same registration).
+    Duplicate,
+    /// The engine refused it (synchronous checks or verification).
+    Refused(phase_engine::Error),
+    /// A registration whose stake, signature or proof of possession is invalid.
+    InvalidRegistration,
+    /// Held for a block this node did not know yet, and that block never came in time (or the
+    /// holding queue overflowed).
+    Expired,
+}
+
+/// The gossipsub validation result of `result`: accepted messages are forwarded; messages that
+/// are invalid whoever looks at them are rejected (the peer that sent them is at fault); messages
+/// whose fate depends on this node's view (duplicates, too early, too late, a round or block it
+/// has not seen or has closed) are ignored: dropped, not forwarded, no blame.
+pub(crate) fn verdict(result: &GossipResult) -> MessageVerdict {
+    match result {
+        GossipResult::Accepted => MessageVerdict::Accept,
+        GossipResult::Duplicate | GossipResult::Expired => MessageVerdict::Ignore,
+        GossipResult::InvalidRegistration => MessageVerdict::Reject,
+        GossipResult::Refused(e) => error_verdict(e),
+    }
+}
+
+/// The verdict for an engine error (see [`verdict`]).
+pub(crate) fn error_verdict(error: &phase_engine::Error) -> MessageVerdict {
+    use phase_engine::Error as E;
+    match error {
+        // Invalid for everyone: forged, malformed, or from someone with no right to send it.
+        E::BadSignature { .. }
+        | E::InvalidProof { .. }
+        | E::UnknownProver { .. }
+        | E::ProverNotActive { .. }
+        | E::NotSelected { .. }
+        | E::SlotMismatch { .. }
+        | E::WrongAirSet { .. }
+        | E::CommitmentMismatch { .. }
+        | E::Declined { .. }
+        | E::NotAssigned { .. }
+        | E::AirOutOfRange { .. }
+        | E::InvalidParts { .. }
+        | E::BloomMismatch { .. }
+        | E::NoAggregation { .. }
+        | E::NotAggregator { .. }
+        | E::InsufficientStake { .. } => MessageVerdict::Reject,
+        // Depends on what this node has seen and when: duplicates, a second message of the
+        // same kind or an equivocation (the first one stands and was forwarded), a block or
+        // round not known (yet) or closed, a phase not open yet or over, and anything else.
+        _ => MessageVerdict::Ignore,
+    }
+}
+
+/// Starts the gossip tasks: the receive loop (network queue → driver) and the publisher
+/// (driver → network). Returns them; the receive loop ends when the network stops, the
+/// publisher when the driver drops its sender.
+pub(crate) fn spawn(
+    handle: NetworkHandle,
+    mut messages: mpsc::Receiver<GossipMessage>,
+    mut publish: mpsc::Receiver<(Gossiped, UnixMillis)>,
+    tx: mpsc::Sender<Input>,
+    clock: Arc<dyn SlotClock>,
+    grace_ms: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> (JoinHandle<()>, JoinHandle<()>) {
+    let net = handle.clone();
+    let receive = tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                m = messages.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let (item, first_seen) = match decode(message.topic.name(), &message.data) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    debug!(topic = %message.topic, error = ?e, "undecodable gossip: rejected");
+                    let _ = net.report_validation(&message, MessageVerdict::Reject).await;
+                    continue;
+                }
+            };
+            let now = UnixMillis(clock.now_unix_millis());
+            let arrived = adopt_arrival(first_seen, now, grace_ms);
+            let (reply, verdict_rx) = oneshot::channel();
+            if tx.send(Input::Gossip { item, arrived, reply }).await.is_err() {
+                break;
+            }
+            // The verdict may take a STARK verification: wait for it off this loop.
+            let net = net.clone();
+            tokio::spawn(async move {
+                let result = verdict_rx.await.unwrap_or(GossipResult::Expired);
+                let v = verdict(&result);
+                if v != MessageVerdict::Accept {
+                    debug!(topic = %message.topic, ?result, verdict = ?v, "gossip not forwarded");
+                }
+                let _ = net.report_validation(&message, v).await;
+            });
+        }
+    });
+    let publisher = tokio::spawn(async move {
+        while let Some((item, first_seen)) = publish.recv().await {
+            let (name, bytes) = encode(&item, first_seen);
+            match handle.publish(name, bytes).await {
+                Ok(_) => debug!(topic = name, "published"),
+                // Alone on the network (no peer on the topic yet), or already published (a
+                // replay publishing again), is not a failure. (`reason` is gossipsub's
+                // `PublishError` variant name.)
+                Err(sidecar_p2p::Error::P2p { reason, .. })
+                    if reason.contains("NoPeersSubscribedToTopic") || reason == "Duplicate" =>
+                {
+                    debug!(topic = name, %reason, "not published");
+                }
+                Err(e) => warn!(topic = name, error = %e, "publishing failed"),
+            }
+        }
+    });
+    (receive, publisher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phase_engine::{Root, bls};
+
+    #[test]
+    fn every_message_kind_has_its_own_topic() {
+        let kinds = [
+            MessageKind::Registration,
+            MessageKind::Commitment,
+            MessageKind::Decline,
+            MessageKind::PartialProof,
+            MessageKind::FullProof,
+            MessageKind::AggProof,
+        ];
+        let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| topic_name(*k)).collect();
+        assert_eq!(names.len(), kinds.len());
+        for name in GOSSIP_TOPICS {
+            assert!(names.contains(name), "{name}");
+            sidecar_p2p::GossipTopic::new("proving-sidecar-0", name).unwrap();
+        }
+    }
+
+    fn decline() -> ProtocolMessage {
+        let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
+        let ctx = phase_engine::SigningContext {
+            fork_version: [0; 4],
+            genesis_validators_root: Root::repeat_byte(3),
+        };
+        let message = phase_engine::Decline {
+            round: phase_engine::RoundRef {
+                slot: phase_engine::Slot(9),
+                block_root: Root::repeat_byte(1),
+                sub_block: phase_engine::SubBlockIndex(0),
+                attempt: phase_engine::Attempt(0),
+            },
+            prover: phase_engine::ProverIndex(4),
+        };
+        ProtocolMessage::Decline(phase_engine::SignedDecline::sign(message, &key, &ctx))
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_are_bound_to_their_topic() {
+        let item = Gossiped::Message(decline());
+        let (name, bytes) = encode(&item, UnixMillis(1_234));
+        assert_eq!(name, "prover_decline");
+        assert_eq!(decode(name, &bytes).unwrap(), (item, UnixMillis(1_234)));
+        // The same bytes on another kind's topic do not decode as that kind.
+        assert!(matches!(decode("trace_commitment", &bytes), Err(DecodeError::Ssz(_))));
+        assert!(matches!(decode("partial_proof", &bytes[..10]), Err(DecodeError::Ssz(_))));
+        assert_eq!(decode("blocks", &bytes), Err(DecodeError::UnknownTopic));
+    }
+
+    #[test]
+    fn the_senders_arrival_time_is_adopted_within_the_clock_disparity() {
+        let now = UnixMillis(10_000);
+        assert_eq!(adopt_arrival(UnixMillis(9_800), now, 500), UnixMillis(9_800));
+        assert_eq!(adopt_arrival(UnixMillis(1_000), now, 500), UnixMillis(9_500));
+        assert_eq!(adopt_arrival(UnixMillis(20_000), now, 500), now);
+        assert_eq!(adopt_arrival(UnixMillis(0), UnixMillis(100), 500), UnixMillis(0));
+    }
+
+    #[test]
+    fn verdicts_forward_only_valid_messages_and_blame_only_invalid_ones() {
+        use phase_engine::{Error as E, MessageKind as K, Phase, ProverIndex, RoundKey};
+        let root = Root::repeat_byte(5);
+        let key = RoundKey {
+            block_root: root,
+            sub_block: phase_engine::SubBlockIndex(0),
+            attempt: phase_engine::Attempt(0),
+        };
+        let p = ProverIndex(1);
+        assert_eq!(verdict(&GossipResult::Accepted), MessageVerdict::Accept);
+        assert_eq!(verdict(&GossipResult::Duplicate), MessageVerdict::Ignore);
+        assert_eq!(verdict(&GossipResult::Expired), MessageVerdict::Ignore);
+        assert_eq!(verdict(&GossipResult::InvalidRegistration), MessageVerdict::Reject);
+        let rejected = [
+            E::BadSignature { signing_root: root },
+            E::InvalidProof { signing_root: root },
+            E::UnknownProver { prover: p },
+            E::NotSelected { prover: p, key },
+            E::CommitmentMismatch {
+                prover: p,
+                air: phase_engine::AirIndex(0),
+                committed: root,
+                got: Root::ZERO,
+            },
+            E::NotAggregator { prover: p, block_root: root },
+            E::InsufficientStake { stake: 1, minimum: 2 },
+        ];
+        for e in rejected {
+            assert_eq!(verdict(&GossipResult::Refused(e.clone())), MessageVerdict::Reject, "{e}");
+        }
+        let ignored = [
+            E::Duplicate { signing_root: root },
+            E::UnknownBlock { block_root: root },
+            E::UnknownRound { key },
+            E::RoundClosed { key },
+            E::Late { kind: K::PartialProof, arrived_at: UnixMillis(2), deadline: UnixMillis(1) },
+            E::WrongPhase { kind: K::PartialProof, phase: Phase::T1 },
+            E::AlreadyFinalized { key, phase: Phase::T2 },
+            E::AlreadySubmitted { prover: p, kind: K::FullProof },
+            E::Equivocation { prover: p, first: root, second: Root::ZERO },
+            E::NotReady { block_root: root, sub_block: phase_engine::SubBlockIndex(1) },
+            E::NoCommitment { prover: p, key },
+        ];
+        for e in ignored {
+            assert_eq!(verdict(&GossipResult::Refused(e.clone())), MessageVerdict::Ignore, "{e}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the `sidecar-node` crate.
+
+mod store;

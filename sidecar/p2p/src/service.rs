@@ -1,0 +1,669 @@
+//! The network task: a libp2p swarm (TCP, noise, yamux, gossipsub) and discv5 discovery on one
+//! tokio task, driven through a cloneable [`NetworkHandle`].
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::gossipsub::{
+    self, AllowAllSubscriptionFilter, MessageAcceptance, MessageAuthenticity, MessageId,
+    ValidationMode,
+};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::codec::{MAX_GOSSIP_SIZE, SnappyTransform, gossip_message_id};
+use super::identity::{NodeKey, enr_peer_id};
+use super::topic::GossipTopic;
+use crate::config::P2pConfig;
+use crate::error::{Error, Result};
+use sidecar_metrics::Metrics;
+
+type Behaviour = gossipsub::Behaviour<SnappyTransform, AllowAllSubscriptionFilter>;
+type QueryFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<Vec<discv5::Enr>, discv5::QueryError>> + Send>>;
+
+/// Everything the network task needs to start.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The node's identity (peer id and ENR key).
+    pub node_key: NodeKey,
+    /// IP address to listen on (TCP and UDP).
+    pub listen_address: IpAddr,
+    /// libp2p TCP port; 0 picks a free one.
+    pub tcp_port: u16,
+    /// discv5 UDP port; 0 picks a free one.
+    pub discovery_port: u16,
+    /// Whether to run discv5 (off: peers only by [`NetworkHandle::dial`]).
+    pub enable_discovery: bool,
+    /// Bootnode ENRs.
+    pub bootnodes: Vec<discv5::Enr>,
+    /// Topic prefix (`/<prefix>/<name>/ssz_snappy`).
+    pub topic_prefix: String,
+    /// Topic names to subscribe to at start.
+    pub topics: Vec<String>,
+    /// Peers to keep; discovered peers are not dialled beyond this.
+    pub target_peers: usize,
+    /// Gossipsub heartbeat.
+    pub heartbeat_interval: Duration,
+    /// How often a discovery query runs while below the target.
+    pub discovery_interval: Duration,
+    /// Largest message, compressed or decompressed.
+    pub max_message_size: usize,
+    /// Capacity of the queue of messages waiting for validation; beyond it messages are ignored.
+    pub validation_queue: usize,
+    /// How long a received message stays in gossipsub's message cache: its verdict must come
+    /// within this time for it to be forwarded (a STARK check under load, or a message held
+    /// until its block arrives, can take seconds), and peers can fetch it (IWANT) meanwhile.
+    pub validation_window: Duration,
+}
+
+impl NetworkConfig {
+    /// Defaults for everything but the key: the `[p2p]` defaults, no topics.
+    pub fn new(node_key: NodeKey) -> Self {
+        let p2p = P2pConfig::default();
+        Self {
+            node_key,
+            listen_address: p2p.listen_address,
+            tcp_port: p2p.tcp_port,
+            discovery_port: p2p.discovery_port,
+            enable_discovery: true,
+            bootnodes: Vec::new(),
+            topic_prefix: p2p.topic_prefix,
+            topics: Vec::new(),
+            target_peers: p2p.target_peers,
+            heartbeat_interval: Duration::from_millis(700),
+            discovery_interval: Duration::from_secs(10),
+            max_message_size: MAX_GOSSIP_SIZE,
+            validation_queue: 1024,
+            validation_window: Duration::from_secs(30),
+        }
+    }
+
+    /// A node on loopback for tests and local devnets: `127.0.0.1`, free TCP (and UDP) ports,
+    /// discovery off (connect nodes with [`NetworkHandle::dial`]; set `enable_discovery` and
+    /// `bootnodes` to use discv5 instead), a short heartbeat so meshes form within a second,
+    /// and a low peer target.
+    pub fn loopback(node_key: NodeKey) -> Self {
+        Self {
+            listen_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            tcp_port: 0,
+            discovery_port: 0,
+            enable_discovery: false,
+            target_peers: 16,
+            heartbeat_interval: Duration::from_millis(200),
+            discovery_interval: Duration::from_secs(1),
+            ..Self::new(node_key)
+        }
+    }
+
+    /// From the `[p2p]` config section (already validated) and the node key.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] naming `p2p.bootnodes` for a malformed ENR.
+    pub fn from_config(p2p: &P2pConfig, node_key: NodeKey) -> Result<Self> {
+        let bootnodes = p2p
+            .bootnodes
+            .iter()
+            .map(|s| {
+                discv5::Enr::from_str(s).map_err(|e| Error::ConfigInvalid {
+                    key: "p2p.bootnodes".into(),
+                    value: s.clone(),
+                    reason: format!("not a valid ENR: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            listen_address: p2p.listen_address,
+            tcp_port: p2p.tcp_port,
+            discovery_port: p2p.discovery_port,
+            bootnodes,
+            topic_prefix: p2p.topic_prefix.clone(),
+            target_peers: p2p.target_peers,
+            ..Self::new(node_key)
+        })
+    }
+}
+
+/// A gossip message waiting for validation: gossipsub holds it (does not forward it) until
+/// [`NetworkHandle::report_validation`] gives the verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipMessage {
+    /// Content-derived message id.
+    pub id: MessageId,
+    /// The peer that forwarded it to us.
+    pub source: PeerId,
+    /// Its topic.
+    pub topic: GossipTopic,
+    /// The decompressed payload (SSZ bytes).
+    pub data: Vec<u8>,
+}
+
+/// The result of validating a gossip message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageVerdict {
+    /// Valid: deliver and forward.
+    Accept,
+    /// Invalid: drop, never forward, and count it against the sender in gossipsub's
+    /// bookkeeping (peer scoring, once enabled, turns it into a penalty).
+    Reject,
+    /// Not useful (duplicate, late): drop without penalty.
+    Ignore,
+}
+
+impl From<MessageVerdict> for MessageAcceptance {
+    fn from(v: MessageVerdict) -> Self {
+        match v {
+            MessageVerdict::Accept => Self::Accept,
+            MessageVerdict::Reject => Self::Reject,
+            MessageVerdict::Ignore => Self::Ignore,
+        }
+    }
+}
+
+enum Command {
+    Publish { topic: GossipTopic, data: Vec<u8>, reply: oneshot::Sender<Result<MessageId>> },
+    Subscribe { topic: GossipTopic, reply: oneshot::Sender<Result<()>> },
+    Report { id: MessageId, source: PeerId, verdict: MessageVerdict },
+    Dial { address: Multiaddr, reply: oneshot::Sender<Result<()>> },
+    MeshPeers { topic: GossipTopic, reply: oneshot::Sender<usize> },
+    Shutdown,
+}
+
+/// A cloneable handle to the network task.
+#[derive(Clone, Debug)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    peers: Arc<AtomicUsize>,
+    peer_id: PeerId,
+    enr: Option<discv5::Enr>,
+    listen_address: Multiaddr,
+    topic_prefix: String,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Publish { .. } => "Publish",
+            Self::Subscribe { .. } => "Subscribe",
+            Self::Report { .. } => "Report",
+            Self::Dial { .. } => "Dial",
+            Self::MeshPeers { .. } => "MeshPeers",
+            Self::Shutdown => "Shutdown",
+        })
+    }
+}
+
+impl NetworkHandle {
+    /// The topic `name` under this network's prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopic`].
+    pub fn topic(&self, name: &str) -> Result<GossipTopic> {
+        GossipTopic::new(&self.topic_prefix, name)
+    }
+
+    /// Publishes `data` (uncompressed SSZ) on topic `name`; returns its message id.
+    ///
+    /// # Errors
+    /// [`Error::P2p`] (for example no peer on the topic, or a duplicate), or
+    /// [`Error::NetworkStopped`].
+    pub async fn publish(&self, name: &str, data: Vec<u8>) -> Result<MessageId> {
+        let topic = self.topic(name)?;
+        self.request(|reply| Command::Publish { topic, data, reply }).await?
+    }
+
+    /// Subscribes to topic `name`; its messages then arrive on the validation queue.
+    ///
+    /// # Errors
+    /// [`Error::P2p`] or [`Error::NetworkStopped`].
+    pub async fn subscribe(&self, name: &str) -> Result<()> {
+        let topic = self.topic(name)?;
+        self.request(|reply| Command::Subscribe { topic, reply }).await?
+    }
+
+    /// Reports the verdict on a message from the validation queue: accepted messages are
+    /// forwarded to the mesh, rejected and ignored ones are dropped.
+    ///
+    /// # Errors
+    /// [`Error::NetworkStopped`].
+    pub async fn report_validation(
+        &self,
+        message: &GossipMessage,
+        verdict: MessageVerdict,
+    ) -> Result<()> {
+        let command = Command::Report { id: message.id.clone(), source: message.source, verdict };
+        self.commands.send(command).await.map_err(|_| Error::NetworkStopped)
+    }
+
+    /// Dials a peer by address (`/ip4/.../tcp/...`, optionally with `/p2p/<peer id>`).
+    ///
+    /// # Errors
+    /// [`Error::P2p`] if the dial cannot start, [`Error::NetworkStopped`].
+    pub async fn dial(&self, address: Multiaddr) -> Result<()> {
+        self.request(|reply| Command::Dial { address, reply }).await?
+    }
+
+    /// Number of peers in our gossipsub mesh for topic `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopic`] or [`Error::NetworkStopped`].
+    pub async fn mesh_peers(&self, name: &str) -> Result<usize> {
+        let topic = self.topic(name)?;
+        self.request(|reply| Command::MeshPeers { topic, reply }).await
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// Our libp2p peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Our ENR, if discovery runs.
+    pub fn local_enr(&self) -> Option<&discv5::Enr> {
+        self.enr.as_ref()
+    }
+
+    /// Our TCP listen address, with `/p2p/<peer id>`.
+    pub fn listen_address(&self) -> &Multiaddr {
+        &self.listen_address
+    }
+
+    /// Asks the network task to stop (it also stops when every handle is dropped).
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| Error::NetworkStopped)?;
+        rx.await.map_err(|_| Error::NetworkStopped)
+    }
+}
+
+/// A started network: its handle, the queue of messages to validate and the task.
+#[derive(Debug)]
+pub struct Network {
+    /// Handle for publishing, subscribing, reporting verdicts.
+    pub handle: NetworkHandle,
+    /// Gossip messages waiting for validation, in arrival order.
+    pub messages: mpsc::Receiver<GossipMessage>,
+    /// The network task; it ends on [`NetworkHandle::shutdown`] or when all handles are gone.
+    pub task: JoinHandle<()>,
+}
+
+fn free_port(ip: IpAddr, udp: bool) -> Result<u16> {
+    let addr = SocketAddr::new(ip, 0);
+    let port = if udp {
+        std::net::UdpSocket::bind(addr).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind(addr).and_then(|s| s.local_addr())
+    };
+    port.map(|a| a.port())
+        .map_err(|e| Error::P2p { action: "find a free port", reason: e.to_string() })
+}
+
+fn tcp_multiaddr(ip: IpAddr, port: u16) -> Multiaddr {
+    let mut addr = Multiaddr::empty();
+    addr.push(match ip {
+        IpAddr::V4(ip) => Protocol::Ip4(ip),
+        IpAddr::V6(ip) => Protocol::Ip6(ip),
+    });
+    addr.push(Protocol::Tcp(port));
+    addr
+}
+
+fn enr_dial_target(enr: &discv5::Enr) -> Option<(PeerId, Multiaddr)> {
+    let peer = enr_peer_id(enr)?;
+    let socket: SocketAddr =
+        enr.tcp4_socket().map(SocketAddr::V4).or_else(|| enr.tcp6_socket().map(SocketAddr::V6))?;
+    Some((peer, tcp_multiaddr(socket.ip(), socket.port())))
+}
+
+/// Starts the network task on the current tokio runtime.
+///
+/// # Errors
+/// [`Error::P2p`] or [`Error::Discovery`] if the swarm or discv5 cannot start (for example the
+/// ports are taken).
+pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> Result<Network> {
+    let p2p_err = |action: &'static str| move |e: String| Error::P2p { action, reason: e };
+    let ip = config.listen_address;
+    let tcp_port = if config.tcp_port == 0 {
+        free_port(ip, false)?
+    } else {
+        // libp2p listens with SO_REUSEPORT, so a second node on the same port would silently
+        // share it; a plain bind first turns a taken port into an error.
+        std::net::TcpListener::bind(SocketAddr::new(ip, config.tcp_port)).map_err(|e| {
+            Error::P2p { action: "listen", reason: format!("{ip}:{}: {e}", config.tcp_port) }
+        })?;
+        config.tcp_port
+    };
+
+    // The message cache keeps `history_length` heartbeats: enough to cover the validation window.
+    let heartbeat_ms = config.heartbeat_interval.as_millis().max(1);
+    let history_length =
+        usize::try_from(config.validation_window.as_millis().div_ceil(heartbeat_ms))
+            .unwrap_or(usize::MAX)
+            .max(6);
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(config.heartbeat_interval)
+        .mesh_n(8)
+        .mesh_n_low(6)
+        .mesh_n_high(12)
+        .gossip_lazy(6)
+        .history_length(history_length)
+        .history_gossip(3)
+        .max_transmit_size(config.max_message_size)
+        .validation_mode(ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(gossip_message_id)
+        .duplicate_cache_time(Duration::from_secs(385))
+        .build()
+        .map_err(|e| p2p_err("configure gossipsub")(e.to_string()))?;
+    let behaviour = Behaviour::new_with_transform(
+        MessageAuthenticity::Anonymous,
+        gossip_config,
+        SnappyTransform::new(config.max_message_size),
+    )
+    .map_err(|e| p2p_err("create gossipsub")(e.to_owned()))?;
+
+    let keypair = config.node_key.libp2p_keypair();
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| p2p_err("build transport")(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| p2p_err("build behaviour")(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let listen = tcp_multiaddr(ip, tcp_port);
+    swarm.listen_on(listen.clone()).map_err(|e| p2p_err("listen")(e.to_string()))?;
+    // The TCP listener binds asynchronously: wait for it, so that a taken port is an error here.
+    let listening = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "listening");
+                    return Ok(());
+                }
+                SwarmEvent::ListenerError { error, .. } => return Err(error.to_string()),
+                SwarmEvent::ListenerClosed { reason, .. } => {
+                    return Err(match reason {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "listener closed".to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    match listening {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => {
+            return Err(Error::P2p { action: "listen", reason: format!("{listen}: {reason}") });
+        }
+        Err(_) => {
+            return Err(Error::P2p { action: "listen", reason: format!("{listen}: timed out") });
+        }
+    }
+    for name in &config.topics {
+        let topic = GossipTopic::new(&config.topic_prefix, name)?;
+        swarm
+            .behaviour_mut()
+            .subscribe(&gossipsub::IdentTopic::new(topic.to_string()))
+            .map_err(|e| p2p_err("subscribe")(e.to_string()))?;
+    }
+
+    let mut discovery = None;
+    let mut enr = None;
+    if config.enable_discovery {
+        let disc_err =
+            |action: &'static str| move |reason: String| Error::Discovery { action, reason };
+        let udp_port =
+            if config.discovery_port == 0 { free_port(ip, true)? } else { config.discovery_port };
+        let enr_key = config.node_key.enr_key();
+        let mut builder = discv5::Enr::builder();
+        match ip {
+            IpAddr::V4(v4) if !v4.is_unspecified() => {
+                builder.ip4(v4).udp4(udp_port).tcp4(tcp_port);
+            }
+            IpAddr::V6(v6) if !v6.is_unspecified() => {
+                builder.ip6(v6).udp6(udp_port).tcp6(tcp_port);
+            }
+            // Unspecified listen address: the IP is learnt from peers (PONG votes).
+            IpAddr::V4(_) => {
+                builder.udp4(udp_port).tcp4(tcp_port);
+            }
+            IpAddr::V6(_) => {
+                builder.udp6(udp_port).tcp6(tcp_port);
+            }
+        }
+        let local_enr =
+            builder.build(&enr_key).map_err(|e| disc_err("build ENR")(e.to_string()))?;
+        let disc_config =
+            discv5::ConfigBuilder::new(discv5::ListenConfig::from_ip(ip, udp_port)).build();
+        let mut disc = discv5::Discv5::new(local_enr.clone(), enr_key, disc_config)
+            .map_err(|e| disc_err("create")(e.to_owned()))?;
+        disc.start().await.map_err(|e| disc_err("start")(e.to_string()))?;
+        for boot in &config.bootnodes {
+            if let Err(e) = disc.add_enr(boot.clone()) {
+                tracing::warn!(bootnode = %boot, error = e, "cannot add bootnode");
+            }
+        }
+        let events = disc.event_stream().await.map_err(|e| disc_err("events")(e.to_string()))?;
+        tracing::info!(enr = %local_enr.to_base64(), "discv5 started");
+        enr = Some(local_enr);
+        discovery = Some((disc, events));
+    }
+
+    let (commands_tx, commands_rx) = mpsc::channel(256);
+    let (messages_tx, messages_rx) = mpsc::channel(config.validation_queue.max(1));
+    let peers = Arc::new(AtomicUsize::new(0));
+    let mut listen_address = listen;
+    listen_address.push(Protocol::P2p(peer_id));
+    let handle = NetworkHandle {
+        commands: commands_tx,
+        peers: Arc::clone(&peers),
+        peer_id,
+        enr,
+        listen_address,
+        topic_prefix: config.topic_prefix.clone(),
+    };
+    let driver = Driver {
+        swarm,
+        discovery,
+        queries: FuturesUnordered::new(),
+        commands: commands_rx,
+        messages: messages_tx,
+        peers,
+        metrics,
+        config,
+        local_peer_id: peer_id,
+    };
+    let task = tokio::spawn(driver.run());
+    Ok(Network { handle, messages: messages_rx, task })
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    discovery: Option<(discv5::Discv5, mpsc::Receiver<discv5::Event>)>,
+    queries: FuturesUnordered<QueryFuture>,
+    commands: mpsc::Receiver<Command>,
+    messages: mpsc::Sender<GossipMessage>,
+    peers: Arc<AtomicUsize>,
+    metrics: Option<Metrics>,
+    config: NetworkConfig,
+    local_peer_id: PeerId,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.config.discovery_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let discovery_on = self.discovery.is_some();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.on_command(command),
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(event) = async {
+                    match self.discovery.as_mut() {
+                        Some((_, events)) => events.recv().await,
+                        None => None,
+                    }
+                }, if discovery_on => self.on_discovery_event(event),
+                _ = tick.tick(), if discovery_on => self.start_query(),
+                Some(result) = self.queries.next(), if !self.queries.is_empty() => match result {
+                    Ok(enrs) => enrs.iter().for_each(|enr| self.dial_enr(enr)),
+                    Err(e) => tracing::debug!(error = %e, "discovery query failed"),
+                },
+            }
+        }
+        if let Some((mut disc, _)) = self.discovery.take() {
+            disc.shutdown();
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn start_query(&mut self) {
+        let Some((disc, _)) = &self.discovery else { return };
+        // With an empty routing table (no bootnodes, and nobody has contacted this node yet)
+        // there is nobody to ask: discv5 would only warn, every interval. The first incoming
+        // session fills the table and the queries start.
+        if disc.table_entries_id().is_empty() {
+            return;
+        }
+        if self.queries.is_empty()
+            && self.swarm.connected_peers().count() < self.config.target_peers
+        {
+            self.queries.push(Box::pin(disc.find_node(enr::NodeId::random())));
+        }
+    }
+
+    fn dial_enr(&mut self, enr: &discv5::Enr) {
+        let Some((peer, address)) = enr_dial_target(enr) else { return };
+        if peer == self.local_peer_id
+            || self.swarm.is_connected(&peer)
+            || self.swarm.connected_peers().count() >= self.config.target_peers
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![address])
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "dial failed");
+        }
+    }
+
+    fn on_discovery_event(&mut self, event: discv5::Event) {
+        match event {
+            discv5::Event::Discovered(enr) | discv5::Event::SessionEstablished(enr, _) => {
+                self.dial_enr(&enr);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let gossip = self.swarm.behaviour_mut();
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let result = gossip
+                    .publish(topic.hash(), data)
+                    .map_err(|e| Error::P2p { action: "publish", reason: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                let result = gossip
+                    .subscribe(&gossipsub::IdentTopic::new(topic.to_string()))
+                    .map(drop)
+                    .map_err(|e| Error::P2p { action: "subscribe", reason: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::Report { id, source, verdict } => {
+                gossip.report_message_validation_result(&id, &source, verdict.into());
+            }
+            Command::Dial { address, reply } => {
+                let result = self
+                    .swarm
+                    .dial(address)
+                    .map_err(|e| Error::P2p { action: "dial", reason: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::MeshPeers { topic, reply } => {
+                let _ = reply.send(gossip.mesh_peers(&topic.hash()).count());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<gossipsub::Event>) {
+        match event {
+            SwarmEvent::Behaviour(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
+                let peers: BTreeSet<_> = self.swarm.connected_peers().collect();
+                self.peers.store(peers.len(), Ordering::Relaxed);
+                if let Some(m) = &self.metrics {
+                    m.set_peers(peers.len());
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            other => tracing::trace!(event = ?other, "swarm event"),
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let topic = match GossipTopic::from_str(message.topic.as_str()) {
+            Ok(t) if t.prefix() == self.config.topic_prefix => t,
+            _ => {
+                self.swarm.behaviour_mut().report_message_validation_result(
+                    &id,
+                    &source,
+                    MessageAcceptance::Reject,
+                );
+                return;
+            }
+        };
+        let pending = GossipMessage { id: id.clone(), source, topic, data: message.data };
+        if let Err(e) = self.messages.try_send(pending) {
+            tracing::warn!(error = %e, "validation queue full or closed; ignoring message");
+            self.swarm.behaviour_mut().report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+        }
+    }
+}

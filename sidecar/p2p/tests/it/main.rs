@@ -1,0 +1,3 @@
+//! Integration tests of the `sidecar-p2p` crate.
+
+mod p2p;
