@@ -1,0 +1,103 @@
+//! [`Prover::verify_full`] and [`Prover::verify_agg`]: checking full proofs and AggProofs
+//! against their plans, the STARKs of their parts in parallel.
+
+use rayon::prelude::*;
+
+use super::agg::{AggProof, AggProofReport, check_block_plan};
+use super::full::{FullProof, FullProofReport, PartReport, check_header, check_parts};
+use super::parts::{ProofPart, parts_root};
+use crate::error::{Error, Result};
+use crate::partial::Prover;
+use crate::types::SegmentSpec;
+use crate::workload::{BlockPlan, SubBlockPlan, Workload};
+
+impl<W: Workload> Prover<W> {
+    /// Verifies a full proof against the sub-block's plan: header, coverage of every AIR exactly
+    /// once, the unbroken chain, the parts root, the reuse filter (every partial by another author
+    /// than the builder must be in it), then every partial STARK in parallel. Reports each part's
+    /// author and trace root and which were reused.
+    pub fn verify_full(&self, full: &FullProof, plan: &SubBlockPlan) -> Result<FullProofReport> {
+        let h = &full.header;
+        check_header(h, plan)?;
+        check_parts(plan, &full.parts)?;
+        if parts_root(&full.parts.iter().map(ProofPart::as_bytes).collect::<Vec<_>>())
+            != h.parts_root
+        {
+            return Err(Error::PartsRootMismatch);
+        }
+        for p in full.parts.iter().filter(|p| *p.author() != h.builder) {
+            for s in p.statements() {
+                if !h.reuse_filter.contains(
+                    &s.round_digest,
+                    s.sub_block_index,
+                    s.air_index,
+                    p.author(),
+                ) {
+                    return Err(Error::ReuseNotDeclared { air_index: s.air_index });
+                }
+            }
+        }
+        // `check_parts` matched every statement to the plan, so indexing by AIR is in range.
+        let planned = |s: &SegmentSpec| plan.segment(s.air_index).copied().unwrap_or(*s);
+        full.parts.par_iter().try_for_each(|part| {
+            let res = match part {
+                ProofPart::Partial(p) => {
+                    self.verify_partial(p, &planned(p.statement()), p.author(), None)
+                }
+                ProofPart::Batch(b) => {
+                    let expected: Vec<SegmentSpec> = b.statements().iter().map(planned).collect();
+                    self.verify_batch(b, &expected, b.author(), None)
+                }
+            };
+            res.map_err(|e| Error::Part { air_index: part.first_air(), source: Box::new(e) })
+        })?;
+        let mut parts: Vec<PartReport> = full
+            .parts
+            .iter()
+            .flat_map(|p| {
+                p.statements().iter().map(move |s| PartReport {
+                    air_index: s.air_index,
+                    author: *p.author(),
+                    trace_root: p.trace_root(),
+                    reused: *p.author() != h.builder,
+                })
+            })
+            .collect();
+        parts.sort_by_key(|r| r.air_index);
+        Ok(FullProofReport { sub_block_index: h.sub_block_index, builder: h.builder, parts })
+    }
+
+    /// Verifies an AggProof against the block's plan: the block-level chain (sub-block `k` starts
+    /// from sub-block `k - 1`'s output state), one full proof per sub-block in order, and each
+    /// full proof (in parallel).
+    pub fn verify_agg(&self, agg: &AggProof, plan: &BlockPlan) -> Result<AggProofReport> {
+        check_block_plan(plan)?;
+        let h = &agg.header;
+        if h.round_digest != plan.round_digest {
+            return Err(Error::WrongPublicValues { field: "round_digest" });
+        }
+        if h.initial_state != plan.initial_state {
+            return Err(Error::WrongPublicValues { field: "initial_state" });
+        }
+        AggProof::check_structure(
+            plan,
+            agg.sub_blocks.len(),
+            agg.sub_blocks.iter().map(|f| &f.header),
+        )?;
+        if h.output_state != plan.sub_blocks.last().map_or(plan.initial_state, |s| s.output_state) {
+            return Err(Error::WrongPublicValues { field: "output_state" });
+        }
+        let sub_blocks = agg
+            .sub_blocks
+            .par_iter()
+            .zip(plan.sub_blocks.par_iter())
+            .map(|(f, sb)| {
+                self.verify_full(f, sb).map_err(|e| Error::SubBlock {
+                    sub_block: sb.sub_block_index,
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AggProofReport { builder: h.builder, sub_blocks })
+    }
+}

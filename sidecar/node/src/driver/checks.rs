@@ -1,0 +1,76 @@
+//! Verification scheduling: the checks the engine asked for and not answered yet, BLS
+//! signature batches and STARK checks run on the blocking pool, their verdicts sent back to the
+//! driver as inputs.
+
+use std::sync::Arc;
+
+use phase_engine::{RequestId, Root, SignatureCheck, StarkCheck, Verdict};
+use tracing::debug;
+
+use super::{Driver, Input, metrics::verify_label};
+use crate::verify::verify_signatures;
+
+/// A verification request not answered yet.
+#[derive(Clone, Debug)]
+pub(super) enum Check {
+    Signature(SignatureCheck),
+    Stark(StarkCheck, Root),
+}
+
+impl Driver {
+    pub(super) fn dispatch(&self, check: Check) {
+        match check {
+            Check::Signature(c) => self.dispatch_signatures(vec![c]),
+            Check::Stark(c, block) => {
+                let Some(tx) = self.tx.upgrade() else { return };
+                let work = self.blocks.get(&block).and_then(|b| b.work.clone());
+                let submitter = match &c.target {
+                    phase_engine::StarkTarget::FullProof { submitter, .. }
+                    | phase_engine::StarkTarget::AggProof { submitter, .. } => {
+                        self.engine.prover(*submitter).map(|r| r.pubkey)
+                    }
+                    _ => None,
+                };
+                let verifier = Arc::clone(&self.verifier);
+                let metrics = self.metrics.clone();
+                tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let result = match work {
+                        Some(work) => verifier.check(&c, &work, submitter),
+                        None => Err("unknown block".into()),
+                    };
+                    metrics.observe_verify_time(verify_label(&c), started.elapsed());
+                    if let Err(reason) = &result {
+                        debug!(request = ?c.request, %reason, "STARK check failed");
+                    }
+                    let verdict = Verdict { request: c.request, valid: result.is_ok() };
+                    let _ = tx.blocking_send(Input::Verdicts(vec![verdict]));
+                });
+            }
+        }
+    }
+
+    pub(super) fn dispatch_signatures(&self, checks: Vec<SignatureCheck>) {
+        let Some(tx) = self.tx.upgrade() else { return };
+        tokio::task::spawn_blocking(move || {
+            let verdicts = verify_signatures(&checks);
+            let _ = tx.blocking_send(Input::Verdicts(verdicts));
+        });
+    }
+}
+
+pub(super) fn request_of(check: &Check) -> RequestId {
+    match check {
+        Check::Signature(c) => c.request,
+        Check::Stark(c, _) => c.request,
+    }
+}
+
+pub(super) fn stark_block(check: &StarkCheck) -> Root {
+    match &check.target {
+        phase_engine::StarkTarget::Partial { round, .. } => round.block_root,
+        phase_engine::StarkTarget::FullProof { round, .. } => round.block_root,
+        phase_engine::StarkTarget::AggProof { block_root, .. } => *block_root,
+        _ => Root::ZERO,
+    }
+}

@@ -1,0 +1,283 @@
+//! The driver task: the only owner of the [`Engine`]. It takes inputs from a channel, logs each
+//! one durably before applying it ([`super::log`]), drains the engine's actions and executes them
+//! (verification jobs, settlement, events), and answers queries.
+//!
+//! One concept per file: [`input_log`] (write-ahead logging, applying logged inputs, replay on
+//! restart), [`submit`] (messages and registrations from HTTP and gossip), [`early`] (gossip for
+//! blocks not seen yet), [`actions`] (executing the engine's actions), [`checks`] (BLS and STARK
+//! verification scheduling), [`blocks`] (per-block records and their memory bounds), [`settle`]
+//! (settlement and ledgers), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
+//! gauges).
+
+mod actions;
+mod blocks;
+mod checks;
+mod early;
+mod input_log;
+mod metrics;
+mod queries;
+mod settle;
+mod submit;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+};
+
+use beacon_api::{ProvingEvent, SubmissionReceipt};
+use phase_engine::{
+    BlockInfo, BlsPublicKey, Engine, MessageKind, ProtocolMessage, ProverRecord, RequestId, Root,
+    SignedProverRegistration, Slot, UnixMillis, Verdict,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::debug;
+
+use self::{blocks::BlockRecord, checks::Check, early::Early};
+use super::{
+    error::NodeResult,
+    gossip::{GossipResult, Gossiped},
+    log::{BlockData, LoggedInput},
+    verify::StarkVerifier,
+};
+use crate::{SlotClock, Store};
+use sidecar_metrics::Metrics;
+
+/// The answer to a submission.
+pub(crate) type Reply = oneshot::Sender<beacon_api::Result<SubmissionReceipt>>;
+
+/// A query run on the driver's state.
+pub(crate) type Query = Box<dyn FnOnce(&Driver) + Send>;
+
+/// The answer to a gossip message (its validation result follows from it).
+pub(crate) type GossipReply = oneshot::Sender<GossipResult>;
+
+/// Who waits for the verdict on a message.
+enum Waiter {
+    /// An HTTP submission: its receipt.
+    Http(Reply),
+    /// A gossip message: its validation result.
+    Gossip(GossipReply),
+}
+
+/// An input of the driver.
+pub(crate) enum Input {
+    /// A new canonical block.
+    Block {
+        /// Engine view.
+        info: BlockInfo,
+        /// Payload data.
+        data: BlockData,
+    },
+    /// A protocol message, with its arrival time; `reply` gets the verdict.
+    Message {
+        /// The message.
+        message: ProtocolMessage,
+        /// Arrival time.
+        arrived: UnixMillis,
+        /// Where to answer (HTTP), if anyone waits.
+        reply: Option<Reply>,
+    },
+    /// A message or registration from gossip, with its arrival time; `reply` gets the result
+    /// (the gossipsub validation verdict follows from it).
+    Gossip {
+        /// The message.
+        item: Gossiped,
+        /// Arrival time (the sender's first-seen time, clamped).
+        arrived: UnixMillis,
+        /// Where to answer.
+        reply: GossipReply,
+    },
+    /// A prover registration.
+    Registration {
+        /// The registration.
+        registration: SignedProverRegistration,
+        /// Where to answer.
+        reply: Reply,
+    },
+    /// Verdicts of verification jobs.
+    Verdicts(Vec<Verdict>),
+    /// A reorg: `orphaned` left the canonical chain, which now ends at `fork`.
+    Reorg {
+        /// Orphaned block roots.
+        orphaned: Vec<Root>,
+        /// The common ancestor (slot, root).
+        fork: (Slot, Root),
+    },
+    /// A read of the driver's state.
+    Query(Query),
+}
+
+/// The driver's state.
+pub(crate) struct Driver {
+    engine: Engine,
+    store: Arc<Store>,
+    clock: Arc<dyn SlotClock>,
+    table: rewards::RewardTable,
+    reward_file: rewards::RewardsFile,
+    verifier: Arc<StarkVerifier>,
+    metrics: Metrics,
+    events: broadcast::Sender<ProvingEvent>,
+    settled: broadcast::Sender<rewards::Ledger>,
+    tx: mpsc::WeakSender<Input>,
+    seq: u64,
+    replaying: bool,
+    last_block: Option<(Slot, Root)>,
+    blocks: BTreeMap<Root, BlockRecord>,
+    by_slot: BTreeMap<Slot, Root>,
+    balances: rewards::Balances,
+    /// Checked registrations waiting to join, with the time they were first seen.
+    pending_registrations: BTreeMap<BlsPublicKey, (ProverRecord, Option<UnixMillis>)>,
+    outstanding: BTreeMap<RequestId, Check>,
+    /// Messages waiting for their verdict, with the first-seen time to publish them with once
+    /// accepted (HTTP submissions; gossip is forwarded by gossipsub itself).
+    in_flight: HashMap<Root, (ProtocolMessage, Option<UnixMillis>)>,
+    /// The message (signing root) each pending verification request belongs to, so that a
+    /// message whose verification fails leaves `in_flight`.
+    requests: HashMap<RequestId, Root>,
+    replies: HashMap<RequestId, (MessageKind, Root, Waiter)>,
+    publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    /// HTTP submissions accepted again while replaying: published once the replay is done (a
+    /// crash may have come before they were), if their block is still being proven.
+    republish: Vec<(Gossiped, UnixMillis)>,
+    early: VecDeque<Early>,
+}
+
+/// Everything the driver is built from.
+pub(crate) struct DriverParts {
+    /// The engine, with the genesis registry already added.
+    pub engine: Engine,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The clock.
+    pub clock: Arc<dyn SlotClock>,
+    /// Reward rules.
+    pub rewards: rewards::Config,
+    /// STARK verifier.
+    pub verifier: Arc<StarkVerifier>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event stream.
+    pub events: broadcast::Sender<ProvingEvent>,
+    /// Settled ledgers stream.
+    pub settled: broadcast::Sender<rewards::Ledger>,
+    /// Where accepted HTTP submissions go to be published on gossip (`None`: no gossip).
+    pub publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+}
+
+impl Driver {
+    /// Builds the driver and replays the stored input log into the engine.
+    pub(crate) fn new(parts: DriverParts, tx: &mpsc::Sender<Input>) -> NodeResult<Self> {
+        let mut driver = Self {
+            engine: parts.engine,
+            store: parts.store,
+            clock: parts.clock,
+            table: parts.rewards.table,
+            reward_file: parts.rewards.to_file(),
+            verifier: parts.verifier,
+            metrics: parts.metrics,
+            events: parts.events,
+            settled: parts.settled,
+            tx: tx.downgrade(),
+            seq: 0,
+            replaying: true,
+            last_block: None,
+            blocks: BTreeMap::new(),
+            by_slot: BTreeMap::new(),
+            balances: rewards::Balances::new(),
+            pending_registrations: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            requests: HashMap::new(),
+            replies: HashMap::new(),
+            publish: parts.publish,
+            republish: Vec::new(),
+            early: VecDeque::new(),
+        };
+        driver.replay()?;
+        Ok(driver)
+    }
+
+    fn now(&self) -> UnixMillis {
+        UnixMillis(self.clock.now_unix_millis())
+    }
+
+    /// Runs the driver until every sender is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Input>) -> NodeResult<()> {
+        // The beacon lag grows while no block comes: refresh it every second, not only per block.
+        let mut lag = tokio::time::interval(std::time::Duration::from_secs(1));
+        lag.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let timeout = self.engine.poll_timeout();
+            let sleep = async {
+                match timeout {
+                    Some(t) => {
+                        let wait = t.0.saturating_sub(self.clock.now_unix_millis());
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                input = rx.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.handle(input).await?;
+                }
+                () = sleep => {
+                    let now = self.now().max(timeout.unwrap_or(UnixMillis(0)));
+                    self.log_and_apply(LoggedInput::Tick(now)).await?;
+                }
+                _ = lag.tick() => self.update_beacon_lag(self.last_block.map(|(slot, _)| slot)),
+            }
+        }
+    }
+
+    async fn handle(&mut self, input: Input) -> NodeResult<()> {
+        match input {
+            Input::Block { info, data } => {
+                if self.last_block.is_some_and(|(slot, _)| info.slot <= slot) {
+                    debug!(slot = %info.slot, "block not after the last one: ignored");
+                    return Ok(());
+                }
+                let now = self.now();
+                self.update_beacon_lag(Some(info.slot));
+                self.log_and_apply(LoggedInput::Block { info, data, now }).await?;
+                self.retry_early().await
+            }
+            Input::Message { message, arrived, reply } => {
+                self.take_message(message, arrived, reply.map(Waiter::Http), false).await
+            }
+            Input::Gossip { item: Gossiped::Message(message), arrived, reply } => {
+                if self.is_early(&message) {
+                    self.hold_early(message, arrived, reply);
+                    return Ok(());
+                }
+                self.take_message(message, arrived, Some(Waiter::Gossip(reply)), true).await
+            }
+            Input::Gossip { item: Gossiped::Registration(registration), arrived, reply } => {
+                self.register(registration, Waiter::Gossip(reply), arrived).await
+            }
+            Input::Registration { registration, reply } => {
+                let now = self.now();
+                self.register(registration, Waiter::Http(reply), now).await
+            }
+            Input::Verdicts(verdicts) => {
+                for verdict in verdicts {
+                    if !self.outstanding.contains_key(&verdict.request) {
+                        continue;
+                    }
+                    self.log_and_apply(LoggedInput::Verdict(verdict)).await?;
+                }
+                Ok(())
+            }
+            Input::Query(query) => {
+                query(self);
+                Ok(())
+            }
+            Input::Reorg { orphaned, fork } => {
+                self.log_and_apply(LoggedInput::Reorg { orphaned, fork }).await
+            }
+        }
+    }
+}

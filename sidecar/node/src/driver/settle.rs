@@ -1,0 +1,55 @@
+//! Settlement: a block's outcome turned into its ledger, the ledger, balances and finalised
+//! proof stored durably in one transaction, and the settlement events.
+
+use beacon_api::{BlockEventData, ProvingEvent};
+use phase_engine::BlockOutcome;
+use tracing::info;
+
+use super::Driver;
+use crate::{StoreBatch, error::NodeResult};
+
+/// The store key (in the block root's message space) of a settled block's finalised proof.
+pub(super) const FINALIZED_PROOF_KEY: crate::MessageKey = [0xff; 32];
+
+impl Driver {
+    pub(super) fn settle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
+        let ledger = rewards::settle(&outcome, &self.table)?;
+        let root = outcome.block_root;
+        let data = BlockEventData { block_root: root, slot: outcome.slot };
+        let proven = self.blocks.get(&root).is_some_and(|b| {
+            let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
+            b.full_proofs.len() == subs && (subs <= 1 || b.agg_proof.is_some())
+        });
+        // Durable: the ledger and the balances it changes land in one transaction (skipped when
+        // a replay meets a ledger already stored).
+        let stored = !self.store.ledger_entries(root)?.is_empty();
+        self.balances.apply(&ledger)?;
+        if !stored {
+            let mut batch = StoreBatch::new();
+            batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
+            // The finalised proof, served from the store once it leaves memory.
+            if proven && let Some(Ok(proof)) = self.finalized_in_memory(root) {
+                batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
+            }
+            for (account, amount) in self.balances.iter() {
+                if let rewards::Account::Prover(p) = account {
+                    batch.set_balance(p, amount);
+                }
+            }
+            self.store.commit(batch)?;
+        }
+        info!(slot = %outcome.slot, block = %root, settlement_root = %ledger.settlement_root(), proven, "block settled");
+        if let Some(b) = self.blocks.get_mut(&root) {
+            b.outcome = Some(outcome);
+            b.ledger = Some(ledger.clone());
+        }
+        self.verifier.forget(&root);
+        if proven {
+            let _ = self.events.send(ProvingEvent::BlockProven(data.clone()));
+        }
+        let _ = self.events.send(ProvingEvent::BlockSettled(data));
+        let _ = self.settled.send(ledger);
+        self.prune();
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! Unit tests of the driver: early gossip, proofs kept in memory, arrival times across a
+//! replay, registration activation, publishing and republishing after a crash.
+
+use std::time::Duration;
+
+use phase_engine::{
+    Capabilities, Decline, RoundRef, SignedDecline,
+    test_utils::{self as tu, Scenario},
+};
+use plonky3_prover::{ProofParams, Prover, SegmentParams, SegmentWorkload};
+use tokio::sync::oneshot::error::TryRecvError;
+
+use super::{blocks::PROOF_BLOCKS, *};
+use crate::{ManualSlotClock, SlotTiming};
+use beacon_api::SubmissionStatus;
+use phase_engine::ProverIndex;
+
+const PROVERS: u64 = 8;
+
+/// A driver over a fresh store whose engine has the scenario registry; its input queue.
+fn driver(
+    dir: &std::path::Path,
+    now: UnixMillis,
+) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    driver_with(dir, now, None)
+}
+
+/// [`driver`], publishing to `publish`.
+fn driver_with(
+    dir: &std::path::Path,
+    now: UnixMillis,
+    publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    let rewards = rewards::Config::default();
+    let mut engine = Engine::new(rewards.engine, tu::signing_context());
+    for i in 0..PROVERS {
+        engine
+            .add_prover(ProverRecord {
+                pubkey: tu::secret_key(i).public_key(),
+                stake: tu::STAKE,
+                capabilities: Capabilities::default(),
+                active: true,
+                reputation: 0,
+            })
+            .unwrap();
+    }
+    let timing = SlotTiming::from_secs(tu::GENESIS_MILLIS / 1000, tu::SLOT_MILLIS / 1000).unwrap();
+    let clock = ManualSlotClock::new(timing, Duration::from_millis(now.0));
+    let workload = SegmentWorkload::new(SegmentParams::default()).unwrap();
+    let prover = Prover::new(ProofParams::default(), workload).unwrap();
+    let (events, _) = broadcast::channel(64);
+    let (settled, _) = broadcast::channel(64);
+    let parts = DriverParts {
+        engine,
+        store: Arc::new(Store::open(&dir.join("node.redb")).unwrap()),
+        clock: Arc::new(clock),
+        rewards,
+        verifier: Arc::new(StarkVerifier::new(prover)),
+        metrics: Metrics::new(),
+        events,
+        settled,
+        publish,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    (Driver::new(parts, &tx).unwrap(), tx, rx)
+}
+
+fn block(slot: u64) -> Input {
+    Input::Block {
+        info: tu::block_info(slot, 1_000_000),
+        data: BlockData { parent_hash: Root::ZERO, transactions: Vec::new() },
+    }
+}
+
+/// A decline by the `nth` selected prover of the first round of the last block of `chain`
+/// (slots; the selection learnt from a twin engine with the same registry and blocks).
+fn decline_by(chain: &[u64], nth: usize) -> ProtocolMessage {
+    let mut twin = Scenario::new(rewards::Config::default().engine, PROVERS);
+    let mut info = tu::block_info(0, 1_000_000);
+    for &slot in chain {
+        info = tu::block_info(slot, 1_000_000);
+        twin.add_block_info(info).unwrap();
+    }
+    let key = twin.round_keys(&info.root)[0];
+    let prover = twin.selected(&key)[nth];
+    let round = RoundRef {
+        slot: info.slot,
+        block_root: info.root,
+        sub_block: key.sub_block,
+        attempt: key.attempt,
+    };
+    let message = Decline { round, prover };
+    ProtocolMessage::Decline(SignedDecline::sign(message, &twin.key(prover), twin.ctx()))
+}
+
+fn decline(chain: &[u64]) -> ProtocolMessage {
+    decline_by(chain, 0)
+}
+
+/// Feeds the driver its own queued inputs (verdicts) until `answer` arrives.
+async fn until_answered(
+    driver: &mut Driver,
+    rx: &mut mpsc::Receiver<Input>,
+    answer: &mut oneshot::Receiver<GossipResult>,
+) -> GossipResult {
+    loop {
+        match answer.try_recv() {
+            Ok(result) => return result,
+            Err(TryRecvError::Empty) => {
+                let input = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("a verdict comes back")
+                    .unwrap();
+                driver.handle(input).await.unwrap();
+            }
+            Err(TryRecvError::Closed) => panic!("the driver dropped the reply"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_for_a_block_not_seen_yet_waits_for_it_and_is_then_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut driver, _tx, mut rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0 + 100));
+    driver.handle(block(0)).await.unwrap();
+
+    // Block 1's decline arrives before block 1 (this node's beacon node is behind): held,
+    // no verdict yet (gossipsub does not forward it meanwhile).
+    let arrived = UnixMillis(tu::slot_start(1).0 + 50);
+    let (reply, mut answer) = oneshot::channel();
+    let item = Gossiped::Message(decline(&[0, 1]));
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+    assert!(matches!(answer.try_recv(), Err(TryRecvError::Empty)));
+    // A message for block 2, which never comes (the chain goes from 1 to 3).
+    let (reply, mut lost) = oneshot::channel();
+    let item = Gossiped::Message(decline(&[0, 1, 2]));
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+
+    // Block 1 arrives: the decline goes through the engine (signature check included) and
+    // is accepted, at its own arrival time.
+    driver.handle(block(1)).await.unwrap();
+    let result = until_answered(&mut driver, &mut rx, &mut answer).await;
+    assert_eq!(result, GossipResult::Accepted);
+    assert!(matches!(lost.try_recv(), Err(TryRecvError::Empty)));
+
+    // Block 3: block 2's slot has passed without it, so its message is dropped (ignored).
+    driver.handle(block(3)).await.unwrap();
+    assert_eq!(lost.try_recv().unwrap(), GossipResult::Expired);
+    assert!(driver.early.is_empty());
+
+    // The same decline again (from another peer): a duplicate, not forwarded twice.
+    let (reply, mut again) = oneshot::channel();
+    let item = Gossiped::Message(decline(&[0, 1]));
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+    let result = until_answered(&mut driver, &mut rx, &mut again).await;
+    assert_eq!(super::super::gossip::verdict(&result), sidecar_p2p::MessageVerdict::Ignore);
+
+    // A forged decline (signed with another prover's key): rejected after its signature
+    // check, and forgotten (nothing stays in flight).
+    let ProtocolMessage::Decline(genuine) = decline_by(&[0, 1], 1) else { unreachable!() };
+    let forged =
+        SignedDecline::sign(genuine.message, &tu::secret_key(PROVERS + 7), &tu::signing_context());
+    let (reply, mut answer) = oneshot::channel();
+    let item = Gossiped::Message(ProtocolMessage::Decline(forged));
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+    let result = until_answered(&mut driver, &mut rx, &mut answer).await;
+    assert!(
+        matches!(result, GossipResult::Refused(phase_engine::Error::BadSignature { .. })),
+        "{result:?}"
+    );
+    assert_eq!(super::super::gossip::verdict(&result), sidecar_p2p::MessageVerdict::Reject);
+    assert!(driver.in_flight.is_empty() && driver.requests.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_latest_settled_blocks_keep_their_proofs_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut driver, _tx, _rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0));
+    const BLOCKS: u64 = 3 * PROOF_BLOCKS as u64 + 4;
+    let mut most = 0;
+    for slot in 1..=BLOCKS {
+        let info = tu::block_info(slot, 1_000_000);
+        let data = BlockData { parent_hash: Root::ZERO, transactions: vec![vec![1; 64]] };
+        driver.apply(LoggedInput::Block { info, data, now: tu::slot_start(slot) }).unwrap();
+        // Nobody answers: the rounds run out their phases and fail, and the blocks settle
+        // (a block settles once the next one has come).
+        for step in 1..=4 {
+            let now = UnixMillis(tu::slot_start(slot).0 + step * tu::SLOT_MILLIS / 4 - 1);
+            driver.apply(LoggedInput::Tick(now)).unwrap();
+        }
+        let settled_with_proofs =
+            driver.blocks.values().filter(|b| !b.pruned && b.outcome.is_some()).count();
+        assert!(settled_with_proofs <= PROOF_BLOCKS, "slot {slot}: {settled_with_proofs}");
+        most = most.max(driver.blocks_with_proofs());
+    }
+    let settled = driver.blocks.values().filter(|b| b.outcome.is_some()).count();
+    assert!(settled > 2 * PROOF_BLOCKS, "only {settled} of {BLOCKS} blocks settled");
+    let unsettled = driver.blocks.len() - settled;
+    assert!(most <= PROOF_BLOCKS + unsettled + 1, "at most {most} blocks held proofs");
+    assert_eq!(driver.blocks.len() as u64, BLOCKS, "the records (ledgers) stay");
+
+    // A block out of the window: its ledger is served, its proofs are answered with 404.
+    let old: beacon_api::BlockId = "1".parse().unwrap();
+    assert!(driver.ledger(old).is_ok());
+    assert!(matches!(driver.partial_proofs(old), Err(beacon_api::Error::NotFound { .. })));
+    assert!(matches!(driver.finalized_proof(old), Err(beacon_api::Error::NotFound { .. })));
+    // The latest block, not settled yet, still has its payload data (for STARK checks).
+    let (_, head) = driver.last_block().unwrap();
+    assert!(driver.blocks[&head].work.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossiped_message_counts_at_the_senders_arrival_time_even_after_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    // This node is already in T2 of block 1 (T1 is 4 s, the grace 0.5 s)...
+    let now = UnixMillis(tu::slot_start(1).0 + 5_000);
+    let status = {
+        let (mut driver, _tx, mut rx) = driver(dir.path(), now);
+        driver.handle(block(1)).await.unwrap();
+        // ...when a decline that the first sidecar received in T1 reaches it: it counts
+        // in T1, as on the first sidecar (a decline only counts in T1).
+        let (reply, mut answer) = oneshot::channel();
+        let item = Gossiped::Message(decline(&[1]));
+        let arrived = UnixMillis(tu::slot_start(1).0 + 40);
+        driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+        assert_eq!(until_answered(&mut driver, &mut rx, &mut answer).await, GossipResult::Accepted);
+        // The same over HTTP counts when this node received it: too late for T1.
+        let (reply, answer) = oneshot::channel();
+        let message = decline_by(&[1], 1);
+        driver.handle(Input::Message { message, arrived, reply: Some(reply) }).await.unwrap();
+        let refused = answer.await.unwrap().unwrap_err().to_string();
+        assert!(refused.contains("phase") || refused.contains("deadline"), "{refused}");
+        let key = driver.engine.open_rounds()[0];
+        driver.engine.round_status(&key).unwrap()
+    };
+    assert!(!status.open_airs.is_empty(), "the decline opened its AIRs: {status:?}");
+    // A restart replays the relayed input with the same time: the same round state.
+    let (driver, _tx, _rx) = driver(dir.path(), now);
+    let key = driver.engine.open_rounds()[0];
+    assert_eq!(driver.engine.round_status(&key).unwrap(), status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_joins_at_the_first_block_a_clock_disparity_after_it_was_first_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut driver, _tx, _rx) = driver(dir.path(), UnixMillis(tu::slot_start(1).0 + 100));
+    let registration = tu::registration(PROVERS, tu::STAKE, &tu::signing_context());
+    let pubkey = registration.message.pubkey;
+    // First seen (by the sidecar that gossiped it) 100 ms before block 1's slot: less than
+    // the clock disparity (500 ms), so another sidecar may get it only after block 1.
+    let (reply, answer) = oneshot::channel();
+    let arrived = UnixMillis(tu::slot_start(1).0 - 100);
+    let item = Gossiped::Registration(registration.clone());
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), GossipResult::Accepted);
+    driver.handle(block(1)).await.unwrap();
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), None, "not at block 1");
+    // The same registration from another peer is a duplicate.
+    let (reply, answer) = oneshot::channel();
+    let item = Gossiped::Registration(registration);
+    driver.handle(Input::Gossip { item, arrived, reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), GossipResult::Duplicate);
+    driver.handle(block(2)).await.unwrap();
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+    // A replay reaches the same registry.
+    drop(driver);
+    let (driver, _tx, _rx) = self::driver(dir.path(), UnixMillis(tu::slot_start(2).0 + 100));
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_submissions_are_published_and_published_again_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 100);
+    let message = decline(&[1]);
+    let (published, first) = {
+        let (publish, mut published) = mpsc::channel(8);
+        let (mut driver, _tx, mut rx) = driver_with(dir.path(), now, Some(publish));
+        driver.handle(block(1)).await.unwrap();
+        let (reply, answer) = oneshot::channel();
+        let input = Input::Message { message: message.clone(), arrived: now, reply: Some(reply) };
+        driver.handle(input).await.unwrap();
+        // The verdict comes back through the queue; only then is it published.
+        assert!(published.try_recv().is_err(), "nothing is published before its checks");
+        let verdicts = rx.recv().await.unwrap();
+        driver.handle(verdicts).await.unwrap();
+        assert_eq!(answer.await.unwrap().unwrap().status, SubmissionStatus::Accepted);
+        let first = published.try_recv().unwrap();
+        assert_eq!(first, (Gossiped::Message(message.clone()), now));
+        (published, first)
+    };
+    drop(published);
+    // Killed before anyone knows whether it went out: the replay publishes it again (same
+    // envelope, so peers that have it drop the copy), its round being still open.
+    let (publish, mut published) = mpsc::channel(8);
+    let (_driver, _tx, _rx) = driver_with(dir.path(), now, Some(publish));
+    assert_eq!(published.try_recv().unwrap(), first);
+    assert!(published.try_recv().is_err());
+}
