@@ -13,6 +13,8 @@
 //! - **Devnet** (feature `devnet`): `DevnetNode`, an embedded beacon node serving the same
 //!   endpoints on loopback with real slot timing (or a `ManualClock` in tests), spec RANDAO and
 //!   proposer selection, execution payloads of varying gas, finality, and injectable reorgs.
+//! - **Keymanager** (types always; `KeymanagerClient` with `client`): the validator client's
+//!   keystore list and per-validator graffiti, which the devnet node serves too.
 //! - **Proving extension** (feature `server`): the API validators and provers use, under
 //!   `/eth/v1/proving`: an axum router over a `ProvingBackend` trait that the node implements,
 //!   JSON or SSZ, an SSE stream of round and phase transitions, and the OpenAPI document
@@ -26,6 +28,7 @@ mod devnet;
 mod error;
 #[cfg(any(feature = "devnet", feature = "server"))]
 mod http;
+mod keymanager;
 #[cfg(feature = "proving-types")]
 mod proving;
 mod types;
@@ -39,6 +42,7 @@ pub use devnet::{Clock, DevnetConfig, DevnetNode, ManualClock, SystemClock};
 pub use error::{Error, Result};
 #[cfg(any(feature = "devnet", feature = "server"))]
 pub use http::{ApiError, ServerHandle};
+pub use keymanager::*;
 #[cfg(feature = "proving-types")]
 pub use proving::*;
 pub use types::*;

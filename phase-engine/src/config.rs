@@ -50,6 +50,25 @@ impl Default for PhaseWindows {
     }
 }
 
+/// Inclusion of protocol messages by proposers (`[inclusion]` of `configs/rewards.toml`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionParams {
+    /// A record for slot `S` states no arrival time later than `S`'s start minus this margin
+    /// (the proposer's sidecar needs the time to build the record and set the graffiti before
+    /// the validator client asks for the block).
+    pub cutoff_margin_ms: u64,
+    /// A message counts only if a canonical record of one of the `max_delay_slots` slots after
+    /// the slot it arrived in includes it.
+    pub max_delay_slots: u64,
+}
+
+impl Default for InclusionParams {
+    fn default() -> Self {
+        Self { cutoff_margin_ms: 2_000, max_delay_slots: 4 }
+    }
+}
+
 /// How a block is split into sub-blocks and AIR instances by gas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,6 +14,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// An inclusion record fails its structural checks.
+    #[error("invalid inclusion record for slot {slot}: {reason}")]
+    InvalidRecord {
+        /// The slot the record claims.
+        slot: Slot,
+        /// The first fault found.
+        reason: &'static str,
+    },
     /// The message names a block the engine has not seen (or has already closed and pruned).
     #[error("unknown block {block_root}")]
     UnknownBlock {

@@ -18,6 +18,8 @@
 //!   ([`Shuffler::from_spec`], [`Shuffler::with_whole_list`]) and hands them in with
 //!   [`Engine::prepare_shuffler`]; [`select_provers_with`] and [`assign_airs_with`] take built
 //!   shufflers. A prepared shuffler never changes a result; an unused one is dropped.
+//! * Inclusion records ([`InclusionRecord`], [`build_record`], [`RecordCommitment`]): what a
+//!   slot's proposer includes, and the graffiti that commits its block to it.
 //! * [`bls`]: signing and (batch) verification helpers for the node and the tests.
 //! * `test_utils` (feature `test-utils`): a scenario harness on a virtual clock.
 //!
@@ -40,6 +42,7 @@ pub mod bls;
 mod config;
 mod engine;
 mod error;
+mod inclusion;
 mod merkle;
 mod messages;
 mod outcome;
@@ -60,9 +63,13 @@ pub use actions::{
 pub use assign::{assign_airs, assign_airs_with};
 pub use bloom::{BLOOM_HASHES, ReuseBloom};
 pub use bls::{BlsPublicKey, BlsSignature};
-pub use config::{EngineConfig, GasPlan, PhaseWindows, ReputationBounds};
+pub use config::{EngineConfig, GasPlan, InclusionParams, PhaseWindows, ReputationBounds};
 pub use engine::{Engine, PREPARED_SHUFFLERS_MAX, RegistryParams, ShufflerCacheStats};
 pub use error::{Error, Result};
+pub use inclusion::{
+    COMMITMENT_BYTES, GRAFFITI_PREFIX, IncludedMessage, InclusionCandidate, InclusionRecord,
+    MAX_INCLUDED_MESSAGES, MaxIncludedMessages, RecordCommitment, build_record, record_cutoff,
+};
 pub use merkle::{hash_pair, merkleize, mix_in_length};
 pub use messages::{
     AggProof, AirCommitment, Capabilities, Commitment, Decline, FullProof, FullProofBody,

@@ -1,7 +1,9 @@
 //! The schema of `configs/rewards.toml`, its validation into runtime values, and overrides by
 //! dotted key name (for CLI flags and parameter sweeps).
 
-use phase_engine::{Amount, EngineConfig, GasPlan, PhaseWindows, ReputationBounds};
+use phase_engine::{
+    Amount, EngineConfig, GasPlan, InclusionParams, PhaseWindows, ReputationBounds,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -120,6 +122,9 @@ pub struct RewardsFile {
     /// `[reputation]`.
     #[serde(rename = "reputation")]
     pub reputation: ReputationBounds,
+    /// `[inclusion]` (optional in a file: the defaults apply when it is absent).
+    #[serde(rename = "inclusion", default)]
+    pub inclusion: InclusionParams,
 }
 
 impl Default for RewardsFile {
@@ -167,6 +172,7 @@ impl Default for RewardsFile {
             gas: engine.gas,
             phases: engine.phases,
             reputation: engine.reputation,
+            inclusion: InclusionParams::default(),
         }
     }
 }
@@ -178,13 +184,15 @@ pub struct Config {
     pub table: RewardTable,
     /// Selection, redundancy, gas plan, phase windows, retries, reputation.
     pub engine: EngineConfig,
+    /// How proposers include the provers' messages (record cut-off, inclusion delay).
+    pub inclusion: InclusionParams,
 }
 
 impl Default for Config {
     /// The validated [`RewardsFile::default`], i.e. the shipped `configs/rewards.toml`.
     fn default() -> Self {
         let file = RewardsFile::default();
-        Self { table: file.table(), engine: file.engine() }
+        Self { table: file.table(), engine: file.engine(), inclusion: file.inclusion }
     }
 }
 
@@ -316,7 +324,10 @@ impl RewardsFile {
             "such that base_weight * max_boost fits u64",
         )?;
 
-        Ok(Config { table, engine: self.engine() })
+        let i = &self.inclusion;
+        require(i.max_delay_slots >= 1, "inclusion.max_delay_slots", ">= 1")?;
+        require(i.max_delay_slots <= 64, "inclusion.max_delay_slots", "<= 64")?;
+        Ok(Config { table, engine: self.engine(), inclusion: self.inclusion })
     }
 
     /// Every key, dotted for keys inside a table, in file order.
@@ -436,6 +447,7 @@ impl From<&Config> for RewardsFile {
             gas: e.gas,
             phases: e.phases,
             reputation: e.reputation,
+            inclusion: config.inclusion,
         }
     }
 }
@@ -651,10 +663,30 @@ mod tests {
     }
 
     #[test]
+    fn the_inclusion_section_is_optional_and_validated() {
+        let shipped = RewardsFile::default().to_toml_string();
+        let without: String = {
+            let i = shipped.find("[inclusion]").expect("rendered");
+            let rest = &shipped[i + 1..];
+            let end = rest.find("\n[").map_or(shipped.len(), |e| i + 1 + e + 1);
+            format!("{}{}", &shipped[..i], &shipped[end..])
+        };
+        assert!(!without.contains("inclusion"));
+        let parsed = Config::from_toml_str(&without).unwrap();
+        assert_eq!(parsed.inclusion, InclusionParams::default());
+        let mut config = Config::default();
+        config.set("inclusion.max_delay_slots", 8).unwrap();
+        assert_eq!(config.inclusion.max_delay_slots, 8);
+        let err = config.set("inclusion.max_delay_slots", 0).unwrap_err();
+        assert!(err.to_string().contains("inclusion.max_delay_slots"), "{err}");
+    }
+
+    #[test]
     fn keys_are_dotted_and_complete() {
         let keys = RewardsFile::keys();
-        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 7 + 2);
+        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 7 + 2 + 2);
         assert!(keys.iter().any(|k| k == "phases.max_clock_disparity_ms"));
+        assert!(keys.iter().any(|k| k == "inclusion.max_delay_slots"));
         assert!(keys.iter().any(|k| k == "PENALTY_PROVER_NOTREUSED_T5"));
         let file = RewardsFile::default();
         for key in &keys {

@@ -12,6 +12,7 @@
 
 mod chain;
 mod clock;
+mod keymanager;
 mod server;
 
 use std::{
@@ -68,6 +69,9 @@ pub struct DevnetConfig {
     pub history_slots: u64,
     /// Interval of SSE keep-alive comments, in seconds.
     pub keep_alive_secs: u64,
+    /// Bearer token of the keymanager API the node serves for its validators
+    /// (`/eth/v1/keystores`, `/eth/v1/validator/{pubkey}/graffiti`); `None`: not served.
+    pub keymanager_token: Option<String>,
 }
 
 impl Default for DevnetConfig {
@@ -87,6 +91,7 @@ impl Default for DevnetConfig {
             fork_version: [5, 0, 0, 0],
             history_slots: 8192,
             keep_alive_secs: 15,
+            keymanager_token: None,
         }
     }
 }
@@ -137,6 +142,9 @@ impl DevnetConfig {
         if self.keep_alive_secs == 0 {
             return fail("keep_alive_secs", "must be at least 1");
         }
+        if self.keymanager_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return fail("keymanager_token", "must not be empty");
+        }
         Ok(())
     }
 }
@@ -147,6 +155,7 @@ struct Inner {
     events: broadcast::Sender<BeaconEvent>,
     head_slot: watch::Sender<Slot>,
     clock: Arc<dyn Clock>,
+    keymanager_token: Option<String>,
 }
 
 impl Inner {
@@ -195,6 +204,7 @@ impl DevnetNode {
     pub fn spawn_with_clock(config: DevnetConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         config.validate()?;
         let genesis_time = config.genesis_time.unwrap_or_else(|| clock.now().as_secs());
+        let keymanager_token = config.keymanager_token.clone();
         let chain = Chain::new(config, genesis_time)?;
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
@@ -202,6 +212,7 @@ impl DevnetNode {
             events,
             head_slot: watch::Sender::new(Slot(0)),
             clock,
+            keymanager_token,
         });
         let driver = tokio::spawn(drive(Arc::clone(&inner)));
         Ok(Self { inner, driver })
@@ -252,18 +263,29 @@ impl DevnetNode {
         reorg.ok_or(Error::ReorgTooDeep { depth, available: 0 })
     }
 
-    /// The HTTP router of the standard endpoints (for embedding in another server).
+    /// The HTTP router of the standard endpoints (for embedding in another server), with the
+    /// keymanager API when a token is configured.
     pub fn router(&self) -> axum::Router {
-        server::router(Arc::clone(&self.inner), watch::channel(false).1)
+        routes(Arc::clone(&self.inner), watch::channel(false).1)
     }
 
-    /// Serves the standard endpoints on `addr` (use port 0 for any free port).
+    /// Serves the standard endpoints (and the keymanager API when a token is configured) on
+    /// `addr` (use port 0 for any free port).
     pub async fn serve(&self, addr: SocketAddr) -> Result<ServerHandle> {
         let inner = Arc::clone(&self.inner);
-        let handle =
-            ServerHandle::start(addr, move |shutdown| server::router(inner, shutdown)).await?;
+        let handle = ServerHandle::start(addr, move |shutdown| routes(inner, shutdown)).await?;
         tracing::info!(addr = %handle.addr(), "devnet beacon node listening");
         Ok(handle)
+    }
+}
+
+fn routes(inner: Arc<Inner>, shutdown: watch::Receiver<bool>) -> axum::Router {
+    let keymanager =
+        inner.keymanager_token.clone().map(|t| keymanager::router(Arc::clone(&inner), &t));
+    let beacon = server::router(inner, shutdown);
+    match keymanager {
+        Some(k) => beacon.merge(k),
+        None => beacon,
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod devnet;
 mod golden;
+mod keymanager;
 mod proving;
 mod sse;

@@ -21,6 +21,7 @@
 //! * [`reorg`]: replacing the last blocks by a new fork.
 //! * [`payload`]: the served block: the synthetic execution payload and its transactions.
 
+mod graffiti;
 mod payload;
 mod production;
 mod randao;
@@ -88,6 +89,8 @@ pub(super) struct Chain {
     forks: u64,
     /// Blocks below this slot (except genesis) have been pruned.
     pruned_below: u64,
+    /// Graffiti set through the keymanager API, by validator index.
+    graffiti: HashMap<u64, [u8; 32]>,
 }
 
 impl Chain {
@@ -140,6 +143,7 @@ impl Chain {
             genesis_root: root,
             forks: 0,
             pruned_below: 0,
+            graffiti: HashMap::new(),
         };
         chain.insert(genesis);
         chain.canonical.insert(0, root);

@@ -61,10 +61,7 @@ impl Chain {
             &gas_used.to_le_bytes(),
             &fork.to_le_bytes(),
         ]));
-        let mut graffiti = [0u8; 32];
-        let text = format!("devnet fork {fork}");
-        graffiti[..text.len().min(32)].copy_from_slice(&text.as_bytes()[..text.len().min(32)]);
-        let graffiti = Root::from(graffiti);
+        let graffiti = self.block_graffiti(proposer.get(), fork);
 
         let checkpoints = if self.epoch_of(parent.slot()) < epoch {
             // Epoch boundary: justify the previous epoch, finalize the one before.
