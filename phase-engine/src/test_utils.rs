@@ -357,6 +357,20 @@ impl Scenario {
         self.settle_request(waiting)
     }
 
+    /// [`Scenario::deliver`] through [`Engine::on_included_message`]: the message as a canonical
+    /// inclusion record states it, at `at`, credited to `includer`.
+    pub fn deliver_included(
+        &mut self,
+        message: impl Into<ProtocolMessage>,
+        at: UnixMillis,
+        includer: ValidatorIndex,
+    ) -> Result<()> {
+        self.advance_to(at);
+        let sealed = self.engine.sealer().seal(message.into());
+        let waiting = self.engine.on_included_message(sealed, self.now, includer)?;
+        self.settle_request(waiting)
+    }
+
     /// [`Scenario::deliver`] through [`Engine::on_sealed_message`]: the message sealed by
     /// `sealer` (the engine's own, or one of another signing context).
     pub fn deliver_sealed(

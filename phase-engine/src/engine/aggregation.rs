@@ -79,6 +79,7 @@ impl Engine {
             signing_root,
             prover: a.submitter,
             arrived: now,
+            includer: None,
             round: None,
             block_root: Some(a.block_root),
             data: PendingData::AggProof { target: Some(target) },

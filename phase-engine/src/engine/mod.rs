@@ -224,6 +224,20 @@ impl Engine {
         result
     }
 
+    /// A message that a canonical inclusion record includes, at the time the record states and
+    /// credited to the record's proposer (`includer`): the settling engine of canonical rounds
+    /// is fed only these. Otherwise as [`Engine::on_sealed_message`].
+    pub fn on_included_message(
+        &mut self,
+        sealed: SealedMessage,
+        arrived_at: UnixMillis,
+        includer: ValidatorIndex,
+    ) -> Result<RequestId> {
+        let (check, mut pending) = self.dispatch_sealed(sealed, arrived_at)?;
+        pending.includer = Some(includer);
+        Ok(self.request_signature(check, pending))
+    }
+
     fn dispatch_sealed(&mut self, sealed: SealedMessage, now: UnixMillis) -> Result<Staged> {
         let same_context = *sealed.signing_context() == self.ctx;
         let (message, root) = sealed.into_parts();

@@ -22,8 +22,19 @@ impl Engine {
         self.chain.range((Excluded(t), Unbounded)).next().map(|(_, (_, v))| *v)
     }
 
-    fn inclusion(&self, phase: Phase, arrived: UnixMillis) -> Option<Inclusion> {
-        Some(Inclusion { arrived_at: arrived, phase, validator: self.includer(arrived)? })
+    /// A message's inclusion: the includer the caller named for it, else the proposer of the
+    /// first known block after its arrival.
+    fn inclusion(
+        &self,
+        phase: Phase,
+        arrived: UnixMillis,
+        includer: Option<ValidatorIndex>,
+    ) -> Option<Inclusion> {
+        let validator = match includer {
+            Some(v) => v,
+            None => self.includer(arrived)?,
+        };
+        Some(Inclusion { arrived_at: arrived, phase, validator })
     }
 
     fn round_outcome(&self, r: &RoundState) -> Option<RoundOutcome> {
@@ -34,23 +45,23 @@ impl Engine {
                 T1Kind::Decline => declined.push((e.arrived, prover)),
                 T1Kind::Commit(_) => commitments.push(CommitmentRecord {
                     prover,
-                    inclusion: self.inclusion(Phase::T1, e.arrived)?,
+                    inclusion: self.inclusion(Phase::T1, e.arrived, e.includer)?,
                 }),
             }
         }
         declined.sort();
         commitments.sort_by_key(|c| (c.inclusion.arrived_at, c.prover));
         // Assigned partials all count; open ones only the first `open[air]` per AIR.
-        let mut valid: Vec<(UnixMillis, ProverIndex, AirIndex, bool)> = r
+        let mut valid: Vec<(UnixMillis, ProverIndex, AirIndex, bool, Option<ValidatorIndex>)> = r
             .partials
             .iter()
             .filter(|(_, e)| e.valid)
-            .map(|(&(p, a), e)| (e.arrived, p, a, e.assigned))
+            .map(|(&(p, a), e)| (e.arrived, p, a, e.assigned, e.includer))
             .collect();
         valid.sort();
         let mut taken: BTreeMap<AirIndex, u32> = BTreeMap::new();
         let mut partials = Vec::new();
-        for (arrived, prover, air, assigned) in valid {
+        for (arrived, prover, air, assigned, includer) in valid {
             if !assigned {
                 let n = taken.entry(air).or_insert(0);
                 if *n >= r.open_slots(air) {
@@ -62,7 +73,7 @@ impl Engine {
                 prover,
                 air,
                 assigned,
-                inclusion: self.inclusion(Phase::T2, arrived)?,
+                inclusion: self.inclusion(Phase::T2, arrived, includer)?,
             });
         }
         let mut full_proofs = Vec::new();
@@ -75,7 +86,7 @@ impl Engine {
                     submitter,
                     parts: e.parts.clone(),
                     reused: e.parts.iter().filter(|p| p.author != submitter).copied().collect(),
-                    inclusion: self.inclusion(e.phase, e.arrived)?,
+                    inclusion: self.inclusion(e.phase, e.arrived, e.includer)?,
                 });
             }
         }
@@ -106,18 +117,18 @@ impl Engine {
                 rounds.push(self.round_outcome(r)?);
             }
         }
-        let mut agg: Vec<(UnixMillis, ProverIndex)> =
-            block.agg.iter().filter(|(_, e)| e.valid).map(|(&p, e)| (e.arrived, p)).collect();
+        let mut agg: Vec<(UnixMillis, ProverIndex, Option<ValidatorIndex>)> = block
+            .agg
+            .iter()
+            .filter(|(_, e)| e.valid)
+            .map(|(&p, e)| (e.arrived, p, e.includer))
+            .collect();
         agg.sort();
         let mut agg_proofs = Vec::new();
-        for (arrived, submitter) in agg {
+        for (arrived, submitter, includer) in agg {
             agg_proofs.push(AggProofRecord {
                 submitter,
-                inclusion: Inclusion {
-                    arrived_at: arrived,
-                    phase: Phase::T1,
-                    validator: self.includer(arrived)?,
-                },
+                inclusion: self.inclusion(Phase::T1, arrived, includer)?,
             });
         }
         Some(BlockOutcome {

@@ -79,6 +79,7 @@ impl Engine {
             signing_root,
             prover: ProverIndex(0),
             arrived: now,
+            includer: None,
             round: None,
             block_root: None,
             data: PendingData::Registration(record),

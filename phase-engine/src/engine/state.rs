@@ -9,7 +9,7 @@ use crate::{
     config::EngineConfig,
     outcome::{EquivocationRecord, PartRef, RoundKey},
     plan::SubBlockPlan,
-    types::{AirIndex, Phase, ProverIndex, Root, Slot, UnixMillis},
+    types::{AirIndex, Phase, ProverIndex, Root, Slot, UnixMillis, ValidatorIndex},
 };
 
 #[derive(Clone, Debug)]
@@ -23,12 +23,14 @@ pub(super) enum T1Kind {
 pub(super) struct T1Entry {
     pub(super) signing_root: Root,
     pub(super) arrived: UnixMillis,
+    pub(super) includer: Option<ValidatorIndex>,
     pub(super) kind: T1Kind,
 }
 
 #[derive(Clone, Debug)]
 pub(super) struct PartialEntry {
     pub(super) arrived: UnixMillis,
+    pub(super) includer: Option<ValidatorIndex>,
     pub(super) assigned: bool,
     pub(super) valid: bool,
 }
@@ -36,6 +38,7 @@ pub(super) struct PartialEntry {
 #[derive(Clone, Debug)]
 pub(super) struct FullEntry {
     pub(super) arrived: UnixMillis,
+    pub(super) includer: Option<ValidatorIndex>,
     pub(super) phase: Phase,
     pub(super) parts: Vec<PartRef>,
     pub(super) valid: bool,
@@ -113,6 +116,7 @@ impl SubBlockState {
 #[derive(Clone, Debug)]
 pub(super) struct AggEntry {
     pub(super) arrived: UnixMillis,
+    pub(super) includer: Option<ValidatorIndex>,
     pub(super) valid: bool,
 }
 

@@ -63,6 +63,7 @@ impl Engine {
             signing_root,
             prover: c.prover,
             arrived: now,
+            includer: None,
             round: Some(key),
             block_root: Some(key.block_root),
             data: PendingData::Commitment { roots, full },
@@ -98,6 +99,7 @@ impl Engine {
             signing_root,
             prover: d.prover,
             arrived: now,
+            includer: None,
             round: Some(key),
             block_root: Some(key.block_root),
             data: PendingData::Decline,
@@ -131,7 +133,12 @@ impl Engine {
         }
         r.t1.insert(
             pending.prover,
-            T1Entry { signing_root: pending.signing_root, arrived: pending.arrived, kind },
+            T1Entry {
+                signing_root: pending.signing_root,
+                arrived: pending.arrived,
+                includer: pending.includer,
+                kind,
+            },
         );
         Ok(())
     }

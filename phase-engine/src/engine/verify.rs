@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     messages::{FullProofBody, MessageKind},
     outcome::{PartRef, RoundKey},
-    types::{AirIndex, Phase, ProverIndex, Root, UnixMillis},
+    types::{AirIndex, Phase, ProverIndex, Root, UnixMillis, ValidatorIndex},
 };
 
 #[derive(Clone, Debug)]
@@ -39,6 +39,9 @@ pub(super) struct Pending {
     pub(super) signing_root: Root,
     pub(super) prover: ProverIndex,
     pub(super) arrived: UnixMillis,
+    /// The validator credited with including the message, when the caller says who it is
+    /// ([`Engine::on_included_message`]); `None`: the proposer of the first block after arrival.
+    pub(super) includer: Option<ValidatorIndex>,
     pub(super) round: Option<RoundKey>,
     pub(super) block_root: Option<Root>,
     pub(super) data: PendingData,
@@ -210,6 +213,7 @@ impl Engine {
                         signing_root: pending.signing_root,
                         prover: pending.prover,
                         arrived: pending.arrived,
+                        includer: pending.includer,
                         round: Some(key),
                         block_root: Some(key.block_root),
                         data: PendingData::FullProof {
@@ -223,6 +227,7 @@ impl Engine {
                         pending.prover,
                         FullEntry {
                             arrived: pending.arrived,
+                            includer: pending.includer,
                             phase: Phase::T1,
                             parts,
                             valid: false,
@@ -258,7 +263,12 @@ impl Engine {
                 }
                 r.partials.insert(
                     (pending.prover, air),
-                    PartialEntry { arrived: pending.arrived, assigned, valid: false },
+                    PartialEntry {
+                        arrived: pending.arrived,
+                        includer: pending.includer,
+                        assigned,
+                        valid: false,
+                    },
                 );
                 let target = target.ok_or(Error::UnknownRequest { request: RequestId(0) })?;
                 Ok(Progress::Pending(self.request_stark(target, pending)))
@@ -287,7 +297,13 @@ impl Engine {
                 }
                 r.full.insert(
                     pending.prover,
-                    FullEntry { arrived: pending.arrived, phase, parts, valid: false },
+                    FullEntry {
+                        arrived: pending.arrived,
+                        includer: pending.includer,
+                        phase,
+                        parts,
+                        valid: false,
+                    },
                 );
                 Ok(Progress::Pending(self.request_stark(target, pending)))
             }
@@ -332,7 +348,10 @@ impl Engine {
                         kind: MessageKind::AggProof,
                     });
                 }
-                b.agg.insert(pending.prover, AggEntry { arrived: pending.arrived, valid: false });
+                b.agg.insert(
+                    pending.prover,
+                    AggEntry { arrived: pending.arrived, includer: pending.includer, valid: false },
+                );
                 Ok(Progress::Pending(self.request_stark(target, pending)))
             }
             (PendingData::AggProof { .. }, Stage::Proof) => {

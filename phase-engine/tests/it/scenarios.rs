@@ -139,6 +139,52 @@ fn full_proof_in_t1() {
     assert_eq!(got, block_outcome(1, vec![round]));
 }
 
+/// Canonical rounds: messages fed as inclusion records state them are credited to the record's
+/// proposer, whatever block follows their arrival; messages fed without one keep the default
+/// (the proposer of the first block after arrival).
+#[test]
+fn included_messages_are_credited_to_their_record_proposer() {
+    let mut s = Scenario::new(config(), 12);
+    s.add_block(1, 10_000_000).unwrap();
+    let key = first_key(&s, 1);
+    let selected = s.selected(&key);
+    let t = s.time_in(&key, Phase::T1, 100);
+    let submitter = selected[0];
+    let parts = s.own_parts(&key, submitter);
+    let includer = ValidatorIndex(77);
+    s.deliver_included(s.commitment_with_full_proof(&key, submitter, &parts), t, includer).unwrap();
+    let mut others: Vec<ProverIndex> = selected[1..].to_vec();
+    others.sort();
+    for p in &others[..1] {
+        s.deliver_included(s.commitment(&key, *p), t, includer).unwrap();
+    }
+    for p in &others[1..] {
+        s.deliver(s.commitment(&key, *p), t).unwrap();
+    }
+    assert!(s.async_rejections.is_empty(), "{:?}", s.async_rejections);
+    s.add_block(2, 0).unwrap();
+    let got = s.run_until_outcome(&key.block_root).unwrap();
+
+    let mut round = bare_round(&s, &key);
+    let mut committers = selected.clone();
+    committers.sort();
+    let credited = |p: &ProverIndex| {
+        if *p == submitter || *p == others[0] {
+            Inclusion { arrived_at: t, phase: Phase::T1, validator: includer }
+        } else {
+            inclusion(t, Phase::T1, 2)
+        }
+    };
+    round.commitments = committers
+        .iter()
+        .map(|p| CommitmentRecord { prover: *p, inclusion: credited(p) })
+        .collect();
+    let full = Inclusion { arrived_at: t, phase: Phase::T1, validator: includer };
+    round.full_proofs = vec![full_record(&s, submitter, parts, full)];
+    round.finalized_in = Some(Phase::T1);
+    assert_eq!(got, block_outcome(1, vec![round]));
+}
+
 #[test]
 fn full_proof_in_t2_reusing_partials() {
     let mut s = Scenario::new(config(), 12);
