@@ -22,6 +22,27 @@ pub enum Error {
         /// The first fault found.
         reason: &'static str,
     },
+    /// An entry of an inclusion record names a message that arrived more than
+    /// `inclusion.max_delay_slots` slots before the record's slot: it never counts.
+    #[error(
+        "included at slot {included_at}, more than {max_delay_slots} slots after its arrival slot {arrived_in}"
+    )]
+    IncludedTooLate {
+        /// The slot the message arrived in, by the record's time.
+        arrived_in: Slot,
+        /// The slot of the record.
+        included_at: Slot,
+        /// The bound.
+        max_delay_slots: u64,
+    },
+    /// A reorg reaches back further than the settling engine keeps states.
+    #[error(
+        "cannot undo canonical settlement back to slot {fork_slot}: the state is no longer kept"
+    )]
+    ReorgTooDeep {
+        /// The first orphaned slot.
+        fork_slot: Slot,
+    },
     /// The message names a block the engine has not seen (or has already closed and pruned).
     #[error("unknown block {block_root}")]
     UnknownBlock {

@@ -20,6 +20,8 @@
 //!   shufflers. A prepared shuffler never changes a result; an unused one is dropped.
 //! * Inclusion records ([`InclusionRecord`], [`build_record`], [`RecordCommitment`]): what a
 //!   slot's proposer includes, and the graffiti that commits its block to it.
+//! * [`CanonicalRounds`]: the settling engine of canonical rounds, fed only the messages that
+//!   canonical inclusion records include, at their times, credited to their proposers.
 //! * [`bls`]: signing and (batch) verification helpers for the node and the tests.
 //! * `test_utils` (feature `test-utils`): a scenario harness on a virtual clock.
 //!
@@ -39,6 +41,7 @@ mod actions;
 mod assign;
 mod bloom;
 pub mod bls;
+mod canonical;
 mod config;
 mod engine;
 mod error;
@@ -63,6 +66,7 @@ pub use actions::{
 pub use assign::{assign_airs, assign_airs_with};
 pub use bloom::{BLOOM_HASHES, ReuseBloom};
 pub use bls::{BlsPublicKey, BlsSignature};
+pub use canonical::{CanonicalAction, CanonicalRounds, SNAPSHOTS_KEPT};
 pub use config::{EngineConfig, GasPlan, InclusionParams, PhaseWindows, ReputationBounds};
 pub use engine::{Engine, PREPARED_SHUFFLERS_MAX, RegistryParams, ShufflerCacheStats};
 pub use error::{Error, Result};

@@ -1,0 +1,431 @@
+//! Canonical rounds: the settling engine, fed only what canonical inclusion records include.
+//!
+//! [`CanonicalRounds`] wraps a second [`Engine`] (same configuration and registry as the live
+//! one). Its inputs are data every sidecar can obtain and check: the canonical blocks (with the
+//! [`RecordCommitment`] their graffiti makes), the [`InclusionRecord`]s those commitments name,
+//! and the messages the records name. Its output is the same [`Action`] stream as an engine's
+//! (verification requests to answer, [`Action::BlockOutcome`]s to settle), plus requests for
+//! what it lacks ([`CanonicalAction::FetchRecord`], [`CanonicalAction::FetchMessage`]). Given
+//! the same chain and records, every sidecar feeds its settling engine the same messages at the
+//! same times in the same order, whatever order its inputs came in, so it settles the same
+//! ledgers.
+//!
+//! The rules:
+//! * Slots are resolved in order. A slot is resolved when it is missed (a later block exists),
+//!   its block makes no commitment, or the record it commits to is known and every message the
+//!   record names is known. A committed record that fails [`InclusionRecord::check`] counts as no
+//!   record (every sidecar sees the same fault).
+//! * An entry of the record of slot `S` counts once, for the first record (lowest slot) that
+//!   names the message, credited to that record's proposer, at the time it states; an entry
+//!   whose time lies in a slot more than `max_delay_slots` before `S` never counts.
+//! * Entries are fed in `(time, id)` order once no later record can add an earlier one: with
+//!   every slot up to `R` resolved, times in slots up to `R - max_delay_slots` are final. The
+//!   canonical blocks are fed at their slot starts, and the engine's clock never passes the
+//!   final horizon. The engine rejects what its rules reject (a time outside the message's
+//!   phase, an unknown round, ...), the same way on every sidecar.
+//! * A reorg back to slot `F` restores the state saved before slot `F` was resolved (kept for
+//!   [`SNAPSHOTS_KEPT`] slots) and resolves the new blocks from there.
+//!
+//! Pure like the engine: the caller supplies every block, record and message, and answers the
+//! verification requests.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use crate::{
+    actions::{Action, BlockInfo, Progress, Verdict},
+    config::InclusionParams,
+    engine::Engine,
+    error::{Error, Result},
+    inclusion::{InclusionRecord, RecordCommitment, record_cutoff},
+    sealed::SealedMessage,
+    types::{Root, Slot, UnixMillis, ValidatorIndex},
+};
+
+/// How many slots back a reorg can be undone (the states saved before resolving each slot).
+pub const SNAPSHOTS_KEPT: usize = 96;
+
+/// What the settling engine needs or says.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum CanonicalAction {
+    /// The record of `slot` is committed to but not known: fetch it (gossip, sync by root).
+    FetchRecord {
+        /// The slot.
+        slot: Slot,
+        /// What its block's graffiti commits to.
+        commitment: RecordCommitment,
+    },
+    /// A canonical record names a message this sidecar lacks: fetch it by id.
+    FetchMessage {
+        /// The slot of the record.
+        slot: Slot,
+        /// The message's signing root.
+        id: Root,
+    },
+    /// The record committed to by the block of `slot` fails its checks: it counts as no record.
+    RecordRejected {
+        /// The slot.
+        slot: Slot,
+        /// Why.
+        reason: Error,
+    },
+    /// An entry of a canonical record does not count.
+    EntryIgnored {
+        /// The slot of the record.
+        slot: Slot,
+        /// The message's signing root.
+        id: Root,
+        /// Why.
+        reason: Error,
+    },
+    /// An action of the settling engine (answer verification requests with
+    /// [`CanonicalRounds::on_verification`]; settle [`Action::BlockOutcome`]s).
+    Engine(Action),
+}
+
+#[derive(Clone, Debug)]
+struct CanonicalSlot {
+    info: BlockInfo,
+    commitment: Option<RecordCommitment>,
+}
+
+/// Something asked for once (until it arrives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Wanted {
+    Record(RecordCommitment),
+    Message(Root),
+}
+
+#[derive(Clone, Debug)]
+struct Queued {
+    slot: Slot,
+    includer: ValidatorIndex,
+}
+
+/// What a reorg restores: everything that resolving slots and feeding changes.
+#[derive(Clone, Debug)]
+struct Progression {
+    engine: Engine,
+    resolved_through: Option<Slot>,
+    included: HashMap<Root, Slot>,
+    queue: BTreeMap<(UnixMillis, Root), Queued>,
+    fed_blocks_through: Option<Slot>,
+    clock: UnixMillis,
+}
+
+/// The settling engine of canonical rounds.
+#[derive(Clone, Debug)]
+pub struct CanonicalRounds {
+    params: InclusionParams,
+    genesis: UnixMillis,
+    slot_ms: u64,
+    chain: BTreeMap<Slot, CanonicalSlot>,
+    records: HashMap<RecordCommitment, InclusionRecord>,
+    messages: HashMap<Root, SealedMessage>,
+    progress: Progression,
+    /// `(slot, state before resolving it)`, oldest first.
+    snapshots: VecDeque<(Slot, Box<Progression>)>,
+    requested: HashSet<Wanted>,
+    actions: VecDeque<CanonicalAction>,
+}
+
+impl CanonicalRounds {
+    /// A settling engine around `engine` (fresh: the same configuration and registry as the live
+    /// engine, no blocks yet), for a chain whose slot 0 starts at `genesis` and whose slots last
+    /// `slot_ms`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero slot duration.
+    pub fn new(
+        engine: Engine,
+        params: InclusionParams,
+        genesis: UnixMillis,
+        slot_ms: u64,
+    ) -> Result<Self> {
+        if slot_ms == 0 {
+            return Err(Error::InvalidConfig {
+                key: "seconds_per_slot",
+                reason: "the slot duration must be > 0",
+            });
+        }
+        Ok(Self {
+            params,
+            genesis,
+            slot_ms,
+            chain: BTreeMap::new(),
+            records: HashMap::new(),
+            messages: HashMap::new(),
+            progress: Progression {
+                engine,
+                resolved_through: None,
+                included: HashMap::new(),
+                queue: BTreeMap::new(),
+                fed_blocks_through: None,
+                clock: genesis,
+            },
+            snapshots: VecDeque::new(),
+            requested: HashSet::new(),
+            actions: VecDeque::new(),
+        })
+    }
+
+    /// The settling engine (read-only: its registry, its open rounds).
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.progress.engine
+    }
+
+    /// Every slot up to this one is resolved (its record, if any, and the record's messages are
+    /// known).
+    #[must_use]
+    pub fn resolved_through(&self) -> Option<Slot> {
+        self.progress.resolved_through
+    }
+
+    /// The next action, in order.
+    pub fn poll_action(&mut self) -> Option<CanonicalAction> {
+        self.actions.pop_front()
+    }
+
+    /// A canonical block, with the commitment its graffiti makes (`None`: no record). Blocks
+    /// come in slot order; a slot with no block before the next one is missed.
+    ///
+    /// # Errors
+    /// [`Error::StaleBlock`] for a block at or below the highest slot given (a reorg comes
+    /// first, with [`CanonicalRounds::on_reorg`]).
+    pub fn on_block(
+        &mut self,
+        info: BlockInfo,
+        commitment: Option<RecordCommitment>,
+    ) -> Result<()> {
+        if let Some((&head, _)) = self.chain.last_key_value()
+            && info.slot <= head
+        {
+            return Err(Error::StaleBlock { slot: info.slot, last: head });
+        }
+        self.chain.insert(info.slot, CanonicalSlot { info, commitment });
+        self.step();
+        Ok(())
+    }
+
+    /// The canonical chain was reorganised: the blocks from `fork_slot` on are orphaned (the new
+    /// ones follow with [`CanonicalRounds::on_block`]). What was resolved from `fork_slot` on is
+    /// undone.
+    ///
+    /// # Errors
+    /// [`Error::ReorgTooDeep`] if the state before `fork_slot` is no longer kept; the caller
+    /// must then rebuild from its stored inputs.
+    pub fn on_reorg(&mut self, fork_slot: Slot) -> Result<()> {
+        let _ = self.chain.split_off(&fork_slot);
+        let undone = self.progress.resolved_through.is_some_and(|r| r >= fork_slot);
+        if undone {
+            let position = self.snapshots.iter().position(|(slot, _)| *slot >= fork_slot);
+            let Some(position) = position else {
+                return Err(Error::ReorgTooDeep { fork_slot });
+            };
+            let (_, state) =
+                self.snapshots.remove(position).ok_or(Error::ReorgTooDeep { fork_slot })?;
+            self.snapshots.truncate(position);
+            self.progress = *state;
+        }
+        self.step();
+        Ok(())
+    }
+
+    /// A record received (gossip, sync). Kept if a block commits to it now or may later.
+    pub fn on_record(&mut self, record: InclusionRecord) {
+        let commitment = RecordCommitment::of(&record.root());
+        self.requested.remove(&Wanted::Record(commitment));
+        self.records.insert(commitment, record);
+        self.step();
+    }
+
+    /// A message this sidecar holds (received, fetched), by its signing root.
+    pub fn on_message(&mut self, message: SealedMessage) {
+        let id = message.signing_root();
+        self.requested.remove(&Wanted::Message(id));
+        self.messages.insert(id, message);
+        self.step();
+    }
+
+    /// The verdict of a verification request of the settling engine.
+    ///
+    /// # Errors
+    /// The engine's, for an unknown request.
+    pub fn on_verification(&mut self, verdict: Verdict) -> Result<Progress> {
+        let progress = self.progress.engine.on_verification(verdict);
+        self.drain();
+        progress
+    }
+
+    fn slot_start(&self, slot: Slot) -> UnixMillis {
+        UnixMillis(self.genesis.0.saturating_add(slot.0.saturating_mul(self.slot_ms)))
+    }
+
+    fn slot_at(&self, t: UnixMillis) -> Slot {
+        Slot(t.0.saturating_sub(self.genesis.0).checked_div(self.slot_ms).unwrap_or(0))
+    }
+
+    fn step(&mut self) {
+        while self.resolve_next() {}
+        self.feed();
+        self.drain();
+    }
+
+    /// Resolves the next slot if it can be; returns whether it did.
+    fn resolve_next(&mut self) -> bool {
+        let Some((&head, _)) = self.chain.last_key_value() else { return false };
+        let next = self.progress.resolved_through.map_or(Slot(0), |r| Slot(r.0.saturating_add(1)));
+        if next > head {
+            return false;
+        }
+        let Some(block) = self.chain.get(&next).cloned() else {
+            // Missed (a later block exists): nothing to include.
+            self.resolved(next, Vec::new());
+            return true;
+        };
+        let Some(commitment) = block.commitment else {
+            self.resolved(next, Vec::new());
+            return true;
+        };
+        let Some(record) = self.records.get(&commitment).cloned() else {
+            self.request(
+                Wanted::Record(commitment),
+                CanonicalAction::FetchRecord { slot: next, commitment },
+            );
+            return false;
+        };
+        let cutoff = record_cutoff(block.info.slot_start, &self.params);
+        if let Err(reason) = record.check(next, block.info.proposer, cutoff) {
+            self.actions.push_back(CanonicalAction::RecordRejected { slot: next, reason });
+            self.resolved(next, Vec::new());
+            return true;
+        }
+        let missing: Vec<Root> = record
+            .messages
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| !self.messages.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for id in missing {
+                self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot: next, id });
+            }
+            return false;
+        }
+        let entries = record.messages.iter().map(|m| (m.arrived_at, m.id)).collect();
+        self.resolved(next, entries);
+        true
+    }
+
+    fn request(&mut self, wanted: Wanted, action: CanonicalAction) {
+        if self.requested.insert(wanted) {
+            self.actions.push_back(action);
+        }
+    }
+
+    /// Slot `slot` is resolved with these `(time, id)` entries (those of its record).
+    fn resolved(&mut self, slot: Slot, entries: Vec<(UnixMillis, Root)>) {
+        self.snapshots.push_back((slot, Box::new(self.progress.clone())));
+        while self.snapshots.len() > SNAPSHOTS_KEPT {
+            self.snapshots.pop_front();
+        }
+        let includer = self.chain.get(&slot).map(|b| b.info.proposer);
+        for (t, id) in entries {
+            let Some(includer) = includer else { break };
+            if self.progress.included.contains_key(&id) {
+                continue; // an earlier record includes it: the first inclusion counts
+            }
+            let arrived_in = self.slot_at(t);
+            if arrived_in.0.saturating_add(self.params.max_delay_slots) < slot.0 {
+                let reason = Error::IncludedTooLate {
+                    arrived_in,
+                    included_at: slot,
+                    max_delay_slots: self.params.max_delay_slots,
+                };
+                self.actions.push_back(CanonicalAction::EntryIgnored { slot, id, reason });
+                continue;
+            }
+            self.progress.included.insert(id, slot);
+            self.progress.queue.insert((t, id), Queued { slot, includer });
+        }
+        self.progress.resolved_through = Some(slot);
+    }
+
+    /// Feeds the blocks and the entries that are final, in time order.
+    fn feed(&mut self) {
+        let Some(resolved) = self.progress.resolved_through else { return };
+        // Times in slots up to `resolved - max_delay_slots` are final.
+        let Some(final_slot) = resolved.0.checked_sub(self.params.max_delay_slots) else { return };
+        let horizon = self.slot_start(Slot(final_slot.saturating_add(1)));
+        while let Some((&(t, id), _)) = self.progress.queue.first_key_value() {
+            if t >= horizon {
+                break;
+            }
+            let Some((_, queued)) = self.progress.queue.pop_first() else { break };
+            self.feed_blocks_until(t);
+            self.advance_to(t);
+            let Some(message) = self.messages.get(&id).cloned() else { continue };
+            if let Err(reason) =
+                self.progress.engine.on_included_message(message, t, queued.includer)
+            {
+                self.actions.push_back(CanonicalAction::EntryIgnored {
+                    slot: queued.slot,
+                    id,
+                    reason,
+                });
+            }
+            self.drain();
+        }
+        let last = UnixMillis(horizon.0.saturating_sub(1));
+        self.feed_blocks_until(last);
+        self.advance_to(last);
+    }
+
+    /// Feeds the canonical blocks whose slot starts at or before `t`.
+    fn feed_blocks_until(&mut self, t: UnixMillis) {
+        let from =
+            self.progress.fed_blocks_through.map_or(Slot(0), |s| Slot(s.0.saturating_add(1)));
+        let due: Vec<BlockInfo> = self
+            .chain
+            .range(from..)
+            .map(|(_, b)| b.info)
+            .take_while(|info| info.slot_start <= t)
+            .collect();
+        for info in due {
+            self.advance_to(info.slot_start);
+            if let Err(reason) = self.progress.engine.on_block(info, info.slot_start) {
+                self.actions.push_back(CanonicalAction::RecordRejected { slot: info.slot, reason });
+            }
+            self.progress.fed_blocks_through = Some(info.slot);
+            self.drain();
+        }
+    }
+
+    /// Moves the engine's clock to `t`, through every deadline on the way.
+    fn advance_to(&mut self, t: UnixMillis) {
+        while let Some(next) = self.progress.engine.poll_timeout() {
+            if next > t {
+                break;
+            }
+            let at = next.max(self.progress.clock);
+            self.progress.clock = at;
+            self.progress.engine.on_tick(at);
+            self.drain();
+            if next <= at && self.progress.engine.poll_timeout() == Some(next) {
+                break; // nothing moved: the deadline is the engine's to keep
+            }
+        }
+        if t > self.progress.clock {
+            self.progress.clock = t;
+            self.progress.engine.on_tick(t);
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.progress.engine.poll_action() {
+            self.actions.push_back(CanonicalAction::Engine(action));
+        }
+    }
+}

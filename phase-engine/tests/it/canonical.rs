@@ -1,0 +1,293 @@
+//! The settling engine of canonical rounds ([`CanonicalRounds`]): what it settles depends only on
+//! the canonical blocks, the records they commit to and the messages those name; the order the
+//! inputs arrive in does not matter; the first record that includes a message is credited;
+//! entries past `max_delay_slots` never count; missing data is asked for; a reorg undoes the
+//! orphaned records.
+//!
+//! Timeline (12 s slots, default inclusion parameters: cut-off 2 s before the slot, 4 slots of
+//! delay): block 1's commitments arrive 100 ms into its T1 (slot 1), so the record of slot 2 may
+//! include them (cut-off: slot 2's start - 2 s), and the records up to slot 5 may.
+
+use phase_engine::{
+    Action, BlockInfo, BlockOutcome, CanonicalAction, CanonicalRounds, Engine, Error,
+    InclusionCandidate, InclusionParams, InclusionRecord, Phase, ProtocolMessage, ProverIndex,
+    RecordCommitment, Root, RoundKey, SealedMessage, Slot, UnixMillis, ValidatorIndex,
+    build_record,
+    test_utils::{GENESIS_MILLIS, SLOT_MILLIS, Scenario, Verifier, block_info, proposer},
+};
+
+use crate::scenarios::config;
+
+struct Round {
+    fresh: Engine,
+    key: RoundKey,
+    t: UnixMillis,
+    /// The full proof's submitter first, then the other selected provers in index order.
+    provers: Vec<ProverIndex>,
+    /// Their T1 messages (the submitter's carries its full proof).
+    messages: Vec<SealedMessage>,
+}
+
+/// Block 1 (3 AIRs, 4 selected provers) and its T1 messages: the first selected prover commits
+/// with a full proof of all AIRs, the others commit.
+fn round() -> Round {
+    let mut s = Scenario::new(config(), 12);
+    let fresh = s.engine.clone();
+    s.add_block(1, 10_000_000).unwrap();
+    let key = s.round_keys(&block_info(1, 0).root)[0];
+    let t = s.time_in(&key, Phase::T1, 100);
+    let selected = s.selected(&key);
+    let submitter = selected[0];
+    let mut others: Vec<ProverIndex> = selected[1..].to_vec();
+    others.sort();
+    let sealer = fresh.sealer();
+    let parts = s.own_parts(&key, submitter);
+    let mut messages =
+        vec![sealer.seal(s.commitment_with_full_proof(&key, submitter, &parts).into())];
+    for p in &others {
+        messages.push(sealer.seal(ProtocolMessage::from(s.commitment(&key, *p))));
+    }
+    let mut provers = vec![submitter];
+    provers.extend(others);
+    Round { fresh, key, t, provers, messages }
+}
+
+fn canonical(fresh: &Engine) -> CanonicalRounds {
+    CanonicalRounds::new(
+        fresh.clone(),
+        InclusionParams::default(),
+        UnixMillis(GENESIS_MILLIS),
+        SLOT_MILLIS,
+    )
+    .unwrap()
+}
+
+/// The record of `slot` by `proposer`, naming `messages` at `t`.
+fn record(
+    slot: u64,
+    proposer: ValidatorIndex,
+    t: UnixMillis,
+    messages: &[&SealedMessage],
+) -> InclusionRecord {
+    let cutoff =
+        UnixMillis(block_info(slot, 0).slot_start.0 - InclusionParams::default().cutoff_margin_ms);
+    build_record(
+        Slot(slot),
+        proposer,
+        cutoff,
+        messages.iter().map(|m| InclusionCandidate {
+            id: m.signing_root(),
+            round_start: t,
+            arrived_at: t,
+        }),
+    )
+}
+
+fn commitment(r: &InclusionRecord) -> Option<RecordCommitment> {
+    Some(RecordCommitment::of(&r.root()))
+}
+
+/// Answers every verification request; returns the outcomes and every other canonical action.
+fn run(c: &mut CanonicalRounds) -> (Vec<BlockOutcome>, Vec<CanonicalAction>) {
+    let verifier = Verifier::default();
+    let (mut outcomes, mut other) = (Vec::new(), Vec::new());
+    while let Some(action) = c.poll_action() {
+        match action {
+            CanonicalAction::Engine(Action::BlockOutcome(o)) => outcomes.push(*o),
+            CanonicalAction::Engine(a) => {
+                if let Some(v) = verifier.verdict(&a) {
+                    c.on_verification(v).unwrap();
+                }
+            }
+            a => other.push(a),
+        }
+    }
+    (outcomes, other)
+}
+
+fn blocks(
+    c: &mut CanonicalRounds,
+    slots: std::ops::RangeInclusive<u64>,
+    with: &[(u64, &InclusionRecord)],
+) {
+    for slot in slots {
+        let gas = if slot == 1 { 10_000_000 } else { 0 };
+        let committed = with.iter().find(|(s, _)| *s == slot).and_then(|(_, r)| commitment(r));
+        c.on_block(block_info(slot, gas), committed).unwrap();
+    }
+}
+
+/// Who each commitment of block 1's round is credited to, by prover.
+fn credited(outcomes: &[BlockOutcome], key: &RoundKey) -> Vec<(ProverIndex, ValidatorIndex)> {
+    let block = outcomes.iter().find(|o| o.block_root == key.block_root).expect("block 1 settled");
+    let round = block.rounds.iter().find(|r| r.key == *key).expect("its round");
+    assert_eq!(round.finalized_in, Some(Phase::T1));
+    let mut v: Vec<_> =
+        round.commitments.iter().map(|c| (c.prover, c.inclusion.validator)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_settled_outcome_depends_on_the_records_not_on_input_order() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let rec = record(2, proposer(2), r.t, &all);
+
+    // Blocks, then the record, then the messages.
+    let mut a = canonical(&r.fresh);
+    blocks(&mut a, 1..=8, &[(2, &rec)]);
+    a.on_record(rec.clone());
+    for m in &r.messages {
+        a.on_message(m.clone());
+    }
+    let (outcomes_a, _) = run(&mut a);
+
+    // Messages in reverse, the record, then the blocks.
+    let mut b = canonical(&r.fresh);
+    for m in r.messages.iter().rev() {
+        b.on_message(m.clone());
+    }
+    b.on_record(rec.clone());
+    blocks(&mut b, 1..=8, &[(2, &rec)]);
+    let (outcomes_b, _) = run(&mut b);
+
+    assert_eq!(outcomes_a, outcomes_b);
+    let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(2))).collect();
+    expected.sort();
+    assert_eq!(credited(&outcomes_a, &r.key), expected);
+    let block = &outcomes_a[0];
+    let full = &block.rounds[0].full_proofs[0];
+    assert_eq!(
+        (full.submitter, full.inclusion.validator, full.inclusion.arrived_at),
+        (r.provers[0], proposer(2), r.t)
+    );
+}
+
+#[test]
+fn the_first_record_counts_and_records_past_the_delay_never_do() {
+    let r = round();
+    let m = &r.messages;
+    // Slot 2: the full proof and prover 1; slot 3: prover 1 again (ignored) and prover 2;
+    // slot 7 (arrival in slot 1 + 4 < 7): prover 3, too late.
+    let r2 = record(2, proposer(2), r.t, &[&m[0], &m[1]]);
+    let r3 = record(3, proposer(3), r.t, &[&m[1], &m[2]]);
+    let r7 = record(7, proposer(7), r.t, &[&m[3]]);
+    let mut c = canonical(&r.fresh);
+    for x in m {
+        c.on_message(x.clone());
+    }
+    for x in [&r2, &r3, &r7] {
+        c.on_record(x.clone());
+    }
+    blocks(&mut c, 1..=12, &[(2, &r2), (3, &r3), (7, &r7)]);
+    let (outcomes, other) = run(&mut c);
+    let mut expected =
+        vec![(r.provers[0], proposer(2)), (r.provers[1], proposer(2)), (r.provers[2], proposer(3))];
+    expected.sort();
+    assert_eq!(credited(&outcomes, &r.key), expected);
+    assert!(
+        other.iter().any(|a| matches!(
+            a,
+            CanonicalAction::EntryIgnored {
+                slot: Slot(7),
+                reason: Error::IncludedTooLate { .. },
+                ..
+            }
+        )),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn missing_records_and_messages_are_asked_for_and_hold_settlement() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let rec = record(2, proposer(2), r.t, &all);
+    let mut c = canonical(&r.fresh);
+    blocks(&mut c, 1..=8, &[(2, &rec)]);
+    let (outcomes, other) = run(&mut c);
+    assert!(outcomes.is_empty());
+    assert_eq!(c.resolved_through(), Some(Slot(1)));
+    assert!(
+        matches!(other.as_slice(), [CanonicalAction::FetchRecord { slot: Slot(2), .. }]),
+        "{other:?}"
+    );
+
+    c.on_record(rec.clone());
+    let (outcomes, other) = run(&mut c);
+    assert!(outcomes.is_empty());
+    let asked: Vec<Root> = other
+        .iter()
+        .filter_map(|a| match a {
+            CanonicalAction::FetchMessage { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), r.messages.len());
+    for m in &r.messages {
+        c.on_message(m.clone());
+    }
+    let (outcomes, _) = run(&mut c);
+    assert_eq!(c.resolved_through(), Some(Slot(8)));
+    let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(2))).collect();
+    expected.sort();
+    assert_eq!(credited(&outcomes, &r.key), expected);
+}
+
+#[test]
+fn a_reorg_drops_the_orphaned_record_and_the_new_chain_includes_again() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let orphaned = record(2, proposer(2), r.t, &all);
+    let mut c = canonical(&r.fresh);
+    for m in &r.messages {
+        c.on_message(m.clone());
+    }
+    c.on_record(orphaned.clone());
+    blocks(&mut c, 1..=3, &[(2, &orphaned)]);
+    assert_eq!(c.resolved_through(), Some(Slot(3)));
+
+    // Slot 2 and 3 are replaced: 2' by another proposer without a record, 3' with a record.
+    c.on_reorg(Slot(2)).unwrap();
+    let other_proposer = ValidatorIndex(900);
+    let b2 =
+        BlockInfo { root: Root::repeat_byte(0x22), proposer: other_proposer, ..block_info(2, 0) };
+    c.on_block(b2, None).unwrap();
+    let r3 = record(3, proposer(3), r.t, &all);
+    c.on_record(r3.clone());
+    let b3 = BlockInfo { root: Root::repeat_byte(0x33), parent_root: b2.root, ..block_info(3, 0) };
+    c.on_block(b3, commitment(&r3)).unwrap();
+    blocks(&mut c, 4..=8, &[]);
+    let (outcomes, _) = run(&mut c);
+    let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(3))).collect();
+    expected.sort();
+    assert_eq!(credited(&outcomes, &r.key), expected);
+}
+
+#[test]
+fn a_committed_record_that_fails_its_checks_counts_as_none() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    // The block of slot 2 commits to a record that names another proposer.
+    let bad = record(2, ValidatorIndex(4242), r.t, &all);
+    let good = record(3, proposer(3), r.t, &all);
+    let mut c = canonical(&r.fresh);
+    for m in &r.messages {
+        c.on_message(m.clone());
+    }
+    c.on_record(bad.clone());
+    c.on_record(good.clone());
+    blocks(&mut c, 1..=8, &[(2, &bad), (3, &good)]);
+    let (outcomes, other) = run(&mut c);
+    assert!(
+        other.iter().any(|a| matches!(
+            a,
+            CanonicalAction::RecordRejected { slot: Slot(2), reason: Error::InvalidRecord { .. } }
+        )),
+        "{other:?}"
+    );
+    let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(3))).collect();
+    expected.sort();
+    assert_eq!(credited(&outcomes, &r.key), expected);
+}
