@@ -205,7 +205,28 @@ impl Engine {
         sealed: SealedMessage,
         now: UnixMillis,
     ) -> Result<Progress> {
-        let (_, pending) = self.dispatch_sealed(sealed, now)?;
+        self.verified(sealed, now, None)
+    }
+
+    /// [`Engine::on_verified_message`] for a message a canonical inclusion record includes, at
+    /// the time the record states, credited to the record's proposer (`includer`).
+    pub fn on_included_verified_message(
+        &mut self,
+        sealed: SealedMessage,
+        arrived_at: UnixMillis,
+        includer: ValidatorIndex,
+    ) -> Result<Progress> {
+        self.verified(sealed, arrived_at, Some(includer))
+    }
+
+    fn verified(
+        &mut self,
+        sealed: SealedMessage,
+        now: UnixMillis,
+        includer: Option<ValidatorIndex>,
+    ) -> Result<Progress> {
+        let (_, mut pending) = self.dispatch_sealed(sealed, now)?;
+        pending.includer = includer;
         // What a request and its valid verdict leave behind: the root is seen.
         if let Some(key) = pending.round
             && let Ok(r) = self.round_mut(&key)

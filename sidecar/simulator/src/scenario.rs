@@ -295,6 +295,11 @@ pub struct ScenarioFile {
     /// Gas of the blocks.
     #[serde(default)]
     pub gas: GasDistribution,
+    /// Canonical inclusion: the share (0..=1) of slots whose proposer runs a sidecar and so
+    /// includes the provers' messages in its record. Absent: inclusion is not modelled (a
+    /// message is credited to the proposer of the first block after it arrived).
+    #[serde(default)]
+    pub proposers_with_sidecar: Option<f64>,
     /// Profile of every prover unless overridden.
     #[serde(default)]
     pub defaults: Defaults,
@@ -363,6 +368,8 @@ pub struct Scenario {
     pub slot_ms: u64,
     /// Gas of the blocks.
     pub gas: GasDistribution,
+    /// Share of proposers running a sidecar (`None`: inclusion not modelled).
+    pub proposers_with_sidecar: Option<f64>,
     /// Every prover that is ever registered, by index (initial provers first, then joiners).
     pub provers: Vec<ProverSpec>,
 }
@@ -414,6 +421,9 @@ impl Scenario {
         }
         if file.validators == 0 {
             return Err(SimError::invalid("validators", "must be at least 1"));
+        }
+        if file.proposers_with_sidecar.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+            return Err(SimError::invalid("proposers_with_sidecar", "must be in 0..=1"));
         }
         if file.slot_ms == 0 {
             return Err(SimError::invalid("slot_ms", "must be at least 1"));
@@ -591,6 +601,7 @@ impl Scenario {
             validators: file.validators,
             slot_ms: file.slot_ms,
             gas: file.gas,
+            proposers_with_sidecar: file.proposers_with_sidecar,
             provers,
         })
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use phase_engine::{ProtocolMessage, SealedMessage, UnixMillis};
 
 use super::helper::Work;
+use super::inclusion::Inclusion;
 use super::queue::Event;
 use super::{Sim, reason_name};
 use crate::error::{SimError, SimResult};
@@ -20,16 +21,36 @@ impl Sim<'_> {
             return;
         }
         let message = self.seal(message);
-        if let Err(e) = self.engine.on_message(message, UnixMillis(self.now)) {
+        let now = UnixMillis(self.now);
+        let result = match self.inclusion(self.now) {
+            Inclusion::Default => self.engine.on_message(message, now).map(drop),
+            Inclusion::By(v) => {
+                let sealed = self.sealer.seal(message);
+                self.engine.on_included_message(sealed, now, v).map(drop)
+            }
+            Inclusion::Never => return self.never_included(),
+        };
+        if let Err(e) = result {
             *self.rejections.entry(reason_name(&e)).or_default() += 1;
         }
+    }
+
+    /// A message no record includes in time: counted under its own reason.
+    fn never_included(&mut self) {
+        *self.rejections.entry("NotIncluded".to_owned()).or_default() += 1;
     }
 
     /// Modelled mode: a placeholder signature always comes from its claimed sender, so the
     /// message goes in with its signature taken as checked (the engine would request the check
     /// and the simulator answer "valid" at once: the same outcome, with one round trip less).
     fn deliver_verified(&mut self, sealed: SealedMessage) {
-        if let Err(e) = self.engine.on_verified_message(sealed, UnixMillis(self.now)) {
+        let now = UnixMillis(self.now);
+        let result = match self.inclusion(self.now) {
+            Inclusion::Default => self.engine.on_verified_message(sealed, now),
+            Inclusion::By(v) => self.engine.on_included_verified_message(sealed, now, v),
+            Inclusion::Never => return self.never_included(),
+        };
+        if let Err(e) = result {
             *self.rejections.entry(reason_name(&e)).or_default() += 1;
         }
     }

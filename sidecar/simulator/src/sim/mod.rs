@@ -26,6 +26,7 @@ mod behaviour;
 mod chain;
 mod delivery;
 mod helper;
+mod inclusion;
 mod messages;
 mod prover_events;
 mod queue;
@@ -171,6 +172,8 @@ struct Sim<'a> {
     sealing: Option<mpsc::Sender<Work>>,
     /// The helper thread, which builds the next block's shufflers, and the shufflers it built.
     shuffles: Option<(mpsc::Sender<Work>, mpsc::Receiver<Vec<Shuffler>>)>,
+    /// Canonical inclusion, when the scenario models it.
+    inclusion: Option<inclusion::InclusionModel>,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -241,6 +244,9 @@ impl<'a> Sim<'a> {
             sealing_here: pipeline::Sealing::new(sealer),
             sealing,
             shuffles: None,
+            inclusion: scenario
+                .proposers_with_sidecar
+                .map(|share| inclusion::InclusionModel::new(share, config.inclusion)),
         })
     }
 

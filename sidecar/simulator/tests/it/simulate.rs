@@ -409,3 +409,49 @@ fn real_proofs_refuse_large_scenarios() {
     let err = too_much_gas.expect_err("100 Mgas blocks").to_string();
     assert!(err.contains("25 AIRs") && err.contains("--real-proofs"), "{err}");
 }
+
+/// Canonical inclusion, modelled: the T1 case of `full_proof_in_t1_pays_the_t1_table` with every
+/// proposer running a sidecar gives the same ledger (the full proof arrives 110 ms into the slot,
+/// long before the next slot's record cut-off, and the only validator proposes that slot); with
+/// none, no record includes anything: nothing counts, nobody is paid for inclusion.
+#[test]
+fn inclusion_by_proposers_with_a_sidecar() {
+    const T1: &str = r#"
+        blocks = 1
+        provers = 2
+        validators = 1
+        [gas]
+        kind = "fixed"
+        gas = 4_000_000
+        [defaults]
+        solo_full_proof = true
+        latency = { commit = { kind = "fixed", ms = 10 }, per_air = { kind = "fixed", ms = 100 }, aggregate = { kind = "fixed", ms = 100 } }
+        "#;
+    let (plain, plain_rows) = run(T1);
+    let with_all = format!("proposers_with_sidecar = 1.0\n{T1}");
+    let (all, all_rows) = run(&with_all);
+    assert_eq!(entries(&all_rows), entries(&plain_rows));
+    assert_eq!(all.ledger_root, plain.ledger_root);
+    assert!(!all.rejections.contains_key("NotIncluded"));
+
+    let with_none = format!("proposers_with_sidecar = 0.0\n{T1}");
+    let (none, none_rows) = run(&with_none);
+    assert!(none.rejections.get("NotIncluded").copied().unwrap_or(0) >= 1, "{:?}", none.rejections);
+    assert_ne!(none.block_log[0].fate, BlockFate::Finalized(Phase::T1));
+    assert!(none_rows.iter().all(|r| r.account_kind != AccountKind::Validator), "{none_rows:?}");
+}
+
+/// With a tenth of the proposers running a sidecar and 4 slots of delay, many messages find no
+/// record in time (0.9^4 ≈ 66% of the time no includer comes); a run stays deterministic.
+#[test]
+fn sparse_inclusion_loses_messages_deterministically() {
+    let sparse = format!("proposers_with_sidecar = 0.1\n{MIXED}");
+    let (a, rows_a) = run(&sparse);
+    let (b, rows_b) = run(&sparse);
+    assert_eq!(a.ledger_root, b.ledger_root);
+    assert_eq!(rows_a, rows_b);
+    assert!(a.rejections.get("NotIncluded").copied().unwrap_or(0) > 0, "{:?}", a.rejections);
+    let (full, _) = run(&format!("proposers_with_sidecar = 1.0\n{MIXED}"));
+    assert_ne!(a.ledger_root, full.ledger_root);
+    assert!(Scenario::from_toml_str(&format!("proposers_with_sidecar = 1.5\n{MIXED}")).is_err());
+}
