@@ -24,7 +24,11 @@
 //!   final horizon. The engine rejects what its rules reject (a time outside the message's
 //!   phase, an unknown round, ...), the same way on every sidecar.
 //! * A reorg back to slot `F` restores the state saved before slot `F` was resolved (kept for
-//!   [`SNAPSHOTS_KEPT`] slots) and resolves the new blocks from there.
+//!   [`SNAPSHOTS_KEPT`] slots), says so ([`CanonicalAction::Reorged`]) and resolves the new
+//!   blocks from there. An outcome is emitted once the entries it depends on are final against
+//!   later *records*; a reorg that orphans one of those records can change it, so a caller
+//!   settles an outcome for good only once the slots up to its horizon are finalised on the
+//!   beacon chain, or replaces it when it is emitted again after a [`CanonicalAction::Reorged`].
 //!
 //! Pure like the engine: the caller supplies every block, record and message, and answers the
 //! verification requests.
@@ -77,6 +81,12 @@ pub enum CanonicalAction {
         id: Root,
         /// Why.
         reason: Error,
+    },
+    /// A reorg undid what was resolved from `fork_slot` on: outcomes emitted after that state was
+    /// saved may be emitted again, possibly different; the later emission replaces the earlier.
+    Reorged {
+        /// The first orphaned slot.
+        fork_slot: Slot,
     },
     /// An action of the settling engine (answer verification requests with
     /// [`CanonicalRounds::on_verification`]; settle [`Action::BlockOutcome`]s).
@@ -227,6 +237,7 @@ impl CanonicalRounds {
                 self.snapshots.remove(position).ok_or(Error::ReorgTooDeep { fork_slot })?;
             self.snapshots.truncate(position);
             self.progress = *state;
+            self.actions.push_back(CanonicalAction::Reorged { fork_slot });
         }
         self.step();
         Ok(())

@@ -259,7 +259,8 @@ fn a_reorg_drops_the_orphaned_record_and_the_new_chain_includes_again() {
     let b3 = BlockInfo { root: Root::repeat_byte(0x33), parent_root: b2.root, ..block_info(3, 0) };
     c.on_block(b3, commitment(&r3)).unwrap();
     blocks(&mut c, 4..=8, &[]);
-    let (outcomes, _) = run(&mut c);
+    let (outcomes, other) = run(&mut c);
+    assert!(other.iter().any(|a| matches!(a, CanonicalAction::Reorged { fork_slot: Slot(2) })));
     let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(3))).collect();
     expected.sort();
     assert_eq!(credited(&outcomes, &r.key), expected);
@@ -290,4 +291,100 @@ fn a_committed_record_that_fails_its_checks_counts_as_none() {
     let mut expected: Vec<_> = r.provers.iter().map(|p| (*p, proposer(3))).collect();
     expected.sort();
     assert_eq!(credited(&outcomes, &r.key), expected);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One input of a settling engine.
+    #[derive(Clone, Debug)]
+    enum Input {
+        Record(usize),
+        Message(usize),
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// However records and messages are interleaved with each other and with the blocks,
+        /// and whichever records commit (records spread over slots 2..=5, some messages named by
+        /// two of them), the settled outcomes are those of the in-order run.
+        #[test]
+        fn any_input_order_settles_the_same(
+            split in proptest::collection::vec(0usize..4, 4),
+            order in Just((0..8usize).collect::<Vec<_>>()).prop_shuffle(),
+            blocks_at in 0usize..9,
+        ) {
+            let r = round();
+            // Message i goes to the record of slot 2 + split[i]; message 0 also to slot 5.
+            let mut named: Vec<Vec<&SealedMessage>> = vec![Vec::new(); 4];
+            for (i, m) in r.messages.iter().enumerate() {
+                named[split[i]].push(m);
+            }
+            named[3].push(&r.messages[0]);
+            let records: Vec<InclusionRecord> = named
+                .iter()
+                .enumerate()
+                .map(|(k, ms)| record(2 + k as u64, proposer(2 + k as u64), r.t, ms))
+                .collect();
+            let committed: Vec<(u64, &InclusionRecord)> =
+                records.iter().enumerate().map(|(k, rec)| (2 + k as u64, rec)).collect();
+
+            let mut reference = canonical(&r.fresh);
+            blocks(&mut reference, 1..=10, &committed);
+            for rec in &records {
+                reference.on_record(rec.clone());
+            }
+            for m in &r.messages {
+                reference.on_message(m.clone());
+            }
+            let (expected, _) = run(&mut reference);
+            prop_assert!(!expected.is_empty());
+
+            let inputs: Vec<Input> =
+                (0..4).map(Input::Record).chain((0..4).map(Input::Message)).collect();
+            let mut c = canonical(&r.fresh);
+            let mut outcomes = Vec::new();
+            for (n, &i) in order.iter().enumerate() {
+                if n == blocks_at {
+                    blocks(&mut c, 1..=10, &committed);
+                }
+                match &inputs[i] {
+                    Input::Record(k) => c.on_record(records[*k].clone()),
+                    Input::Message(k) => c.on_message(r.messages[*k].clone()),
+                }
+                outcomes.extend(run(&mut c).0);
+            }
+            if blocks_at >= order.len() {
+                blocks(&mut c, 1..=10, &committed);
+            }
+            outcomes.extend(run(&mut c).0);
+            prop_assert_eq!(outcomes, expected);
+        }
+    }
+
+    proptest! {
+        /// Untrusted bytes: decoding never panics, and what decodes re-encodes to the same bytes.
+        #[test]
+        fn records_decode_without_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            use ssz::{Decode as _, Encode as _};
+            if let Ok(record) = InclusionRecord::from_ssz_bytes(&bytes) {
+                prop_assert_eq!(record.as_ssz_bytes(), bytes);
+            }
+        }
+
+        /// Any graffiti: only the canonical `pv1:` encoding of 21 bytes is a commitment, and it
+        /// round-trips.
+        #[test]
+        fn only_canonical_graffiti_commits(graffiti in any::<[u8; 32]>(), root in any::<[u8; 32]>()) {
+            if let Some(c) = RecordCommitment::from_graffiti(&graffiti) {
+                prop_assert_eq!(c.to_graffiti(), graffiti);
+                prop_assert!(graffiti.starts_with(b"pv1:"));
+            }
+            let c = RecordCommitment::of(&Root::from(root));
+            prop_assert_eq!(RecordCommitment::from_graffiti(&c.to_graffiti()), Some(c));
+            prop_assert!(c.matches(&Root::from(root)));
+        }
+    }
 }

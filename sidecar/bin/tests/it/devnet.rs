@@ -2,20 +2,17 @@
 //! node, two sidecars connected by gossip and real prover workers on loopback, writing its table
 //! to memory.
 
-use clap::Parser;
-use sidecar_devnet::{DevnetArgs, DevnetError, DevnetOptions, DevnetSummary, run, write_json};
-
-/// `sidecar devnet`'s flags, as the binary parses them (flattened into its command line).
-#[derive(Parser)]
-struct Devnet {
-    #[command(flatten)]
-    args: DevnetArgs,
-}
+use clap::Parser as _;
+use sidecar::cli::{Cli, Command, DevnetArgs};
+use sidecar_devnet::{DevnetError, DevnetOptions, DevnetSummary, run, write_json};
 
 fn args(extra: &[&str]) -> DevnetArgs {
-    let mut argv = vec!["devnet"];
+    let mut argv = vec!["sidecar", "devnet"];
     argv.extend_from_slice(extra);
-    Devnet::try_parse_from(argv).unwrap().args
+    match Cli::try_parse_from(argv).unwrap().command {
+        Command::Devnet(args) => args,
+        other => panic!("parsed {other:?}"),
+    }
 }
 
 /// Small blocks (one AIR each) and 3-second slots, so real STARKs fit the scaled phase windows.

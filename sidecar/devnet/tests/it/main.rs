@@ -1,3 +1,0 @@
-//! Integration tests of the `sidecar-devnet` crate.
-
-mod devnet;
