@@ -134,7 +134,7 @@ impl BeaconClientBuilder {
     }
 }
 
-fn parse_base_url(raw: &str) -> Result<Url> {
+pub(crate) fn parse_base_url(raw: &str) -> Result<Url> {
     let mut url = Url::parse(raw)
         .map_err(|e| Error::InvalidUrl { url: raw.to_owned(), reason: e.to_string() })?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -23,8 +23,8 @@ pub struct KeymanagerClient {
 }
 
 impl KeymanagerClient {
-    /// A client of the keymanager API at `url` (for example `http://127.0.0.1:5500`) with this
-    /// bearer token and a 10 s timeout per request.
+    /// A client of the keymanager API at `url` (for example `http://127.0.0.1:5500`; parsed as
+    /// the beacon client parses its URLs) with this bearer token and a 10 s timeout per request.
     ///
     /// # Errors
     /// [`Error::InvalidUrl`] for a URL that is not an `http(s)` base URL; [`Error::Config`] for
@@ -37,18 +37,7 @@ impl KeymanagerClient {
                 reason: "the token is empty".into(),
             });
         }
-        let mut base = Url::parse(url)
-            .map_err(|e| Error::InvalidUrl { url: url.to_owned(), reason: e.to_string() })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::InvalidUrl {
-                url: url.to_owned(),
-                reason: "not an http(s) base URL".into(),
-            });
-        }
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+        let base = crate::client::parse_base_url(url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
