@@ -45,6 +45,18 @@ use crate::{
     types::{Root, Slot, UnixMillis, ValidatorIndex},
 };
 
+/// The slot of a message's round (of its block, for an AggProof).
+fn message_slot(message: &crate::messages::ProtocolMessage) -> Slot {
+    use crate::messages::ProtocolMessage as M;
+    match message {
+        M::Commitment(m) => m.message.round.slot,
+        M::Decline(m) => m.message.round.slot,
+        M::PartialProof(m) => m.message.round.slot,
+        M::FullProof(m) => m.message.round.slot,
+        M::AggProof(m) => m.message.slot,
+    }
+}
+
 /// How many slots back a reorg can be undone (the states saved before resolving each slot).
 pub const SNAPSHOTS_KEPT: usize = 96;
 
@@ -190,6 +202,41 @@ impl CanonicalRounds {
     #[must_use]
     pub fn resolved_through(&self) -> Option<Slot> {
         self.progress.resolved_through
+    }
+
+    /// Whether a resolved canonical record includes the message with this signing root (a
+    /// proposer's sidecar leaves such messages out of its own record).
+    #[must_use]
+    pub fn is_included(&self, id: &Root) -> bool {
+        self.progress.included.contains_key(id)
+    }
+
+    /// Whether a record with this commitment is known.
+    #[must_use]
+    pub fn has_record(&self, commitment: &RecordCommitment) -> bool {
+        self.records.contains_key(commitment)
+    }
+
+    /// Whether the message with this signing root is known.
+    #[must_use]
+    pub fn has_message(&self, id: &Root) -> bool {
+        self.messages.contains_key(id)
+    }
+
+    /// The known record with this commitment.
+    #[must_use]
+    pub fn record(&self, commitment: &RecordCommitment) -> Option<&InclusionRecord> {
+        self.records.get(commitment)
+    }
+
+    /// Forgets the records of slots before `slot` and the messages whose round (or block, for
+    /// an AggProof) is before `slot`: the caller's bound on the pools, once nothing before
+    /// `slot` can be resolved again (resolved, and beyond the reach of a reorg:
+    /// [`SNAPSHOTS_KEPT`] slots). A record or message needed again after all is requested
+    /// again.
+    pub fn prune_before(&mut self, slot: Slot) {
+        self.records.retain(|_, r| r.slot >= slot);
+        self.messages.retain(|_, m| message_slot(m.message()) >= slot);
     }
 
     /// The next action, in order.

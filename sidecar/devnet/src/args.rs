@@ -49,4 +49,13 @@ pub struct DevnetArgs {
     /// else any free loopback port].
     #[arg(long, value_name = "IP:PORT")]
     pub beacon_address: Option<SocketAddr>,
+    /// Share of the devnet's validators whose proposals carry an inclusion record (their
+    /// sidecar sets their graffiti through the devnet's keymanager API); the served validators
+    /// are dealt to the sidecars in turn. The other proposers include nothing.
+    #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+    pub proposers_with_sidecar: f64,
+    /// Settle from each sidecar's own clock instead of the canonical inclusion records (the
+    /// mode before canonical rounds; for comparison).
+    #[arg(long)]
+    pub no_inclusion: bool,
 }

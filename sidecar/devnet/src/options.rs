@@ -41,6 +41,11 @@ pub struct DevnetOptions {
     /// How long a block may take from its head event to being settled by every sidecar before
     /// it is reported as failed.
     pub block_timeout: Duration,
+    /// Canonical rounds: the sidecars settle from the inclusion records (`false`: from their
+    /// own clocks).
+    pub inclusion: bool,
+    /// Share of the validators whose sidecar includes for their proposals (0 to 1).
+    pub proposers_with_sidecar: f64,
 }
 
 impl DevnetOptions {
@@ -73,6 +78,13 @@ impl DevnetOptions {
         if args.min_gas > args.max_gas {
             return invalid("--min-gas", &args.min_gas, "must not exceed --max-gas");
         }
+        if !(0.0..=1.0).contains(&args.proposers_with_sidecar) {
+            return invalid(
+                "--proposers-with-sidecar",
+                &args.proposers_with_sidecar,
+                "must be between 0 and 1",
+            );
+        }
         let base = match &args.rewards {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| DevnetError::Rewards {
@@ -94,11 +106,14 @@ impl DevnetOptions {
                     args.seconds_per_slot
                 ),
             })?;
+        let inclusion = !args.no_inclusion;
         let chain = DevnetConfig {
             seconds_per_slot: args.seconds_per_slot,
             min_gas_used: args.min_gas,
             max_gas_used: args.max_gas,
             seed: args.seed,
+            // The sidecars set their validators' graffiti through it.
+            keymanager_token: inclusion.then(|| KEYMANAGER_TOKEN.to_owned()),
             ..DevnetConfig::default()
         };
         chain.validate().map_err(|e| DevnetError::InvalidArgument {
@@ -121,19 +136,24 @@ impl DevnetOptions {
             sidecars: usize::try_from(args.sidecars).unwrap_or(usize::MAX),
             provers,
             blocks: args.blocks,
-            block_timeout: block_timeout(&rewards, args.seconds_per_slot),
+            block_timeout: block_timeout(&rewards, args.seconds_per_slot, inclusion),
             chain,
             rewards,
             prover_threads,
             data_dir,
             beacon_address,
             seed: args.seed,
+            inclusion,
+            proposers_with_sidecar: args.proposers_with_sidecar,
         })
     }
 }
 
-/// Scales the phase windows and the clock-disparity grace of `config` from 12-second slots to
-/// `seconds_per_slot` (unchanged at 12 s).
+/// The bearer token of the devnet beacon node's keymanager API (loopback only).
+pub(crate) const KEYMANAGER_TOKEN: &str = "sidecar-devnet-keymanager";
+
+/// Scales the phase windows, the clock-disparity grace and the inclusion records' cut-off margin
+/// of `config` from 12-second slots to `seconds_per_slot` (unchanged at 12 s).
 pub(crate) fn scale_phases(
     config: rewards::Config,
     seconds_per_slot: u64,
@@ -154,18 +174,28 @@ pub(crate) fn scale_phases(
     ] {
         *ms = scale(*ms);
     }
+    file.inclusion.cutoff_margin_ms = scale(file.inclusion.cutoff_margin_ms);
     file.validate()
 }
 
-/// A block that is not settled everywhere after every attempt's windows, plus slack, failed.
-pub(crate) fn block_timeout(rewards: &rewards::Config, seconds_per_slot: u64) -> Duration {
+/// A block that is not settled everywhere after every attempt's windows, plus slack (and, with
+/// canonical rounds, the slots until the records that may include its messages are final),
+/// failed.
+pub(crate) fn block_timeout(
+    rewards: &rewards::Config,
+    seconds_per_slot: u64,
+    inclusion: bool,
+) -> Duration {
     let p = rewards.engine.phases;
     let attempt = [p.t1_ms, p.t2_ms, p.t3_ms, p.t4_ms, p.t5_ms, p.max_clock_disparity_ms]
         .iter()
         .fold(0u64, |acc, ms| acc.saturating_add(*ms));
     let attempts = u64::from(rewards.engine.max_retries).saturating_add(1);
+    let finality_slots =
+        if inclusion { rewards.inclusion.max_delay_slots.saturating_add(2) } else { 0 };
     Duration::from_millis(attempt.saturating_mul(attempts))
         + Duration::from_secs(seconds_per_slot.saturating_mul(4).max(30))
+        + Duration::from_secs(seconds_per_slot.saturating_mul(finality_slots))
 }
 
 /// The deterministic key of devnet prover `index`.

@@ -11,13 +11,15 @@ use rewards::{Account, Balances};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use sidecar_node::{GOSSIP_TOPICS, Node, NodeConfig, NodeHandle};
+use sidecar_node::{
+    GOSSIP_TOPICS, InclusionConfig, Node, NodeConfig, NodeHandle, ValidatorClientConfig,
+};
 use sidecar_p2p::{NetworkConfig, NetworkHandle, NodeKey};
 use sidecar_prover::{ProverError, ProverWorker, WorkerConfig};
 
 use crate::collector::{collect, forward_heads, forward_node};
 use crate::error::{DevnetError, DevnetResult, out_err};
-use crate::options::{DevnetOptions, PROVER_STAKE, prover_key};
+use crate::options::{DevnetOptions, KEYMANAGER_TOKEN, PROVER_STAKE, prover_key};
 use crate::report::{BlockReport, DevnetSummary, LatencyStats};
 use crate::table::{Table, write_summary};
 
@@ -34,6 +36,31 @@ impl DataDir {
             Self::Temp(t) => t.path(),
         }
     }
+}
+
+/// The validators each sidecar includes for: the first `proposers_with_sidecar` share of the
+/// devnet's validators (as its keymanager lists them), dealt to the sidecars in turn. Empty
+/// without canonical rounds.
+async fn validator_shares(
+    opts: &DevnetOptions,
+    beacon_url: &str,
+) -> DevnetResult<Vec<Vec<String>>> {
+    if !opts.inclusion {
+        return Ok(Vec::new());
+    }
+    let keymanager = beacon_api::KeymanagerClient::new(beacon_url, KEYMANAGER_TOKEN)
+        .map_err(|source| DevnetError::Beacon { source })?;
+    let all = keymanager.validators().await.map_err(|source| DevnetError::Beacon { source })?;
+    // The share rounds to whole validators; a share above 0 serves at least one.
+    let served = (all.len() as f64 * opts.proposers_with_sidecar).round() as usize;
+    let served = if opts.proposers_with_sidecar > 0.0 { served.max(1) } else { 0 };
+    let mut shares = vec![Vec::new(); opts.sidecars.max(1)];
+    for (i, key) in all.into_iter().take(served).enumerate() {
+        if let Some(share) = shares.get_mut(i % opts.sidecars.max(1)) {
+            share.push(key);
+        }
+    }
+    Ok(shares)
 }
 
 /// Runs the devnet until `opts.blocks` blocks are reported or `shutdown` resolves, writing the
@@ -62,6 +89,13 @@ pub async fn run(
         devnet.serve(opts.beacon_address).await.map_err(|source| DevnetError::Beacon { source })?;
     let beacon_url = beacon.url();
     let genesis = devnet.genesis();
+    let shares = match validator_shares(opts, &beacon_url).await {
+        Ok(shares) => shares,
+        Err(e) => {
+            let _ = beacon.shutdown().await;
+            return Err(e);
+        }
+    };
     let ctx = genesis.signing_context();
     let keys: Vec<bls::SecretKey> = (0..opts.provers).map(|i| prover_key(opts.seed, i)).collect();
     let worker_config = WorkerConfig {
@@ -100,6 +134,16 @@ pub async fn run(
         let mut config = NodeConfig::new(vec![beacon_url.clone()], dir);
         config.rewards = opts.rewards;
         config.genesis_provers.clone_from(&genesis_provers);
+        if opts.inclusion {
+            let share = shares.get(index).cloned().unwrap_or_default();
+            config.inclusion = Some(InclusionConfig {
+                validator_client: (!share.is_empty()).then(|| ValidatorClientConfig {
+                    keymanager_url: beacon_url.clone(),
+                    token: KEYMANAGER_TOKEN.to_owned(),
+                    validators: share,
+                }),
+            });
+        }
         config.min_stake = 1;
         if opts.sidecars > 1 {
             let key = match NodeKey::generate() {

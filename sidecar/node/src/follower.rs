@@ -1,6 +1,7 @@
 //! The beacon follower: `head` and `chain_reorg` events → block data → driver inputs.
 //!
-//! For each new head it fetches the block (v2: proposer, gas used, transactions), the RANDAO mix
+//! For each new head it fetches the block (v2: proposer, gas used, transactions, graffiti), the
+//! RANDAO mix
 //! of its post-state (`states/{state_root}/randao`; when a node does not serve it, the mix is
 //! derived from the block as the spec's `process_randao` does: the payload's `prev_randao` xor
 //! `sha256(randao_reveal)`), and feeds the engine in slot order. A head whose parent is not the
@@ -45,9 +46,10 @@ pub async fn fetch_block(
     client: &BeaconClient,
     timing: ChainTiming,
     root: Root,
-) -> NodeResult<(BlockInfo, BlockData)> {
+) -> NodeResult<(BlockInfo, BlockData, Root)> {
     let block = client.block(BlockId::Root(root)).await?.data.message;
     let payload = block.body.execution_payload.clone();
+    let graffiti = block.body.graffiti;
     let randao_mix = match client.randao(BlockId::Root(block.state_root), None).await {
         Ok(r) => r.data.randao,
         Err(e) => {
@@ -77,7 +79,7 @@ pub async fn fetch_block(
             .map(|p| p.transactions.iter().map(|t| t.to_vec()).collect())
             .unwrap_or_default(),
     };
-    Ok((info, data))
+    Ok((info, data, graffiti))
 }
 
 /// The chain fed so far (the latest [`MAX_GAP`] blocks).
@@ -175,13 +177,13 @@ async fn feed(
             }
         }
     }
-    for (info, data) in chain {
+    for (info, data, graffiti) in chain {
         known.push_back((info.slot, info.root));
         while known.len() > MAX_GAP {
             known.pop_front();
         }
         debug!(slot = %info.slot, root = %info.root, "new block");
-        if tx.send(Input::Block { info, data }).await.is_err() {
+        if tx.send(Input::Block { info, data, graffiti }).await.is_err() {
             return;
         }
     }

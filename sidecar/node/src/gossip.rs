@@ -18,7 +18,9 @@
 
 use std::sync::Arc;
 
-use phase_engine::{MessageKind, ProtocolMessage, SignedProverRegistration, UnixMillis};
+use phase_engine::{
+    InclusionRecord, MessageKind, ProtocolMessage, SignedProverRegistration, UnixMillis,
+};
 use ssz::{Decode, Encode};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -28,16 +30,21 @@ use super::driver::Input;
 use crate::SlotClock;
 use sidecar_p2p::{GossipMessage, MessageVerdict, NetworkHandle};
 
-/// The gossip topic names, one per message kind: the topics are
-/// `/<topic_prefix>/<name>/ssz_snappy`.
-pub const GOSSIP_TOPICS: [&str; 6] = [
+/// The gossip topic names, one per message kind, and the inclusion records' topic: the topics
+/// are `/<topic_prefix>/<name>/ssz_snappy`.
+pub const GOSSIP_TOPICS: [&str; 7] = [
     "prover_registration",
     "trace_commitment",
     "prover_decline",
     "partial_proof",
     "full_proof",
     "agg_proof",
+    RECORD_TOPIC,
 ];
+
+/// The topic of inclusion records (the payload is the record's SSZ, with no envelope: its
+/// time does not matter, only which block commits to it).
+pub const RECORD_TOPIC: &str = "inclusion_record";
 
 /// The gossip topic name of a message kind.
 pub fn topic_name(kind: MessageKind) -> &'static str {
@@ -59,15 +66,8 @@ pub(crate) enum Gossiped {
     Message(ProtocolMessage),
     /// A prover registration.
     Registration(SignedProverRegistration),
-}
-
-impl Gossiped {
-    fn kind(&self) -> MessageKind {
-        match self {
-            Self::Message(m) => m.kind(),
-            Self::Registration(_) => MessageKind::Registration,
-        }
-    }
+    /// An inclusion record.
+    Record(InclusionRecord),
 }
 
 /// Why a payload could not be decoded.
@@ -103,6 +103,11 @@ fn open_envelope<T: Decode>(bytes: &[u8]) -> Result<(UnixMillis, T), DecodeError
 
 /// The topic name and payload of `item`, first seen at `first_seen`.
 pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, Vec<u8>) {
+    let kind = match item {
+        Gossiped::Message(m) => m.kind(),
+        Gossiped::Registration(_) => MessageKind::Registration,
+        Gossiped::Record(record) => return (RECORD_TOPIC, record.as_ssz_bytes()),
+    };
     let bytes = match item {
         Gossiped::Registration(m) => envelope(first_seen, m),
         Gossiped::Message(ProtocolMessage::Commitment(m)) => envelope(first_seen, m),
@@ -110,9 +115,9 @@ pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, 
         Gossiped::Message(ProtocolMessage::PartialProof(m)) => envelope(first_seen, m),
         Gossiped::Message(ProtocolMessage::FullProof(m)) => envelope(first_seen, m),
         Gossiped::Message(ProtocolMessage::AggProof(m)) => envelope(first_seen, m),
-        Gossiped::Message(_) => Vec::new(),
+        Gossiped::Message(_) | Gossiped::Record(_) => Vec::new(),
     };
-    (topic_name(item.kind()), bytes)
+    (topic_name(kind), bytes)
 }
 
 /// The topic name and payload under which a sidecar gossips `message`, first seen at
@@ -144,6 +149,9 @@ pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis),
         "agg_proof" => {
             open_envelope(bytes).map(|(t, m)| (t, ProtocolMessage::AggProof(m))).map(msg)
         }
+        RECORD_TOPIC => InclusionRecord::from_ssz_bytes(bytes)
+            .map(|r| (Gossiped::Record(r), UnixMillis(0)))
+            .map_err(|e| DecodeError::Ssz(format!("{e:?}"))),
         _ => Err(DecodeError::UnknownTopic),
     }
 }
@@ -294,8 +302,11 @@ mod tests {
             MessageKind::FullProof,
             MessageKind::AggProof,
         ];
-        let names: std::collections::BTreeSet<_> = kinds.iter().map(|k| topic_name(*k)).collect();
+        let mut names: std::collections::BTreeSet<_> =
+            kinds.iter().map(|k| topic_name(*k)).collect();
         assert_eq!(names.len(), kinds.len());
+        names.insert(RECORD_TOPIC);
+        assert_eq!(GOSSIP_TOPICS.len(), names.len());
         for name in GOSSIP_TOPICS {
             assert!(names.contains(name), "{name}");
             sidecar_p2p::GossipTopic::new("proving-sidecar-0", name).unwrap();
@@ -330,6 +341,25 @@ mod tests {
         assert!(matches!(decode("trace_commitment", &bytes), Err(DecodeError::Ssz(_))));
         assert!(matches!(decode("partial_proof", &bytes[..10]), Err(DecodeError::Ssz(_))));
         assert_eq!(decode("blocks", &bytes), Err(DecodeError::UnknownTopic));
+    }
+
+    #[test]
+    fn inclusion_records_travel_as_plain_ssz_on_their_own_topic() {
+        let record = phase_engine::build_record(
+            phase_engine::Slot(4),
+            phase_engine::ValidatorIndex(9),
+            UnixMillis(50),
+            [phase_engine::InclusionCandidate {
+                id: Root::repeat_byte(2),
+                round_start: UnixMillis(10),
+                arrived_at: UnixMillis(20),
+            }],
+        );
+        let item = Gossiped::Record(record.clone());
+        let (name, bytes) = encode(&item, UnixMillis(999));
+        assert_eq!((name, bytes.as_slice()), (RECORD_TOPIC, record.as_ssz_bytes().as_slice()));
+        assert_eq!(decode(name, &bytes).unwrap().0, item);
+        assert!(matches!(decode(name, &bytes[..bytes.len() - 1]), Err(DecodeError::Ssz(_))));
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! * Registry: the genesis provers of [`NodeConfig::genesis_provers`] (sorted by public key,
 //!   indices from 0), then registrations, which activate at the next block boundary in public-key
 //!   order, so that every node given the same registrations before a block has the same registry.
+//! * Canonical rounds ([`NodeConfig::inclusion`]): a second, settling engine is fed only what
+//!   the canonical inclusion records include, at the times they state, and its outcomes are the
+//!   ones settled; for the validators of the operator's validator client the node builds the
+//!   records and commits to them through the keymanager graffiti endpoint ([`InclusionConfig`]).
 
 //!
 //! A crate of its own: the validator operator's program, with everything only it needs (the
@@ -24,6 +28,7 @@ mod driver;
 mod error;
 mod follower;
 mod gossip;
+mod includer;
 mod log;
 mod runtime;
 mod store;
@@ -33,7 +38,8 @@ pub use backend::NodeApi;
 pub use clock::{ManualSlotClock, SlotClock, SlotTiming, SystemSlotClock, ZeroSlotDuration};
 pub use error::{NodeError, NodeResult};
 pub use follower::{ChainTiming, MAX_GAP, fetch_block};
-pub use gossip::{GOSSIP_TOPICS, gossip_payload, topic_name};
+pub use gossip::{GOSSIP_TOPICS, RECORD_TOPIC, gossip_payload, topic_name};
+pub use includer::{InclusionConfig, ValidatorClientConfig};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
 pub use runtime::{Node, NodeConfig, NodeHandle};
 pub use store::{MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult};

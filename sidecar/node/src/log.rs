@@ -5,7 +5,9 @@
 //! Entries live in the store's message table under the reserved round key [`LOG_NAMESPACE`],
 //! keyed by their big-endian sequence number, as JSON.
 
-use phase_engine::{BlockInfo, ProtocolMessage, ProverRecord, Root, UnixMillis, Verdict};
+use phase_engine::{
+    BlockInfo, InclusionRecord, ProtocolMessage, ProverRecord, Root, UnixMillis, Verdict,
+};
 use serde::{Deserialize, Serialize};
 
 use super::error::{NodeError, NodeResult};
@@ -37,6 +39,10 @@ pub enum LoggedInput {
         data: BlockData,
         /// When it was fed.
         now: UnixMillis,
+        /// Its graffiti (what it may commit to); absent in logs written before canonical
+        /// rounds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        graffiti: Option<Root>,
     },
     /// A registration whose signatures verified, pending until a block activates it.
     Registration {
@@ -63,9 +69,17 @@ pub enum LoggedInput {
         message: ProtocolMessage,
         /// Its arrival time.
         arrived: UnixMillis,
+        /// When this node received it (its own clock: the time its inclusion records state);
+        /// absent in older logs (then `arrived`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<UnixMillis>,
     },
     /// A verification verdict.
     Verdict(Verdict),
+    /// A verdict for the settling engine of canonical rounds.
+    SettlingVerdict(Verdict),
+    /// An inclusion record (received, fetched, or this node's own).
+    Record(InclusionRecord),
     /// The time moved on.
     Tick(UnixMillis),
     /// A reorg: these blocks left the canonical chain, which now ends at `fork`.
@@ -142,6 +156,7 @@ mod tests {
                     transactions: vec![vec![1, 2]],
                 },
                 now: UnixMillis(7),
+                graffiti: None,
             },
             LoggedInput::Verdict(Verdict { request: phase_engine::RequestId(3), valid: true }),
         ];

@@ -19,6 +19,7 @@ use crate::backend::NodeApi;
 use crate::error::{NodeError, NodeResult};
 use crate::follower::ChainTiming;
 use crate::gossip::GOSSIP_TOPICS;
+use crate::includer::{Includer, InclusionConfig};
 use crate::{SlotClock, SlotTiming, Store, SystemSlotClock};
 use crate::{driver, follower, gossip, verify};
 
@@ -53,6 +54,10 @@ pub struct NodeConfig {
     /// what the HTTP API accepts and validates what peers send through the engine.
     /// [`NetworkConfig::loopback`] is the setting for tests and local devnets.
     pub p2p: Option<NetworkConfig>,
+    /// Canonical rounds: `Some` settles every block from the canonical inclusion records (and,
+    /// with a validator client, includes for its validators' proposals); `None` (the default)
+    /// settles from this node's own clock, as before canonical rounds.
+    pub inclusion: Option<InclusionConfig>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("http_address", &self.http_address)
             .field("genesis_provers", &self.genesis_provers.len())
             .field("p2p", &self.p2p)
+            .field("inclusion", &self.inclusion.as_ref().map(|i| i.validator_client.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +90,7 @@ impl NodeConfig {
             clock: None,
             metrics: None,
             p2p: None,
+            inclusion: None,
         }
     }
 }
@@ -151,6 +158,36 @@ impl Node {
         for record in genesis_provers {
             engine.add_prover(record)?;
         }
+        let settling = match &config.inclusion {
+            Some(_) => Some(
+                phase_engine::CanonicalRounds::new(
+                    engine.clone(),
+                    config.rewards.inclusion,
+                    phase_engine::UnixMillis(genesis.genesis_time.saturating_mul(1000)),
+                    seconds_per_slot.saturating_mul(1000),
+                )
+                .map_err(|e| NodeError::Config { reason: e.to_string() })?,
+            ),
+            None => None,
+        };
+        let keymanager = match config.inclusion.as_ref().and_then(|i| i.validator_client.as_ref()) {
+            Some(vc) => Some((
+                beacon_api::KeymanagerClient::new(&vc.keymanager_url, vc.token.clone())?,
+                vc.validators.clone(),
+            )),
+            None => None,
+        };
+        match (&config.inclusion, &keymanager) {
+            (Some(_), Some((km, _))) => {
+                info!(keymanager = %km.url(), "canonical rounds: including for the validator client's proposals");
+            }
+            (Some(_), None) => info!(
+                "canonical rounds: no validator client configured, so this sidecar includes \
+                 nothing; it settles from the records of other proposers' sidecars"
+            ),
+            (None, _) => {}
+        }
+        let slots_per_epoch = spec.slots_per_epoch()?.unwrap_or(32);
         let workload = SegmentWorkload::new(config.segment_params.clone())
             .map_err(|e| NodeError::Config { reason: format!("segment parameters: {e}") })?;
         let prover = Prover::new(config.proof_params.clone(), workload)
@@ -184,6 +221,7 @@ impl Node {
             rewards: config.rewards,
             verifier: Arc::new(verify::StarkVerifier::new(prover)),
             metrics: metrics.clone(),
+            settling,
             events: events.clone(),
             settled: settled.clone(),
             publish: network.is_some().then_some(publish_tx),
@@ -233,6 +271,18 @@ impl Node {
             after_driver.push(publisher);
             after_driver.push(network.task);
             network_handle = Some(network.handle);
+        }
+        if let Some((keymanager, listed)) = keymanager {
+            let includer = Includer {
+                beacon: client.clone(),
+                keymanager,
+                listed,
+                clock: Arc::clone(&clock),
+                slots_per_epoch,
+                cutoff_margin: Duration::from_millis(config.rewards.inclusion.cutoff_margin_ms),
+                tx: tx.clone(),
+            };
+            tasks.push(tokio::spawn(includer.run(shutdown_rx.clone())));
         }
         let follower = tokio::spawn(follower::follow(client, timing, last, tx, shutdown_rx));
         tasks.push(follower);

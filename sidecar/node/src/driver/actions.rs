@@ -8,7 +8,7 @@ use phase_engine::{Action, ProtocolMessage, Root};
 use tracing::debug;
 
 use super::{
-    Driver,
+    Driver, Lane,
     checks::{Check, request_of, stark_block},
     metrics::{kind_label, phase_label},
 };
@@ -32,7 +32,7 @@ impl Driver {
                     let c = Check::Stark(check, block);
                     self.outstanding.insert(request_of(&c), c.clone());
                     if !self.replaying {
-                        self.dispatch(c);
+                        self.dispatch(c, Lane::Live);
                     }
                 }
                 Action::RoundStarted(start) => {
@@ -64,18 +64,21 @@ impl Driver {
                     }
                     debug!(round = ?key, ?finalized_in, "round closed");
                 }
-                Action::BlockOutcome(outcome) => self.settle(*outcome)?,
+                Action::BlockOutcome(outcome) => self.live_outcome(*outcome)?,
                 _ => {}
             }
         }
         if !signatures.is_empty() && !self.replaying {
-            self.dispatch_signatures(signatures);
+            self.dispatch_signatures(signatures, Lane::Live);
         }
         Ok(())
     }
 
     fn on_accepted(&mut self, signing_root: &Root) {
         let Some((message, publish)) = self.in_flight.remove(signing_root) else { return };
+        if let Some(received) = self.received.remove(signing_root) {
+            self.settling_candidate(*signing_root, received);
+        }
         if let Some(first_seen) = publish {
             self.publish(Gossiped::Message(message.clone()), first_seen);
         }

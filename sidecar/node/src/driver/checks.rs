@@ -7,7 +7,7 @@ use std::sync::Arc;
 use phase_engine::{RequestId, Root, SignatureCheck, StarkCheck, Verdict};
 use tracing::debug;
 
-use super::{Driver, Input, metrics::verify_label};
+use super::{Driver, Input, Lane, metrics::verify_label};
 use crate::verify::verify_signatures;
 
 /// A verification request not answered yet.
@@ -18,9 +18,11 @@ pub(super) enum Check {
 }
 
 impl Driver {
-    pub(super) fn dispatch(&self, check: Check) {
+    /// Runs `check` (asked for by the engine of `lane`) on the blocking pool; its verdict comes
+    /// back as an input.
+    pub(super) fn dispatch(&self, check: Check, lane: Lane) {
         match check {
-            Check::Signature(c) => self.dispatch_signatures(vec![c]),
+            Check::Signature(c) => self.dispatch_signatures(vec![c], lane),
             Check::Stark(c, block) => {
                 let Some(tx) = self.tx.upgrade() else { return };
                 let work = self.blocks.get(&block).and_then(|b| b.work.clone());
@@ -44,17 +46,18 @@ impl Driver {
                         debug!(request = ?c.request, %reason, "STARK check failed");
                     }
                     let verdict = Verdict { request: c.request, valid: result.is_ok() };
-                    let _ = tx.blocking_send(Input::Verdicts(vec![verdict]));
+                    let _ = tx.blocking_send(Input::Verdicts { lane, verdicts: vec![verdict] });
                 });
             }
         }
     }
 
-    pub(super) fn dispatch_signatures(&self, checks: Vec<SignatureCheck>) {
+    /// Runs a batch of signature checks of the engine of `lane` on the blocking pool.
+    pub(super) fn dispatch_signatures(&self, checks: Vec<SignatureCheck>, lane: Lane) {
         let Some(tx) = self.tx.upgrade() else { return };
         tokio::task::spawn_blocking(move || {
             let verdicts = verify_signatures(&checks);
-            let _ = tx.blocking_send(Input::Verdicts(verdicts));
+            let _ = tx.blocking_send(Input::Verdicts { lane, verdicts });
         });
     }
 }

@@ -11,7 +11,8 @@ use phase_engine::{
 use tracing::{info, warn};
 
 use super::{
-    Driver, Waiter, blocks::BlockRecord, checks::Check, early::message_block, metrics::kind_label,
+    Driver, Lane, Waiter, blocks::BlockRecord, checks::Check, early::message_block,
+    metrics::kind_label,
 };
 use crate::{
     error::NodeResult,
@@ -45,7 +46,12 @@ impl Driver {
         // Checks requested during replay whose verdict was never logged: run them now.
         let pending: Vec<Check> = self.outstanding.values().cloned().collect();
         for check in pending {
-            self.dispatch(check);
+            self.dispatch(check, Lane::Live);
+        }
+        let settling: Vec<Check> =
+            self.settling.iter().flat_map(|s| s.outstanding.values().cloned()).collect();
+        for check in settling {
+            self.dispatch_settling(check);
         }
         if replayed > 0 {
             info!(
@@ -72,15 +78,18 @@ impl Driver {
         self.apply(input)
     }
 
+    /// Gives `message` to the live engine at `arrived` (received here at `received`).
     pub(super) fn apply_message(
         &mut self,
         message: ProtocolMessage,
         arrived: UnixMillis,
+        received: UnixMillis,
         publish: Option<UnixMillis>,
     ) -> phase_engine::Result<RequestId> {
         let signing_root = message.signing_root(self.engine.signing_context());
         let request = self.engine.on_message(message.clone(), arrived)?;
         self.in_flight.insert(signing_root, (message, publish));
+        self.received.insert(signing_root, received);
         self.requests.insert(request, signing_root);
         Ok(request)
     }
@@ -88,7 +97,7 @@ impl Driver {
     /// Applies one logged input (live or replayed) to the engine.
     pub(super) fn apply(&mut self, input: LoggedInput) -> NodeResult<()> {
         match input {
-            LoggedInput::Block { info, data, now } => {
+            LoggedInput::Block { info, data, now, graffiti } => {
                 // Registrations activate at block boundaries, in pubkey order: those first seen
                 // at least the clock disparity before the block's slot start (every sidecar has
                 // them by then), or logged without a time (older logs).
@@ -128,6 +137,7 @@ impl Driver {
                 if let Err(e) = self.engine.on_block(info, now) {
                     warn!(slot = %info.slot, error = %e, "block refused by the engine");
                 }
+                self.settling_block(info, graffiti);
                 self.prune();
             }
             LoggedInput::Registration { record, first_seen } => {
@@ -138,19 +148,27 @@ impl Driver {
             LoggedInput::Message { message, arrived } => {
                 let arrived = arrived.max(self.engine.now());
                 let publish = self.publish.is_some().then_some(arrived);
-                let _ = self.apply_message(message, arrived, publish);
+                self.settling_message(&message);
+                let _ = self.apply_message(message, arrived, arrived, publish);
             }
-            LoggedInput::Relayed { message, arrived } => {
-                let _ = self.apply_message(message, arrived, None);
+            LoggedInput::Relayed { message, arrived, received } => {
+                self.settling_message(&message);
+                let received = received.unwrap_or(arrived);
+                let _ = self.apply_message(message, arrived, received, None);
             }
+            LoggedInput::Record(record) => self.settling_record(record),
+            LoggedInput::SettlingVerdict(verdict) => self.settling_verdict(verdict)?,
             LoggedInput::Verdict(verdict) => {
-                self.outstanding.remove(&verdict.request);
+                if let Some(check) = self.outstanding.remove(&verdict.request) {
+                    self.remember_live_verdict(&check, verdict.valid);
+                }
                 let reply = self.replies.remove(&verdict.request);
                 let message = self.requests.remove(&verdict.request);
                 let result = self.engine.on_verification(verdict);
                 if let (Err(_), Some(root)) = (&result, message) {
                     // Refused: forget it (a resend is judged again, as a duplicate).
                     self.in_flight.remove(&root);
+                    self.received.remove(&root);
                 }
                 match result {
                     Ok(Progress::Pending(next)) => {
@@ -211,8 +229,10 @@ impl Driver {
                 }
                 warn!(orphaned = orphaned.len(), rounds = dropped.len(), fork_slot = %fork.0, "reorg: orphaned rounds dropped");
                 self.last_block = Some(fork);
+                self.settling_reorg(phase_engine::Slot(fork.0.0.saturating_add(1)));
             }
         }
-        self.process_actions()
+        self.process_actions()?;
+        self.process_settling()
     }
 }

@@ -5,12 +5,14 @@
 //! One concept per file: [`input_log`] (write-ahead logging, applying logged inputs, replay on
 //! restart), [`submit`] (messages and registrations from HTTP and gossip), [`early`] (gossip for
 //! blocks not seen yet), [`actions`] (executing the engine's actions), [`checks`] (BLS and STARK
-//! verification scheduling), [`blocks`] (per-block records and their memory bounds), [`settle`]
-//! (settlement and ledgers), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
+//! verification scheduling), [`blocks`] (per-block records and their memory bounds),
+//! [`canonical`] (the settling engine of canonical rounds, and this node's inclusion records),
+//! [`settle`] (settlement and ledgers), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
 //! gauges).
 
 mod actions;
 mod blocks;
+mod canonical;
 mod checks;
 mod early;
 mod input_log;
@@ -28,13 +30,14 @@ use std::{
 
 use beacon_api::{ProvingEvent, SubmissionReceipt};
 use phase_engine::{
-    BlockInfo, BlsPublicKey, Engine, MessageKind, ProtocolMessage, ProverRecord, RequestId, Root,
-    SignedProverRegistration, Slot, UnixMillis, Verdict,
+    BlockInfo, BlsPublicKey, CanonicalRounds, Engine, InclusionParams, InclusionRecord,
+    MessageKind, ProtocolMessage, ProverRecord, RequestId, Root, SignedProverRegistration, Slot,
+    UnixMillis, ValidatorIndex, Verdict,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::debug;
 
-use self::{blocks::BlockRecord, checks::Check, early::Early};
+use self::{blocks::BlockRecord, canonical::Settling, checks::Check, early::Early};
 use super::{
     error::NodeResult,
     gossip::{GossipResult, Gossiped},
@@ -61,6 +64,15 @@ enum Waiter {
     Gossip(GossipReply),
 }
 
+/// Which engine a verification request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// The live engine (this node's clock: duties, the API, early finalisation).
+    Live,
+    /// The settling engine of canonical rounds.
+    Settling,
+}
+
 /// An input of the driver.
 pub(crate) enum Input {
     /// A new canonical block.
@@ -69,6 +81,8 @@ pub(crate) enum Input {
         info: BlockInfo,
         /// Payload data.
         data: BlockData,
+        /// The block's graffiti (what it may commit to).
+        graffiti: Root,
     },
     /// A protocol message, with its arrival time; `reply` gets the verdict.
     Message {
@@ -97,7 +111,22 @@ pub(crate) enum Input {
         reply: Reply,
     },
     /// Verdicts of verification jobs.
-    Verdicts(Vec<Verdict>),
+    Verdicts {
+        /// The engine that asked.
+        lane: Lane,
+        /// The verdicts.
+        verdicts: Vec<Verdict>,
+    },
+    /// One of this node's validators proposes `slot`: build, log and publish this node's
+    /// inclusion record for it (`None` when this node does not settle canonically).
+    BuildRecord {
+        /// The slot.
+        slot: Slot,
+        /// The proposer.
+        proposer: ValidatorIndex,
+        /// Where the record goes.
+        reply: oneshot::Sender<Option<InclusionRecord>>,
+    },
     /// A reorg: `orphaned` left the canonical chain, which now ends at `fork`.
     Reorg {
         /// Orphaned block roots.
@@ -118,6 +147,9 @@ pub(crate) struct Driver {
     reward_file: rewards::RewardsFile,
     verifier: Arc<StarkVerifier>,
     metrics: Metrics,
+    inclusion: InclusionParams,
+    /// Canonical settlement (`None`: this node settles from its own clock).
+    settling: Option<Settling>,
     events: broadcast::Sender<ProvingEvent>,
     settled: broadcast::Sender<rewards::Ledger>,
     tx: mpsc::WeakSender<Input>,
@@ -133,6 +165,8 @@ pub(crate) struct Driver {
     /// Messages waiting for their verdict, with the first-seen time to publish them with once
     /// accepted (HTTP submissions; gossip is forwarded by gossipsub itself).
     in_flight: HashMap<Root, (ProtocolMessage, Option<UnixMillis>)>,
+    /// When this node received each message of `in_flight` (its own clock).
+    received: HashMap<Root, UnixMillis>,
     /// The message (signing root) each pending verification request belongs to, so that a
     /// message whose verification fails leaves `in_flight`.
     requests: HashMap<RequestId, Root>,
@@ -158,6 +192,8 @@ pub(crate) struct DriverParts {
     pub verifier: Arc<StarkVerifier>,
     /// Metrics.
     pub metrics: Metrics,
+    /// The settling engine of canonical rounds (`None`: settle from this node's clock).
+    pub settling: Option<CanonicalRounds>,
     /// Event stream.
     pub events: broadcast::Sender<ProvingEvent>,
     /// Settled ledgers stream.
@@ -177,6 +213,8 @@ impl Driver {
             reward_file: parts.rewards.to_file(),
             verifier: parts.verifier,
             metrics: parts.metrics,
+            inclusion: parts.rewards.inclusion,
+            settling: parts.settling.map(Settling::new),
             events: parts.events,
             settled: parts.settled,
             tx: tx.downgrade(),
@@ -189,6 +227,7 @@ impl Driver {
             pending_registrations: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             in_flight: HashMap::new(),
+            received: HashMap::new(),
             requests: HashMap::new(),
             replies: HashMap::new(),
             publish: parts.publish,
@@ -235,14 +274,15 @@ impl Driver {
 
     async fn handle(&mut self, input: Input) -> NodeResult<()> {
         match input {
-            Input::Block { info, data } => {
+            Input::Block { info, data, graffiti } => {
                 if self.last_block.is_some_and(|(slot, _)| info.slot <= slot) {
                     debug!(slot = %info.slot, "block not after the last one: ignored");
                     return Ok(());
                 }
                 let now = self.now();
                 self.update_beacon_lag(Some(info.slot));
-                self.log_and_apply(LoggedInput::Block { info, data, now }).await?;
+                let graffiti = Some(graffiti);
+                self.log_and_apply(LoggedInput::Block { info, data, now, graffiti }).await?;
                 self.retry_early().await
             }
             Input::Message { message, arrived, reply } => {
@@ -255,6 +295,18 @@ impl Driver {
                 }
                 self.take_message(message, arrived, Some(Waiter::Gossip(reply)), true).await
             }
+            Input::Gossip { item: Gossiped::Record(record), reply, .. } => {
+                self.take_record(record, Some(reply)).await
+            }
+            Input::BuildRecord { slot, proposer, reply } => {
+                let record = self.build_record(slot, proposer);
+                if let Some(record) = &record {
+                    self.take_record(record.clone(), None).await?;
+                    self.publish(Gossiped::Record(record.clone()), self.now());
+                }
+                let _ = reply.send(record);
+                Ok(())
+            }
             Input::Gossip { item: Gossiped::Registration(registration), arrived, reply } => {
                 self.register(registration, Waiter::Gossip(reply), arrived).await
             }
@@ -262,12 +314,24 @@ impl Driver {
                 let now = self.now();
                 self.register(registration, Waiter::Http(reply), now).await
             }
-            Input::Verdicts(verdicts) => {
+            Input::Verdicts { lane: Lane::Live, verdicts } => {
                 for verdict in verdicts {
                     if !self.outstanding.contains_key(&verdict.request) {
                         continue;
                     }
                     self.log_and_apply(LoggedInput::Verdict(verdict)).await?;
+                }
+                Ok(())
+            }
+            Input::Verdicts { lane: Lane::Settling, verdicts } => {
+                for verdict in verdicts {
+                    let outstanding = self
+                        .settling
+                        .as_ref()
+                        .is_some_and(|s| s.outstanding.contains_key(&verdict.request));
+                    if outstanding {
+                        self.log_and_apply(LoggedInput::SettlingVerdict(verdict)).await?;
+                    }
                 }
                 Ok(())
             }

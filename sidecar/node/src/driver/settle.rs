@@ -1,5 +1,6 @@
-//! Settlement: a block's outcome turned into its ledger, the ledger, balances and finalised
-//! proof stored durably in one transaction, and the settlement events.
+//! Settlement: a block's outcome turned into its ledger, the ledger and balances stored durably
+//! in one transaction, and the settlement events; and what the live engine's outcome says when
+//! the settling engine settles instead (whether the block is proven, its finalised proof).
 
 use beacon_api::{BlockEventData, ProvingEvent};
 use phase_engine::BlockOutcome;
@@ -12,14 +13,52 @@ use crate::{StoreBatch, error::NodeResult};
 pub(super) const FINALIZED_PROOF_KEY: crate::MessageKey = [0xff; 32];
 
 impl Driver {
+    /// Whether every sub-block of the block has an accepted full proof (and, with several, the
+    /// block its AggProof).
+    fn proven(&self, root: &phase_engine::Root) -> bool {
+        self.blocks.get(root).is_some_and(|b| {
+            let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
+            b.full_proofs.len() == subs && (subs <= 1 || b.agg_proof.is_some())
+        })
+    }
+
+    /// The live engine's outcome of a block: settled, when this node settles from its own
+    /// clock; else only what it says of the proofs (the finalised proof stored, the
+    /// `block_proven` event), the ledger waiting for the settling engine.
+    pub(super) fn live_outcome(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
+        if self.settling.is_none() {
+            return self.settle(outcome);
+        }
+        let root = outcome.block_root;
+        let proven = self.proven(&root);
+        if let Some(b) = self.blocks.get_mut(&root) {
+            b.proven = proven;
+        }
+        if proven && self.store.message(root, FINALIZED_PROOF_KEY)?.is_none() {
+            if let Some(Ok(proof)) = self.finalized_in_memory(root) {
+                let mut batch = StoreBatch::new();
+                batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
+                self.store.commit(batch)?;
+            }
+        }
+        if proven {
+            let data = BlockEventData { block_root: root, slot: outcome.slot };
+            let _ = self.events.send(ProvingEvent::BlockProven(data));
+        }
+        Ok(())
+    }
+
+    /// Settles a block's outcome: its ledger, the balances, the events.
     pub(super) fn settle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
         let ledger = rewards::settle(&outcome, &self.table)?;
         let root = outcome.block_root;
         let data = BlockEventData { block_root: root, slot: outcome.slot };
-        let proven = self.blocks.get(&root).is_some_and(|b| {
-            let subs = b.work.as_ref().map_or(0, |w| w.airs.len());
-            b.full_proofs.len() == subs && (subs <= 1 || b.agg_proof.is_some())
-        });
+        let canonical = self.settling.is_some();
+        let proven = if canonical {
+            self.blocks.get(&root).is_some_and(|b| b.proven)
+        } else {
+            self.proven(&root)
+        };
         // Durable: the ledger and the balances it changes land in one transaction (skipped when
         // a replay meets a ledger already stored).
         let stored = !self.store.ledger_entries(root)?.is_empty();
@@ -28,7 +67,10 @@ impl Driver {
             let mut batch = StoreBatch::new();
             batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
             // The finalised proof, served from the store once it leaves memory.
-            if proven && let Some(Ok(proof)) = self.finalized_in_memory(root) {
+            if !canonical
+                && proven
+                && let Some(Ok(proof)) = self.finalized_in_memory(root)
+            {
                 batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
             }
             for (account, amount) in self.balances.iter() {
@@ -44,7 +86,7 @@ impl Driver {
             b.ledger = Some(ledger.clone());
         }
         self.verifier.forget(&root);
-        if proven {
+        if proven && !canonical {
             let _ = self.events.send(ProvingEvent::BlockProven(data.clone()));
         }
         let _ = self.events.send(ProvingEvent::BlockSettled(data));

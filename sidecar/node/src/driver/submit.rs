@@ -4,12 +4,12 @@
 
 use beacon_api::{SubmissionReceipt, SubmissionStatus};
 use phase_engine::{
-    MessageKind, ProtocolMessage, ProverIndex, ProverRecord, RequestId, Root, SignatureCheck,
-    SignedProverRegistration, UnixMillis,
+    InclusionRecord, MessageKind, ProtocolMessage, ProverIndex, ProverRecord, RequestId, Root,
+    SignatureCheck, SignedProverRegistration, UnixMillis,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
-use super::{Driver, Waiter, metrics::kind_label};
+use super::{Driver, GossipReply, Waiter, metrics::kind_label};
 use crate::{
     error::NodeResult,
     gossip::{GossipResult, Gossiped},
@@ -124,15 +124,22 @@ impl Driver {
             return Ok(());
         }
         // Write-ahead: the message is durable before the engine sees it.
-        let (input, at) = if relayed {
-            (LoggedInput::Relayed { message: message.clone(), arrived }, arrived)
+        let (input, at, received) = if relayed {
+            let received = self.now().max(arrived);
+            let input = LoggedInput::Relayed {
+                message: message.clone(),
+                arrived,
+                received: Some(received),
+            };
+            (input, arrived, received)
         } else {
             let at = arrived.max(self.engine.now());
-            (LoggedInput::Message { message: message.clone(), arrived }, at)
+            (LoggedInput::Message { message: message.clone(), arrived }, at, at)
         };
         self.append(input).await?;
+        self.settling_message(&message);
         let publish = (!relayed && self.publish.is_some()).then_some(at);
-        match self.apply_message(message, at, publish) {
+        match self.apply_message(message, at, received, publish) {
             Ok(request) => {
                 if let Some(waiter) = waiter {
                     self.replies.insert(request, (kind, signing_root, waiter));
@@ -163,7 +170,30 @@ impl Driver {
                 }
             }
         }
-        self.process_actions()
+        self.process_actions()?;
+        self.process_settling()
+    }
+
+    /// Takes an inclusion record from gossip (`reply`) or this node's own: kept if it may still
+    /// matter (its slot not resolved yet, not in the future), durably logged, then given to the
+    /// settling engine.
+    pub(super) async fn take_record(
+        &mut self,
+        record: InclusionRecord,
+        reply: Option<GossipReply>,
+    ) -> NodeResult<()> {
+        if let Err(reason) = self.wants_record(&record) {
+            debug!(slot = %record.slot, reason, "inclusion record not kept");
+            if let Some(reply) = reply {
+                let _ = reply.send(GossipResult::Duplicate);
+            }
+            return Ok(());
+        }
+        self.log_and_apply(LoggedInput::Record(record)).await?;
+        if let Some(reply) = reply {
+            let _ = reply.send(GossipResult::Accepted);
+        }
+        Ok(())
     }
 
     /// Hands `item` to the publisher (no-op without gossip, or while replaying).

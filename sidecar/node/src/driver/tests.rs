@@ -57,6 +57,7 @@ fn driver_with(
         rewards,
         verifier: Arc::new(StarkVerifier::new(prover)),
         metrics: Metrics::new(),
+        settling: None,
         events,
         settled,
         publish,
@@ -69,6 +70,7 @@ fn block(slot: u64) -> Input {
     Input::Block {
         info: tu::block_info(slot, 1_000_000),
         data: BlockData { parent_hash: Root::ZERO, transactions: Vec::new() },
+        graffiti: Root::ZERO,
     }
 }
 
@@ -181,7 +183,9 @@ async fn only_the_latest_settled_blocks_keep_their_proofs_in_memory() {
     for slot in 1..=BLOCKS {
         let info = tu::block_info(slot, 1_000_000);
         let data = BlockData { parent_hash: Root::ZERO, transactions: vec![vec![1; 64]] };
-        driver.apply(LoggedInput::Block { info, data, now: tu::slot_start(slot) }).unwrap();
+        driver
+            .apply(LoggedInput::Block { info, data, now: tu::slot_start(slot), graffiti: None })
+            .unwrap();
         // Nobody answers: the rounds run out their phases and fail, and the blocks settle
         // (a block settles once the next one has come).
         for step in 1..=4 {

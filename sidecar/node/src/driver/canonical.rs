@@ -1,0 +1,325 @@
+//! Canonical settlement in the node: the settling engine ([`CanonicalRounds`]) fed the
+//! canonical blocks with the record commitments of their graffiti, the inclusion records, and
+//! every message this node holds, valid by its own clock or not; its verification requests
+//! answered (with the verdict of the live engine's identical check where there was one, else
+//! verified like any other check); its outcomes settled; what it lacks remembered for sync. The
+//! proposer side, building this node's record for a slot one of its validators proposes, is
+//! here too: the candidates are the messages the live engine accepted, at the times this node
+//! received them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+use phase_engine::{
+    Action, CanonicalAction, CanonicalRounds, InclusionCandidate, InclusionRecord, ProtocolMessage,
+    RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, Slot, UnixMillis, ValidatorIndex, Verdict,
+    build_record, record_cutoff,
+};
+use sha2::{Digest as _, Sha256};
+use tracing::{debug, info, warn};
+
+use super::{
+    Driver, Input, Lane,
+    checks::{Check, request_of, stark_block},
+};
+use crate::error::NodeResult;
+
+/// Verdicts remembered for the settling engine, at most (the oldest slots go first).
+const MAX_VERDICTS: usize = 65_536;
+
+/// A message the live engine accepted: what this node's records may include.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Candidate {
+    /// When this node received it (its own clock, never a relay's `first_seen`).
+    received: UnixMillis,
+}
+
+/// The settling side of the driver.
+#[derive(Debug)]
+pub(super) struct Settling {
+    pub(super) rounds: CanonicalRounds,
+    /// The settling engine's checks not answered yet.
+    pub(super) outstanding: BTreeMap<RequestId, Check>,
+    /// Verdicts of checks already made (by either engine), by the check's content.
+    verdicts: HashMap<[u8; 32], (Slot, bool)>,
+    /// Messages the live engine accepted, by signing root.
+    candidates: BTreeMap<Root, Candidate>,
+    /// Records known (this node's own and received ones), by slot: served to peers.
+    pub(super) records: BTreeMap<Slot, Vec<InclusionRecord>>,
+    /// Records committed to by canonical blocks and not known: asked of peers.
+    pub(super) wanted_records: BTreeMap<Slot, RecordCommitment>,
+    /// Messages named by canonical records and not held: asked of peers.
+    pub(super) wanted_messages: BTreeMap<Root, Slot>,
+}
+
+impl Settling {
+    /// The settling side around `rounds`.
+    pub(super) fn new(rounds: CanonicalRounds) -> Self {
+        Self {
+            rounds,
+            outstanding: BTreeMap::new(),
+            verdicts: HashMap::new(),
+            candidates: BTreeMap::new(),
+            records: BTreeMap::new(),
+            wanted_records: BTreeMap::new(),
+            wanted_messages: BTreeMap::new(),
+        }
+    }
+
+    /// Remembers the verdict of `check` (made for the block at `slot`).
+    pub(super) fn remember(&mut self, check: &Check, slot: Slot, valid: bool) {
+        if self.verdicts.len() >= MAX_VERDICTS {
+            let oldest = self.verdicts.values().map(|(s, _)| *s).min().unwrap_or(slot);
+            self.verdicts.retain(|_, (s, _)| *s > oldest);
+        }
+        self.verdicts.insert(check_key(check), (slot, valid));
+    }
+
+    /// The verdict of a check identical to `check`, if one was made.
+    fn known_verdict(&self, check: &Check) -> Option<bool> {
+        self.verdicts.get(&check_key(check)).map(|(_, valid)| *valid)
+    }
+}
+
+/// A digest of what a check checks (everything but its request id): two checks with the same
+/// key have the same verdict.
+fn check_key(check: &Check) -> [u8; 32] {
+    let mut hasher = DigestHasher(Sha256::new());
+    match check {
+        Check::Signature(c) => {
+            0u8.hash(&mut hasher);
+            (c.pubkey, c.signing_root, c.signature, c.proof_of_possession).hash(&mut hasher);
+        }
+        Check::Stark(c, _) => {
+            1u8.hash(&mut hasher);
+            c.target.hash(&mut hasher);
+        }
+    }
+    hasher.0.finalize().into()
+}
+
+/// A [`Hasher`] that feeds SHA-256: a collision-resistant digest of anything that is [`Hash`].
+struct DigestHasher(Sha256);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Unused: the digest is read with `finalize`.
+        0
+    }
+}
+
+/// The slot of the block a check is for.
+fn check_slot(check: &Check) -> Slot {
+    match check {
+        Check::Signature(_) => Slot(0),
+        Check::Stark(c, _) => match &c.target {
+            phase_engine::StarkTarget::Partial { slot, .. }
+            | phase_engine::StarkTarget::FullProof { slot, .. }
+            | phase_engine::StarkTarget::AggProof { slot, .. } => *slot,
+            _ => Slot(0),
+        },
+    }
+}
+
+impl Driver {
+    /// A canonical block for the settling engine, with what its graffiti commits to.
+    pub(super) fn settling_block(&mut self, info: phase_engine::BlockInfo, graffiti: Option<Root>) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        let commitment = graffiti.and_then(|g| RecordCommitment::from_graffiti(&g.0));
+        if let Err(e) = settling.rounds.on_block(info, commitment) {
+            warn!(slot = %info.slot, error = %e, "block refused by the settling engine");
+        }
+        // Nothing before the reach of a reorg can be resolved again.
+        let keep = u64::try_from(SNAPSHOTS_KEPT).unwrap_or(u64::MAX).saturating_add(8);
+        if let Some(resolved) = settling.rounds.resolved_through()
+            && resolved.0 > keep
+        {
+            let before = Slot(resolved.0 - keep);
+            settling.rounds.prune_before(before);
+            settling.records = settling.records.split_off(&before);
+        }
+        let max_delay = self.inclusion.max_delay_slots;
+        let slot_ms = self.slot_ms();
+        let genesis = self.genesis_ms();
+        let Some(settling) = self.settling.as_mut() else { return };
+        settling.candidates.retain(|_, c| {
+            let arrived_in = c.received.0.saturating_sub(genesis) / slot_ms.max(1);
+            arrived_in.saturating_add(max_delay) >= info.slot.0
+        });
+    }
+
+    /// A message this node holds, for the settling engine (whatever the live engine thinks of
+    /// its timing).
+    pub(super) fn settling_message(&mut self, message: &ProtocolMessage) {
+        let sealer = self.engine.sealer();
+        let Some(settling) = self.settling.as_mut() else { return };
+        settling.rounds.on_message(sealer.seal(message.clone()));
+    }
+
+    /// A record for the settling engine (received, fetched, or this node's own).
+    pub(super) fn settling_record(&mut self, record: InclusionRecord) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        let list = settling.records.entry(record.slot).or_default();
+        if !list.contains(&record) {
+            list.push(record.clone());
+        }
+        settling.rounds.on_record(record);
+    }
+
+    /// The canonical chain now ends at `fork_slot - 1`.
+    pub(super) fn settling_reorg(&mut self, fork_slot: Slot) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        if let Err(e) = settling.rounds.on_reorg(fork_slot) {
+            warn!(%fork_slot, error = %e, "the settling engine cannot undo this reorg");
+        }
+    }
+
+    /// A message the live engine accepted, received here at `received`.
+    pub(super) fn settling_candidate(&mut self, id: Root, received: UnixMillis) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        settling.candidates.entry(id).or_insert(Candidate { received });
+    }
+
+    /// Whether a record for `slot` is worth keeping: not resolved yet, not after the next slot.
+    pub(super) fn wants_record(&self, record: &InclusionRecord) -> Result<(), &'static str> {
+        let Some(settling) = self.settling.as_ref() else {
+            return Err("this node does not settle canonically");
+        };
+        if settling.rounds.resolved_through().is_some_and(|r| record.slot <= r)
+            && !settling.wanted_records.contains_key(&record.slot)
+        {
+            return Err("the slot is resolved already");
+        }
+        let now = self.clock.now().unwrap_or(Slot(0));
+        if record.slot.0 > now.0.saturating_add(1) {
+            return Err("the slot is in the future");
+        }
+        let commitment = RecordCommitment::of(&record.root());
+        if settling.rounds.has_record(&commitment) {
+            return Err("known");
+        }
+        Ok(())
+    }
+
+    /// This node's record for `slot`, proposed by `proposer`: every message the live engine
+    /// accepted that no canonical record includes yet, at the time this node received it.
+    pub(super) fn build_record(
+        &self,
+        slot: Slot,
+        proposer: ValidatorIndex,
+    ) -> Option<InclusionRecord> {
+        let settling = self.settling.as_ref()?;
+        let params = self.inclusion;
+        let start = UnixMillis(self.genesis_ms().saturating_add(slot.0 * self.slot_ms()));
+        let cutoff = record_cutoff(start, &params);
+        let candidates =
+            settling.candidates.iter().filter(|(id, _)| !settling.rounds.is_included(id)).map(
+                |(id, c)| InclusionCandidate {
+                    id: *id,
+                    round_start: c.received,
+                    arrived_at: c.received,
+                },
+            );
+        Some(build_record(slot, proposer, cutoff, candidates))
+    }
+
+    fn slot_ms(&self) -> u64 {
+        u64::try_from(self.clock.timing().slot_duration().as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    fn genesis_ms(&self) -> u64 {
+        u64::try_from(self.clock.timing().genesis().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Executes the settling engine's queued actions.
+    pub(super) fn process_settling(&mut self) -> NodeResult<()> {
+        let mut signatures = Vec::new();
+        loop {
+            let Some(settling) = self.settling.as_mut() else { break };
+            let Some(action) = settling.rounds.poll_action() else { break };
+            match action {
+                CanonicalAction::FetchRecord { slot, commitment } => {
+                    debug!(%slot, "settling: record wanted");
+                    settling.wanted_records.insert(slot, commitment);
+                }
+                CanonicalAction::FetchMessage { slot, id } => {
+                    debug!(%slot, message = %id, "settling: message wanted");
+                    settling.wanted_messages.insert(id, slot);
+                }
+                CanonicalAction::RecordRejected { slot, reason } => {
+                    warn!(%slot, %reason, "settling: the committed record counts as none");
+                }
+                CanonicalAction::EntryIgnored { slot, id, reason } => {
+                    debug!(%slot, message = %id, %reason, "settling: included message does not count");
+                }
+                CanonicalAction::Reorged { fork_slot } => {
+                    info!(%fork_slot, "settling: reorg undone, outcomes from there follow again");
+                }
+                CanonicalAction::Engine(action) => match action {
+                    Action::VerifySignature(check) => {
+                        let check = Check::Signature(check);
+                        settling.outstanding.insert(request_of(&check), check.clone());
+                        signatures.push(check);
+                    }
+                    Action::VerifyStark(check) => {
+                        let block = stark_block(&check);
+                        let check = Check::Stark(check, block);
+                        settling.outstanding.insert(request_of(&check), check.clone());
+                        if !self.replaying {
+                            self.dispatch_settling(check);
+                        }
+                    }
+                    Action::BlockOutcome(outcome) => self.settle(*outcome)?,
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        if !self.replaying {
+            for check in signatures {
+                self.dispatch_settling(check);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a check of the settling engine: from an identical check's verdict, else by
+    /// verifying it.
+    pub(super) fn dispatch_settling(&self, check: Check) {
+        let known = self.settling.as_ref().and_then(|s| s.known_verdict(&check));
+        match known {
+            Some(valid) => {
+                let Some(tx) = self.tx.upgrade() else { return };
+                let verdict = Verdict { request: request_of(&check), valid };
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Input::Verdicts { lane: Lane::Settling, verdicts: vec![verdict] })
+                        .await;
+                });
+            }
+            None => self.dispatch(check, Lane::Settling),
+        }
+    }
+
+    /// Applies a verdict of the settling engine's check.
+    pub(super) fn settling_verdict(&mut self, verdict: Verdict) -> NodeResult<()> {
+        let Some(settling) = self.settling.as_mut() else { return Ok(()) };
+        let Some(check) = settling.outstanding.remove(&verdict.request) else { return Ok(()) };
+        settling.remember(&check, check_slot(&check), verdict.valid);
+        if let Err(e) = settling.rounds.on_verification(verdict) {
+            debug!(error = %e, "settling verdict refused");
+        }
+        self.process_settling()
+    }
+
+    /// Remembers the verdict of one of the live engine's checks for the settling engine.
+    pub(super) fn remember_live_verdict(&mut self, check: &Check, valid: bool) {
+        if let Some(settling) = self.settling.as_mut() {
+            settling.remember(check, check_slot(check), valid);
+        }
+    }
+}
