@@ -15,6 +15,9 @@
 #   P2P_PORT          first sidecar's libp2p TCP / discv5 UDP port (default 9100); sidecar i
 #                     uses P2P_PORT+i
 #   DURATION          stop everything after this many seconds (default: run until Ctrl-C)
+#   KEYMANAGER_URL, KEYMANAGER_TOKEN_FILE
+#                     the validator client sidecar 0 includes for (default with the embedded
+#                     devnet: its own keymanager API, which serves all of its validators)
 #
 # Sidecar 0 starts first; its node record (ENR) is the bootnode of the others, which find each
 # other by discv5 and gossip over libp2p. Prover j gets a fresh EIP-2335 key (password "devnet"),
@@ -108,6 +111,16 @@ if [[ -z "${BEACON_URL:-}" ]]; then
   wait_for_line "$BASE_DIR/beacon.log" "devnet beacon node" "$!" >/dev/null
   BEACON_URL="http://127.0.0.1:$BEACON_PORT"
   echo "embedded devnet beacon node at $BEACON_URL ($SECONDS_PER_SLOT s slots)"
+  # Its keymanager API sets the graffiti of its validators: sidecar 0 includes for all of them.
+  KEYMANAGER_URL=${KEYMANAGER_URL:-$BEACON_URL}
+  if [[ -z "${KEYMANAGER_TOKEN_FILE:-}" ]]; then
+    KEYMANAGER_TOKEN_FILE="$BASE_DIR/keymanager-token"
+    echo "sidecar-devnet-keymanager" >"$KEYMANAGER_TOKEN_FILE"
+  fi
+fi
+vc=()
+if [[ -n "${KEYMANAGER_URL:-}" && -n "${KEYMANAGER_TOKEN_FILE:-}" ]]; then
+  vc=(--keymanager-url "$KEYMANAGER_URL" --keymanager-token-file "$KEYMANAGER_TOKEN_FILE")
 fi
 
 # Prover keys first: every sidecar knows the provers from genesis (the same registry
@@ -120,12 +133,14 @@ for ((j = 0; j < M; j++)); do
   pubkey=$("$SIDECAR" keys show "$key" | awk '/^pubkey/ {print $2}')
   printf '\n[[genesis.provers]]\npubkey = "%s"\nstake = 32000000000\n' "$pubkey" >>"$CONFIG"
 done
-# The round windows (4 s each at 12 s slots) scale with the slot time.
+# The round windows (4 s each at 12 s slots) and the inclusion records' cut-off margin scale
+# with the slot time.
 if [[ "$SECONDS_PER_SLOT" != 12 ]]; then
   rewards="$BASE_DIR/rewards.toml"
   awk -v s="$SECONDS_PER_SLOT" '
     /^\[/ { section = $0 }
-    section == "[phases]" && /^(t[1-5]_ms|max_clock_disparity_ms) *=/ {
+    (section == "[phases]" && /^(t[1-5]_ms|max_clock_disparity_ms) *=/) ||
+    (section == "[inclusion]" && /^cutoff_margin_ms *=/) {
       v = $3; gsub("_", "", v); $0 = $1 " = " int(v * s / 12)
     }
     { print }' "$ROOT/configs/rewards.toml" >"$rewards"
@@ -145,7 +160,7 @@ start_sidecar() {
   spids[i]=$!
 }
 
-start_sidecar 0
+start_sidecar 0 "${vc[@]}"
 enr=$(wait_for_line "$BASE_DIR/sidecar-0.log" "^node record " "${spids[0]}" | awk '{print $3}')
 wait_for_line "$BASE_DIR/sidecar-0.log" "proving API" "${spids[0]}" >/dev/null
 for ((i = 1; i < N; i++)); do

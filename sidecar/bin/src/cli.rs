@@ -93,6 +93,34 @@ pub struct P2pArgs {
     pub bootnodes: Option<Vec<String>>,
 }
 
+/// Canonical-round options.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Canonical rounds")]
+pub struct InclusionArgs {
+    /// Settle from the node's own clock instead of canonical inclusion records: the mode before
+    /// canonical rounds, for experiments; every sidecar of a network must agree. Wins over
+    /// SIDECAR_INCLUSION=true|false [config: inclusion.enabled = false].
+    #[arg(long)]
+    pub no_inclusion: bool,
+    /// Canonical settlement on or off: the carrier of SIDECAR_INCLUSION (`true`/`false`), hidden
+    /// because `--no-inclusion` is the flag [config: inclusion.enabled].
+    #[arg(long = "inclusion", env = "SIDECAR_INCLUSION", value_name = "BOOL", hide = true)]
+    pub inclusion: Option<bool>,
+    /// Keymanager API base URL of the validator client whose proposals commit to this node's
+    /// records (their graffiti is overwritten) [config: inclusion.keymanager_url].
+    #[arg(long, env = "SIDECAR_KEYMANAGER_URL", value_name = "URL")]
+    pub keymanager_url: Option<String>,
+    /// The validator client's keymanager API token file [config:
+    /// inclusion.keymanager_token_file].
+    #[arg(long, env = "SIDECAR_KEYMANAGER_TOKEN_FILE", value_name = "FILE")]
+    pub keymanager_token_file: Option<PathBuf>,
+    /// Public keys of the served validators, comma-separated; default: all the validator client
+    /// lists [config: inclusion.validators].
+    #[arg(long, env = "SIDECAR_INCLUSION_VALIDATORS", value_delimiter = ',')]
+    #[arg(value_name = "PK[,PK...]")]
+    pub inclusion_validators: Option<Vec<String>>,
+}
+
 /// `sidecar run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -102,6 +130,9 @@ pub struct RunArgs {
     /// Networking.
     #[command(flatten)]
     pub p2p: P2pArgs,
+    /// Canonical rounds.
+    #[command(flatten)]
+    pub inclusion: InclusionArgs,
 }
 
 /// `sidecar prover`.
@@ -209,7 +240,14 @@ impl Cli {
             ..ConfigOverrides::default()
         };
         let (beacon, p2p) = match &self.command {
-            Command::Run(a) => (Some(&a.beacon), Some(&a.p2p)),
+            Command::Run(a) => {
+                let i = &a.inclusion;
+                o.inclusion_enabled = if i.no_inclusion { Some(false) } else { i.inclusion };
+                o.keymanager_url.clone_from(&i.keymanager_url);
+                o.keymanager_token_file.clone_from(&i.keymanager_token_file);
+                o.inclusion_validators.clone_from(&i.inclusion_validators);
+                (Some(&a.beacon), Some(&a.p2p))
+            }
             Command::Prover(a) => {
                 o.key_file.clone_from(&a.key);
                 o.password_file.clone_from(&a.password_file);
@@ -271,10 +309,142 @@ mod tests {
         ));
     }
 
+    fn pubkey_hex(i: u8) -> String {
+        let key = phase_engine::bls::SecretKey::from_ikm(&[i; 32]).unwrap();
+        format!("{}", key.public_key())
+    }
+
+    #[test]
+    fn run_inclusion_flags_become_overrides() {
+        let (a, b) = (pubkey_hex(1), pubkey_hex(2));
+        let list = format!("{a},{b}");
+        let cli = Cli::try_parse_from([
+            "sidecar",
+            "run",
+            "--keymanager-url",
+            "http://127.0.0.1:5500",
+            "--keymanager-token-file",
+            "/vc/api-token.txt",
+            "--inclusion-validators",
+            &list,
+        ])
+        .unwrap();
+        let o = cli.overrides();
+        assert_eq!(o.keymanager_url.as_deref(), Some("http://127.0.0.1:5500"));
+        assert_eq!(o.keymanager_token_file, Some(PathBuf::from("/vc/api-token.txt")));
+        assert_eq!(o.inclusion_validators, Some(vec![a, b]));
+        assert_eq!(o.inclusion_enabled, None);
+    }
+
+    #[test]
+    fn no_inclusion_disables_canonical_settlement() {
+        let cli = Cli::try_parse_from(["sidecar", "run", "--no-inclusion"]).unwrap();
+        assert_eq!(cli.overrides().inclusion_enabled, Some(false));
+        // The inclusion flags belong to `run` only.
+        assert!(Cli::try_parse_from(["sidecar", "prover", "--no-inclusion"]).is_err());
+    }
+
+    /// The test run in a child process by [`run_in_child`]: resolves the config of the command
+    /// line in `SIDECAR_TEST_PROBE_ARGS` (arguments separated by U+001F) and prints its
+    /// `[inclusion]` section. Environment variables are the process's, so a child process is
+    /// where a test sets them; without the variable this test does nothing.
+    #[test]
+    #[ignore = "run by the environment tests in a child process"]
+    fn env_probe() {
+        let Ok(args) = std::env::var("SIDECAR_TEST_PROBE_ARGS") else { return };
+        let cli = Cli::try_parse_from(args.split('\u{1f}')).unwrap();
+        match crate::Config::resolve(cli.global.config.as_deref(), &cli.overrides()) {
+            Ok(config) => println!("PROBE {:?}", config.inclusion),
+            Err(e) => println!("PROBE-ERR {e}"),
+        }
+    }
+
+    /// Runs [`env_probe`] in a child process with `args` and `envs` (and no other `SIDECAR_`
+    /// variables); returns what it printed after `PROBE`.
+    fn run_in_child(args: &[&str], envs: &[(&str, &str)]) -> String {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "cli::tests::env_probe", "--ignored", "--nocapture"]);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SIDECAR_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("SIDECAR_TEST_PROBE_ARGS", args.join("\u{1f}")).envs(envs.iter().copied());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .find_map(|line| line.split_once("PROBE").map(|(_, rest)| rest))
+            .unwrap_or_else(|| panic!("no probe output: {stdout}"))
+            .trim()
+            .to_owned()
+    }
+
+    #[test]
+    fn inclusion_precedence_is_file_then_env_then_flag() {
+        use crate::config::InclusionConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sidecar.toml");
+        let (a, b, c) = (pubkey_hex(1), pubkey_hex(2), pubkey_hex(3));
+        std::fs::write(
+            &file,
+            format!(
+                "[inclusion]\nenabled = false\nkeymanager_url = \"http://file:5500\"\n\
+                 keymanager_token_file = \"file-token\"\nvalidators = [\"{a}\"]\n"
+            ),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let expect = |enabled: bool, url: &str, token: &str, validators: &[&String]| {
+            let section = InclusionConfig {
+                enabled,
+                keymanager_url: Some(url.to_owned()),
+                keymanager_token_file: Some(PathBuf::from(token)),
+                validators: validators.iter().map(|v| (*v).clone()).collect(),
+            };
+            format!("{section:?}")
+        };
+        // The file alone.
+        assert_eq!(
+            run_in_child(&["sidecar", "--config", file, "run"], &[]),
+            expect(false, "http://file:5500", "file-token", &[&a])
+        );
+        // The environment over the file.
+        let env = [
+            ("SIDECAR_INCLUSION", "true"),
+            ("SIDECAR_KEYMANAGER_URL", "http://env:5500"),
+            ("SIDECAR_KEYMANAGER_TOKEN_FILE", "env-token"),
+            ("SIDECAR_INCLUSION_VALIDATORS", &format!("{b},{c}")),
+        ];
+        assert_eq!(
+            run_in_child(&["sidecar", "--config", file, "run"], &env),
+            expect(true, "http://env:5500", "env-token", &[&b, &c])
+        );
+        // The flags over the environment.
+        let flags = [
+            "sidecar",
+            "--config",
+            file,
+            "run",
+            "--no-inclusion",
+            "--keymanager-url",
+            "https://flag",
+            "--keymanager-token-file",
+            "flag-token",
+            "--inclusion-validators",
+            &c,
+        ];
+        assert_eq!(run_in_child(&flags, &env), expect(false, "https://flag", "flag-token", &[&c]));
+        // A bad value from the environment is named by its config key.
+        let err = run_in_child(&["sidecar", "run"], &[("SIDECAR_KEYMANAGER_URL", "ftp://vc")]);
+        assert!(err.contains("inclusion.keymanager_url") && err.contains("ftp://vc"), "{err}");
+    }
+
     #[test]
     fn bad_values_are_rejected_by_the_parser() {
         assert!(Cli::try_parse_from(["sidecar", "run", "--p2p-port", "70000"]).is_err());
         assert!(Cli::try_parse_from(["sidecar", "verify"]).is_err());
         assert!(Cli::try_parse_from(["sidecar", "keys", "new", "--kdf", "md5"]).is_err());
+        assert!(Cli::try_parse_from(["sidecar", "run", "--inclusion", "maybe"]).is_err());
     }
 }

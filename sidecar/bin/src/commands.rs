@@ -245,6 +245,64 @@ fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {
     out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
 }
 
+/// The node's canonical-round settings from `[inclusion]`: `None` (settle from the node's own
+/// clock) when `inclusion.enabled` is false; else canonical settlement, with the validator client
+/// when `inclusion.keymanager_url` is set, its token read from `inclusion.keymanager_token_file`
+/// (trimmed). Without a validator client the node includes nothing (and says so when it starts).
+///
+/// # Errors
+/// [`Error::ConfigInvalid`] naming `inclusion.keymanager_token_file` when the token file cannot be
+/// read or holds only whitespace, naming `inclusion.keymanager_url` when the keymanager client
+/// rejects the URL, or as [`Config::validate`] for the `[inclusion]` keys.
+pub fn node_inclusion(config: &Config) -> Result<Option<sidecar_node::InclusionConfig>> {
+    let inclusion = &config.inclusion;
+    config.validate_validator_client()?;
+    let validators = config.inclusion_validators()?;
+    if !inclusion.enabled {
+        if let Some(url) = &inclusion.keymanager_url {
+            tracing::warn!(
+                keymanager = %url,
+                "inclusion.enabled = false: settling from this node's own clock; the validator \
+                 client's graffiti is left alone"
+            );
+        }
+        return Ok(None);
+    }
+    let validator_client = match (&inclusion.keymanager_url, &inclusion.keymanager_token_file) {
+        (Some(url), Some(token_file)) => {
+            let token = read_keymanager_token(token_file)?;
+            // The client the node builds from these, built here first so that a URL it rejects
+            // is reported with its config key.
+            beacon_api::KeymanagerClient::new(url, token.clone()).map_err(|e| match e {
+                beacon_api::Error::InvalidUrl { reason, .. } => {
+                    Error::invalid("inclusion.keymanager_url", url, reason)
+                }
+                other => Error::invalid("inclusion.keymanager_url", url, other.to_string()),
+            })?;
+            Some(sidecar_node::ValidatorClientConfig {
+                keymanager_url: url.clone(),
+                token,
+                validators,
+            })
+        }
+        // `validate_validator_client` admits both or neither.
+        _ => None,
+    };
+    Ok(Some(sidecar_node::InclusionConfig { validator_client }))
+}
+
+/// The keymanager API token: the content of `path`, trimmed.
+fn read_keymanager_token(path: &std::path::Path) -> Result<String> {
+    const KEY: &str = "inclusion.keymanager_token_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(KEY, path.display(), format!("cannot be read: {e}")))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::invalid(KEY, path.display(), "the token file is empty"));
+    }
+    Ok(token.to_owned())
+}
+
 /// `sidecar run`: the validator-mode node until Ctrl-C, then a clean shutdown.
 async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutdown) -> Result<()> {
     config.validate_for_run()?;
@@ -253,6 +311,7 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutd
     node_config.http_address = config.node.http_address;
     node_config.rewards = config.rewards()?;
     node_config.genesis_provers = config.genesis_provers()?;
+    node_config.inclusion = node_inclusion(config)?;
     // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
     let node_key = sidecar_p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
     node_config.p2p = Some(sidecar_p2p::NetworkConfig::from_config(&config.p2p, node_key)?);
@@ -271,4 +330,80 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutd
     tracing::info!("shutting down");
     node.shutdown().await.map_err(Box::new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_validator_client(token_file: &std::path::Path) -> Config {
+        let mut config = Config::default();
+        config.inclusion.keymanager_url = Some("http://127.0.0.1:5500".into());
+        config.inclusion.keymanager_token_file = Some(token_file.to_owned());
+        config
+    }
+
+    fn invalid_key(result: Result<Option<sidecar_node::InclusionConfig>>) -> (String, String) {
+        match result {
+            Err(Error::ConfigInvalid { key, value, .. }) => (key, value),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn inclusion_maps_to_the_node_config() {
+        // Disabled: the node settles from its own clock.
+        let mut config = Config::default();
+        config.inclusion.enabled = false;
+        assert!(node_inclusion(&config).unwrap().is_none());
+        // Enabled without a validator client: canonical settlement, nothing included.
+        let inclusion = node_inclusion(&Config::default()).unwrap().unwrap();
+        assert!(inclusion.validator_client.is_none());
+    }
+
+    #[test]
+    fn the_token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("api-token.txt");
+        std::fs::write(&token_file, "  api-token-0xabc\n\n").unwrap();
+        let mut config = with_validator_client(&token_file);
+        let key = phase_engine::bls::SecretKey::from_ikm(&[7; 32]).unwrap().public_key();
+        config.inclusion.validators = vec![format!("0x{}", hex::encode_upper(key))];
+        let vc = node_inclusion(&config).unwrap().unwrap().validator_client.unwrap();
+        assert_eq!(vc.keymanager_url, "http://127.0.0.1:5500");
+        assert_eq!(vc.token, "api-token-0xabc");
+        assert_eq!(vc.validators, [key.to_string()]);
+        // Disabled, the validator client is not used (and its token not read).
+        config.inclusion.enabled = false;
+        std::fs::remove_file(&token_file).unwrap();
+        assert!(node_inclusion(&config).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_missing_or_empty_token_file_is_a_config_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.txt");
+        let (key, value) = invalid_key(node_inclusion(&with_validator_client(&missing)));
+        assert_eq!(key, "inclusion.keymanager_token_file");
+        assert_eq!(value, missing.display().to_string());
+        let err = node_inclusion(&with_validator_client(&missing)).unwrap_err().to_string();
+        assert!(err.contains("cannot be read"), "{err}");
+
+        let empty = dir.path().join("empty.txt");
+        std::fs::write(&empty, " \n").unwrap();
+        let (key, value) = invalid_key(node_inclusion(&with_validator_client(&empty)));
+        assert_eq!(key, "inclusion.keymanager_token_file");
+        assert_eq!(value, empty.display().to_string());
+        // A directory is unreadable as a file.
+        let (key, _) = invalid_key(node_inclusion(&with_validator_client(dir.path())));
+        assert_eq!(key, "inclusion.keymanager_token_file");
+    }
+
+    #[test]
+    fn a_half_configured_validator_client_is_refused() {
+        let mut config = Config::default();
+        config.inclusion.keymanager_url = Some("http://127.0.0.1:5500".into());
+        let (key, _) = invalid_key(node_inclusion(&config));
+        assert_eq!(key, "inclusion.keymanager_token_file");
+    }
 }

@@ -32,6 +32,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[genesis]`: the provers every node of the network knows from the start.
     pub genesis: GenesisConfig,
+    /// `[inclusion]`: canonical settlement and the validator client whose proposals include
+    /// this node's records.
+    pub inclusion: InclusionConfig,
 }
 
 /// `[node]`.
@@ -159,6 +162,42 @@ fn default_max_trace_log_rows() -> u8 {
     20
 }
 
+/// `[inclusion]`: canonical rounds (`sidecar run`).
+///
+/// With `enabled`, every block is settled from the canonical inclusion records that proposers'
+/// sidecars commit to in their blocks' graffiti; with a validator client (`keymanager_url` and
+/// `keymanager_token_file`), this node also builds the records of its validators' proposals and
+/// sets their graffiti through the keymanager API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InclusionConfig {
+    /// Settle from canonical inclusion records (the default); `false`: settle from the node's
+    /// own clock, the mode before canonical rounds, for experiments. Every sidecar of a network
+    /// must use the same value.
+    pub enabled: bool,
+    /// Base URL of the validator client's keymanager API, e.g. `http://127.0.0.1:5500`; needs
+    /// `keymanager_token_file`.
+    pub keymanager_url: Option<String>,
+    /// The validator client's keymanager API token file (e.g. Lodestar's
+    /// `validator-db/api-token.txt`, Lighthouse's `validators/api-token.txt`); needs
+    /// `keymanager_url`.
+    pub keymanager_token_file: Option<PathBuf>,
+    /// The served validators' BLS public keys (48 bytes, `0x`-prefixed hex); empty: every key the
+    /// validator client lists. Needs `keymanager_url`.
+    pub validators: Vec<String>,
+}
+
+impl Default for InclusionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keymanager_url: None,
+            keymanager_token_file: None,
+            validators: Vec::new(),
+        }
+    }
+}
+
 /// `[logging]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -214,6 +253,14 @@ pub struct ConfigOverrides {
     pub log_filter: Option<String>,
     /// `logging.format`.
     pub log_format: Option<LogFormat>,
+    /// `inclusion.enabled`.
+    pub inclusion_enabled: Option<bool>,
+    /// `inclusion.keymanager_url`.
+    pub keymanager_url: Option<String>,
+    /// `inclusion.keymanager_token_file`.
+    pub keymanager_token_file: Option<PathBuf>,
+    /// `inclusion.validators`.
+    pub inclusion_validators: Option<Vec<String>>,
 }
 
 impl Config {
@@ -272,6 +319,14 @@ impl Config {
         set(&mut self.prover.threads, &o.threads);
         set(&mut self.logging.filter, &o.log_filter);
         set(&mut self.logging.format, &o.log_format);
+        set(&mut self.inclusion.enabled, &o.inclusion_enabled);
+        if o.keymanager_url.is_some() {
+            self.inclusion.keymanager_url.clone_from(&o.keymanager_url);
+        }
+        if o.keymanager_token_file.is_some() {
+            self.inclusion.keymanager_token_file.clone_from(&o.keymanager_token_file);
+        }
+        set(&mut self.inclusion.validators, &o.inclusion_validators);
     }
 
     /// Checks every value; the error names the key of the first bad one.
@@ -313,7 +368,90 @@ impl Config {
             return Err(Error::invalid("node.rewards_file", "\"\"", "must not be empty"));
         }
         self.genesis_provers()?;
+        self.inclusion_validators()?;
+        self.validate_validator_client()?;
         Ok(())
+    }
+
+    /// Checks the validator client of `[inclusion]`: `keymanager_url` an `http(s)` URL,
+    /// `keymanager_url` and `keymanager_token_file` both set or neither, and `validators` only
+    /// with a validator client.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] naming the key that is bad or missing.
+    pub(crate) fn validate_validator_client(&self) -> Result<()> {
+        let inclusion = &self.inclusion;
+        if let Some(url) = &inclusion.keymanager_url {
+            validate_url("inclusion.keymanager_url", url)?;
+        }
+        if let Some(path) = &inclusion.keymanager_token_file
+            && path.as_os_str().is_empty()
+        {
+            return Err(Error::invalid(
+                "inclusion.keymanager_token_file",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        match (&inclusion.keymanager_url, &inclusion.keymanager_token_file) {
+            (Some(url), None) => Err(Error::invalid(
+                "inclusion.keymanager_token_file",
+                "(unset)",
+                format!(
+                    "inclusion.keymanager_url = {url} needs the validator client's API token file \
+                     (--keymanager-token-file FILE)"
+                ),
+            )),
+            (None, Some(path)) => Err(Error::invalid(
+                "inclusion.keymanager_url",
+                "(unset)",
+                format!(
+                    "inclusion.keymanager_token_file = {} needs the keymanager API URL \
+                     (--keymanager-url URL)",
+                    path.display()
+                ),
+            )),
+            (None, None) if !inclusion.validators.is_empty() => Err(Error::invalid(
+                "inclusion.validators",
+                inclusion.validators.join(","),
+                "validators are served through a validator client: set \
+                 inclusion.keymanager_url and inclusion.keymanager_token_file",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The served validators of `inclusion.validators`, in canonical form (`0x` and lowercase
+    /// hex), in file order.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] naming `inclusion.validators` for a key that is not `0x` and 48
+    /// bytes of hex, not a valid BLS public key, or listed twice.
+    pub fn inclusion_validators(&self) -> Result<Vec<String>> {
+        const KEY: &str = "inclusion.validators";
+        let mut seen = std::collections::BTreeSet::new();
+        let mut keys = Vec::with_capacity(self.inclusion.validators.len());
+        for text in &self.inclusion.validators {
+            let bytes = text
+                .strip_prefix("0x")
+                .and_then(|digits| hex::decode(digits).ok())
+                .and_then(|bytes| <[u8; 48]>::try_from(bytes).ok())
+                .ok_or_else(|| Error::invalid(KEY, text, "not 0x and 48 bytes of hex"))?;
+            let pubkey = phase_engine::BlsPublicKey::from(bytes);
+            if blst::min_pk::PublicKey::key_validate(pubkey.as_slice()).is_err() {
+                return Err(Error::invalid(
+                    KEY,
+                    text,
+                    "not a valid BLS public key (not on the curve, not in the subgroup, or the \
+                     identity)",
+                ));
+            }
+            if !seen.insert(pubkey) {
+                return Err(Error::invalid(KEY, text, "listed twice"));
+            }
+            keys.push(pubkey.to_string());
+        }
+        Ok(keys)
     }
 
     /// Checks what `run` (validator mode) needs beyond [`Config::validate`]: a beacon node and
@@ -598,6 +736,125 @@ mod tests {
         config.node.rewards_file = Some(zero);
         let err = config.rewards().unwrap_err().to_string();
         assert!(err.contains("node.rewards_file") && err.contains("t1_ms"), "{err}");
+    }
+
+    #[test]
+    fn inclusion_defaults_to_canonical_settlement_without_a_validator_client() {
+        let inclusion = Config::default().inclusion;
+        assert!(inclusion.enabled);
+        assert_eq!(inclusion.keymanager_url, None);
+        assert_eq!(inclusion.keymanager_token_file, None);
+        assert!(inclusion.validators.is_empty());
+        let config = Config::from_toml("[inclusion]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(config.inclusion_validators().unwrap().is_empty());
+    }
+
+    #[test]
+    fn inclusion_section_parses_and_validators_are_canonical() {
+        let upper = format!("0x{}", pubkey_hex(1)[2..].to_uppercase());
+        let text = format!(
+            "[inclusion]\nenabled = false\nkeymanager_url = \"http://127.0.0.1:5500\"\n\
+             keymanager_token_file = \"vc/api-token.txt\"\nvalidators = [\"{upper}\", \"{}\"]\n",
+            pubkey_hex(2)
+        );
+        let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        config.validate().unwrap();
+        assert!(!config.inclusion.enabled);
+        assert_eq!(config.inclusion.keymanager_url.as_deref(), Some("http://127.0.0.1:5500"));
+        assert_eq!(config.inclusion.keymanager_token_file, Some("vc/api-token.txt".into()));
+        assert_eq!(config.inclusion_validators().unwrap(), [pubkey_hex(1), pubkey_hex(2)]);
+        assert!(matches!(
+            Config::from_toml("[inclusion]\nenabled = \"no\"\n", Path::new("c.toml")),
+            Err(Error::ConfigParse { .. })
+        ));
+        let err = Config::from_toml("[inclusion]\nvalidator = []\n", Path::new("c.toml"));
+        assert!(err.unwrap_err().to_string().contains("validator"));
+    }
+
+    #[test]
+    fn inclusion_overrides_win_over_the_file() {
+        let text = format!(
+            "[inclusion]\nkeymanager_url = \"http://file:5500\"\n\
+             keymanager_token_file = \"file-token\"\nvalidators = [\"{}\"]\n",
+            pubkey_hex(1)
+        );
+        let mut config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        // No override leaves the file's values.
+        let before = config.clone();
+        config.apply(&ConfigOverrides::default());
+        assert_eq!(config, before);
+        config.apply(&ConfigOverrides {
+            inclusion_enabled: Some(false),
+            keymanager_url: Some("https://vc".into()),
+            inclusion_validators: Some(vec![pubkey_hex(2), pubkey_hex(3)]),
+            ..Default::default()
+        });
+        assert!(!config.inclusion.enabled);
+        assert_eq!(config.inclusion.keymanager_url.as_deref(), Some("https://vc"));
+        assert_eq!(config.inclusion.keymanager_token_file, Some("file-token".into()));
+        assert_eq!(config.inclusion.validators, [pubkey_hex(2), pubkey_hex(3)]);
+        config.apply(&ConfigOverrides {
+            keymanager_token_file: Some("flag-token".into()),
+            ..Default::default()
+        });
+        assert_eq!(config.inclusion.keymanager_token_file, Some("flag-token".into()));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_inclusion_values_name_the_key() {
+        let vc = "keymanager_url = \"http://127.0.0.1:5500\"\nkeymanager_token_file = \"t\"\n";
+        let validators = |keys: &[&str]| {
+            let list = keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+            format!("[inclusion]\n{vc}validators = [{list}]\n")
+        };
+        let not_on_curve = format!("0x{}", "11".repeat(48));
+        let no_prefix = pubkey_hex(1)[2..].to_owned();
+        let cases = [
+            (
+                "[inclusion]\nkeymanager_url = \"http://127.0.0.1:5500\"\n".to_owned(),
+                "inclusion.keymanager_token_file",
+            ),
+            ("[inclusion]\nkeymanager_token_file = \"t\"\n".to_owned(), "inclusion.keymanager_url"),
+            (
+                "[inclusion]\nkeymanager_token_file = \"\"\n".to_owned(),
+                "inclusion.keymanager_token_file",
+            ),
+            (
+                "[inclusion]\nkeymanager_url = \"ftp://vc\"\nkeymanager_token_file = \"t\"\n"
+                    .to_owned(),
+                "inclusion.keymanager_url",
+            ),
+            (
+                "[inclusion]\nkeymanager_url = \"not a url\"\nkeymanager_token_file = \"t\"\n"
+                    .to_owned(),
+                "inclusion.keymanager_url",
+            ),
+            (validators(&["0x1234"]), "inclusion.validators"),
+            (validators(&[&no_prefix]), "inclusion.validators"),
+            (validators(&[&not_on_curve]), "inclusion.validators"),
+            (validators(&[&pubkey_hex(1), &pubkey_hex(1)]), "inclusion.validators"),
+            (
+                format!("[inclusion]\nvalidators = [\"{}\"]\n", pubkey_hex(1)),
+                "inclusion.validators",
+            ),
+        ];
+        for (text, key) in cases {
+            let config = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+            match config.validate() {
+                Err(Error::ConfigInvalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+        // A disabled section is still checked: a typo is an error, not silently ignored.
+        let mut config = Config::default();
+        config.inclusion.enabled = false;
+        config.inclusion.keymanager_url = Some("http://127.0.0.1:5500".into());
+        assert!(matches!(
+            config.validate(),
+            Err(Error::ConfigInvalid { key, .. }) if key == "inclusion.keymanager_token_file"
+        ));
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub async fn serve_beacon(
         opts.chain.max_gas_used as f64 / 1e6,
     )
     .map_err(out_err)?;
+    if let Some(token) = &opts.chain.keymanager_token {
+        writeln!(
+            out,
+            "keymanager API of its validators at {} (bearer token {token:?}): \
+             `sidecar run --keymanager-url URL --keymanager-token-file FILE` includes for them",
+            beacon.url(),
+        )
+        .map_err(out_err)?;
+    }
     out.flush().map_err(out_err)?;
     tokio::pin!(shutdown);
     let mut heads = 0u64;

@@ -620,6 +620,7 @@ fn write_config(
          rewards_file = {rewards:?}\n\n\
          [beacon]\nurls = [{beacon_url:?}]\n\n\
          [p2p]\nlisten_address = \"127.0.0.1\"\ntcp_port = 0\ndiscovery_port = 0\n\n\
+         [inclusion]\nenabled = false\n\n\
          [logging]\nfilter = \"info\"\n",
         data = dir.join("data").display().to_string(),
         rewards = rewards_path.display().to_string(),

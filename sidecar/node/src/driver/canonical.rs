@@ -238,9 +238,8 @@ impl Driver {
     /// Executes the settling engine's queued actions.
     pub(super) fn process_settling(&mut self) -> NodeResult<()> {
         let mut signatures = Vec::new();
-        loop {
+        while let Some(action) = self.settling.as_mut().and_then(|s| s.rounds.poll_action()) {
             let Some(settling) = self.settling.as_mut() else { break };
-            let Some(action) = settling.rounds.poll_action() else { break };
             match action {
                 CanonicalAction::FetchRecord { slot, commitment } => {
                     debug!(%slot, "settling: record wanted");
@@ -270,7 +269,7 @@ impl Driver {
                         let check = Check::Stark(check, block);
                         settling.outstanding.insert(request_of(&check), check.clone());
                         if !self.replaying {
-                            self.dispatch_settling(check);
+                            self.dispatch_settling(vec![check]);
                         }
                     }
                     Action::BlockOutcome(outcome) => self.settle(*outcome)?,
@@ -279,29 +278,34 @@ impl Driver {
                 _ => {}
             }
         }
-        if !self.replaying {
-            for check in signatures {
-                self.dispatch_settling(check);
-            }
+        if !self.replaying && !signatures.is_empty() {
+            self.dispatch_settling(signatures);
         }
         Ok(())
     }
 
-    /// Answers a check of the settling engine: from an identical check's verdict, else by
-    /// verifying it.
-    pub(super) fn dispatch_settling(&self, check: Check) {
-        let known = self.settling.as_ref().and_then(|s| s.known_verdict(&check));
-        match known {
-            Some(valid) => {
-                let Some(tx) = self.tx.upgrade() else { return };
-                let verdict = Verdict { request: request_of(&check), valid };
-                tokio::spawn(async move {
-                    let _ = tx
-                        .send(Input::Verdicts { lane: Lane::Settling, verdicts: vec![verdict] })
-                        .await;
-                });
+    /// Answers checks of the settling engine: from the verdicts of identical checks where there
+    /// were some, else by verifying them (signatures as one batch).
+    pub(super) fn dispatch_settling(&self, checks: Vec<Check>) {
+        let mut known = Vec::new();
+        let mut signatures = Vec::new();
+        for check in checks {
+            match self.settling.as_ref().and_then(|s| s.known_verdict(&check)) {
+                Some(valid) => known.push(Verdict { request: request_of(&check), valid }),
+                None => match check {
+                    Check::Signature(c) => signatures.push(c),
+                    stark @ Check::Stark(..) => self.dispatch(stark, Lane::Settling),
+                },
             }
-            None => self.dispatch(check, Lane::Settling),
+        }
+        if !signatures.is_empty() {
+            self.dispatch_signatures(signatures, Lane::Settling);
+        }
+        if !known.is_empty() {
+            let Some(tx) = self.tx.upgrade() else { return };
+            tokio::spawn(async move {
+                let _ = tx.send(Input::Verdicts { lane: Lane::Settling, verdicts: known }).await;
+            });
         }
     }
 

@@ -50,8 +50,8 @@ impl Driver {
         }
         let settling: Vec<Check> =
             self.settling.iter().flat_map(|s| s.outstanding.values().cloned()).collect();
-        for check in settling {
-            self.dispatch_settling(check);
+        if !settling.is_empty() {
+            self.dispatch_settling(settling);
         }
         if replayed > 0 {
             info!(

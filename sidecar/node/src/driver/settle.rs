@@ -34,12 +34,13 @@ impl Driver {
         if let Some(b) = self.blocks.get_mut(&root) {
             b.proven = proven;
         }
-        if proven && self.store.message(root, FINALIZED_PROOF_KEY)?.is_none() {
-            if let Some(Ok(proof)) = self.finalized_in_memory(root) {
-                let mut batch = StoreBatch::new();
-                batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
-                self.store.commit(batch)?;
-            }
+        if proven
+            && self.store.message(root, FINALIZED_PROOF_KEY)?.is_none()
+            && let Some(Ok(proof)) = self.finalized_in_memory(root)
+        {
+            let mut batch = StoreBatch::new();
+            batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
+            self.store.commit(batch)?;
         }
         if proven {
             let data = BlockEventData { block_root: root, slot: outcome.slot };
