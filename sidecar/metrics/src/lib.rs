@@ -2,9 +2,9 @@
 //!
 //! [`Metrics`] owns the registry and the metric families the node reports: rounds by the phase
 //! that decided them and their outcome, message verdicts by reason, proving and verification
-//! times, peers and beacon lag. It is cheap to clone (the families are shared), so every task
-//! can hold one. [`Metrics::router`] is an `axum` router serving `GET /metrics` in the
-//! OpenMetrics text format, for the node to merge into its HTTP server.
+//! times, peers and their penalties, beacon lag. It is cheap to clone (the families are
+//! shared), so every task can hold one. [`Metrics::router`] is an `axum` router serving
+//! `GET /metrics` in the OpenMetrics text format, for the node to merge into its HTTP server.
 //!
 //! A crate of its own because three crates report into the same registry and none of them owns
 //! it: the validator node, the gossip network and the prover worker.
@@ -144,6 +144,13 @@ pub struct VerifyLabels {
     pub kind: VerifyKindLabel,
 }
 
+/// Labels of `sidecar_p2p_peer_penalties_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PenaltyLabels {
+    /// Why the peer was penalised (for example `invalid_response`).
+    pub reason: &'static str,
+}
+
 /// The node's metrics. Clones share the same registry and values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -153,6 +160,7 @@ pub struct Metrics {
     proof_seconds: Histogram,
     verify_seconds: Family<VerifyLabels, Histogram>,
     peers: Gauge,
+    peer_penalties: Family<PenaltyLabels, Counter>,
     beacon_lag_slots: Gauge,
     beacon_head_slot: Gauge,
 }
@@ -202,6 +210,12 @@ impl Metrics {
         );
         let peers = Gauge::default();
         registry.register("peers", "Connected libp2p peers", peers.clone());
+        let peer_penalties = Family::<PenaltyLabels, Counter>::default();
+        registry.register(
+            "p2p_peer_penalties",
+            "Penalties given to peers by the application, by reason",
+            peer_penalties.clone(),
+        );
         let beacon_lag_slots = Gauge::default();
         registry.register(
             "beacon_lag_slots",
@@ -221,6 +235,7 @@ impl Metrics {
             proof_seconds,
             verify_seconds,
             peers,
+            peer_penalties,
             beacon_lag_slots,
             beacon_head_slot,
         }
@@ -249,6 +264,11 @@ impl Metrics {
     /// Sets the number of connected peers.
     pub fn set_peers(&self, peers: usize) {
         self.peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a penalty given to a peer.
+    pub fn peer_penalised(&self, reason: &'static str) {
+        self.peer_penalties.get_or_create(&PenaltyLabels { reason }).inc();
     }
 
     /// Sets the beacon head slot and the lag of the head behind the wall-clock slot.
@@ -325,6 +345,7 @@ mod tests {
         m.observe_proof_time(Duration::from_millis(250));
         m.observe_verify_time(VerifyKindLabel::PartialProof, Duration::from_millis(12));
         m.set_peers(4);
+        m.peer_penalised("invalid_response");
         m.set_beacon_head(Slot(98), Slot(100));
         let text = m.encode();
         for line in [
@@ -333,6 +354,7 @@ mod tests {
             "sidecar_proof_duration_seconds_count 1",
             "sidecar_verify_duration_seconds_count{kind=\"partial_proof\"} 1",
             "sidecar_peers 4",
+            "sidecar_p2p_peer_penalties_total{reason=\"invalid_response\"} 1",
             "sidecar_beacon_lag_slots 2",
             "sidecar_beacon_head_slot 98",
             "# EOF",

@@ -11,13 +11,23 @@
 //! One secp256k1 [`NodeKey`] gives both the libp2p peer id and the discv5 ENR (with its TCP
 //! port), so discovered ENRs can be dialled directly.
 //!
+//! Sync runs on request/response protocols next to gossip ([`SyncProtocol`]), framed like the
+//! consensus specs' `BlocksByRange`/`BlocksByRoot` (`ssz_snappy` chunks with a result byte),
+//! also with opaque payloads: [`NetworkHandle::send_request`] returns a response's chunks, and
+//! requests from peers arrive on [`Network::requests`] to be answered. The network bounds
+//! sizes and chunk counts ([`ProtocolLimits`]), times requests out and rate-limits peers per
+//! protocol ([`RateLimit`]). [`NetworkHandle::penalise`] scores peers for misbehaviour the
+//! application detects, and bans those that reach [`PEER_BAN_THRESHOLD`].
+//!
 //! A crate of its own so that only the programs that talk to peers (the validator node, the
-//! devnet) build libp2p; the request/response protocols of sync will live here too.
+//! devnet) build libp2p.
 
 mod codec;
 mod config;
 mod error;
 mod identity;
+mod peer_score;
+mod reqresp;
 mod service;
 mod topic;
 mod validation;
@@ -29,6 +39,14 @@ pub use identity::{NodeKey, enr_peer_id};
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
+pub use peer_score::{
+    PEER_BAN_DURATION, PEER_BAN_THRESHOLD, PEER_PENALTY, PEER_SCORE_RECOVERY_INTERVAL,
+};
+pub use reqresp::{
+    CodecError, ErrorCode, InboundRequest, MAX_RECORDS_CHUNK_BYTES, MAX_REQUEST_BYTES,
+    ProtocolLimits, RateLimit, ReqRespConfig, ResponseError, ResponseResult, ResponseSender,
+    SyncProtocol,
+};
 pub use service::{
     GossipMessage, MessageVerdict, Network, NetworkConfig, NetworkHandle, start_network,
 };

@@ -1,7 +1,8 @@
-//! The network task: a libp2p swarm (TCP, noise, yamux, gossipsub) and discv5 discovery on one
-//! tokio task, driven through a cloneable [`NetworkHandle`].
+//! The network task: a libp2p swarm (TCP, noise, yamux; gossipsub, the sync request/response
+//! protocols and a block list of banned peers) and discv5 discovery on one tokio task, driven
+//! through a cloneable [`NetworkHandle`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -17,22 +18,57 @@ use libp2p::gossipsub::{
     ValidationMode,
 };
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::codec::{MAX_GOSSIP_SIZE, SnappyTransform, gossip_message_id};
 use super::identity::{NodeKey, enr_peer_id};
+use super::peer_score::{PEER_BAN_DURATION, PeerScores, Penalty};
+use super::reqresp::{
+    self, CodecError, ErrorCode, InboundRequest, RateLimiter, ReqRespConfig, RequestPayload,
+    ResponseResult, ResponseSender, SyncCodec, SyncProtocol, SyncResponse, Unanswered,
+};
 use super::topic::GossipTopic;
 use crate::config::P2pConfig;
 use crate::error::{Error, Result};
 use sidecar_metrics::Metrics;
 
-type Behaviour = gossipsub::Behaviour<SnappyTransform, AllowAllSubscriptionFilter>;
+type Gossipsub = gossipsub::Behaviour<SnappyTransform, AllowAllSubscriptionFilter>;
+type SyncBehaviour = request_response::Behaviour<SyncCodec>;
+type SyncEvent = request_response::Event<RequestPayload, SyncResponse>;
 type QueryFuture =
     Pin<Box<dyn Future<Output = std::result::Result<Vec<discv5::Enr>, discv5::QueryError>> + Send>>;
+/// Where the chunks of one of our requests go.
+type ChunksReply = oneshot::Sender<Result<Vec<Vec<u8>>>>;
+/// The application's answer to an inbound request, or why there is none.
+type Answer = std::result::Result<ResponseResult, Unanswered>;
+/// An inbound request waiting for the application's answer.
+type ReplyFuture =
+    Pin<Box<dyn Future<Output = (SyncProtocol, ResponseChannel<SyncResponse>, Answer)> + Send>>;
+
+/// The swarm's behaviour: the block list first, so that banned peers' connections are denied
+/// before any other behaviour sees them.
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    gossipsub: Gossipsub,
+    records_by_range: SyncBehaviour,
+    messages_by_id: SyncBehaviour,
+}
+
+impl Behaviour {
+    fn sync(&mut self, protocol: SyncProtocol) -> &mut SyncBehaviour {
+        match protocol {
+            SyncProtocol::RecordsByRange => &mut self.records_by_range,
+            SyncProtocol::MessagesById => &mut self.messages_by_id,
+        }
+    }
+}
 
 /// Everything the network task needs to start.
 #[derive(Clone, Debug)]
@@ -67,6 +103,8 @@ pub struct NetworkConfig {
     /// within this time for it to be forwarded (a STARK check under load, or a message held
     /// until its block arrives, can take seconds), and peers can fetch it (IWANT) meanwhile.
     pub validation_window: Duration,
+    /// The sync request/response protocols: timeout, rate limit, size limits.
+    pub reqresp: ReqRespConfig,
 }
 
 impl NetworkConfig {
@@ -88,6 +126,7 @@ impl NetworkConfig {
             max_message_size: MAX_GOSSIP_SIZE,
             validation_queue: 1024,
             validation_window: Duration::from_secs(30),
+            reqresp: ReqRespConfig::default(),
         }
     }
 
@@ -179,6 +218,9 @@ enum Command {
     Report { id: MessageId, source: PeerId, verdict: MessageVerdict },
     Dial { address: Multiaddr, reply: oneshot::Sender<Result<()>> },
     MeshPeers { topic: GossipTopic, reply: oneshot::Sender<usize> },
+    SendRequest { peer: PeerId, protocol: SyncProtocol, payload: Vec<u8>, reply: ChunksReply },
+    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
+    Penalise { peer: PeerId, reason: &'static str },
     Shutdown,
 }
 
@@ -201,6 +243,9 @@ impl std::fmt::Debug for Command {
             Self::Report { .. } => "Report",
             Self::Dial { .. } => "Dial",
             Self::MeshPeers { .. } => "MeshPeers",
+            Self::SendRequest { .. } => "SendRequest",
+            Self::ConnectedPeers { .. } => "ConnectedPeers",
+            Self::Penalise { .. } => "Penalise",
             Self::Shutdown => "Shutdown",
         })
     }
@@ -265,6 +310,52 @@ impl NetworkHandle {
         self.request(|reply| Command::MeshPeers { topic, reply }).await
     }
 
+    /// Sends `payload` (uncompressed SSZ) to `peer` on `protocol` and returns the response's
+    /// chunks, decompressed, in order. The whole exchange is bounded by
+    /// [`ReqRespConfig::request_timeout`] and the protocol's
+    /// [`ProtocolLimits`](crate::ProtocolLimits).
+    ///
+    /// The peer should be connected ([`Self::connected_peers`]); otherwise libp2p dials it with
+    /// the addresses its behaviours know, which for a peer never dialled fails with
+    /// [`Error::DialFailure`].
+    ///
+    /// # Errors
+    /// [`Error::RequestTooLarge`], [`Error::PeerBanned`], [`Error::DialFailure`],
+    /// [`Error::RequestTimeout`], [`Error::PeerError`] (the peer answered an error code),
+    /// [`Error::ResponseOverCap`], [`Error::InvalidResponse`], [`Error::RequestFailed`], or
+    /// [`Error::NetworkStopped`].
+    pub async fn send_request(
+        &self,
+        peer: PeerId,
+        protocol: SyncProtocol,
+        payload: Vec<u8>,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.request(|reply| Command::SendRequest { peer, protocol, payload, reply }).await?
+    }
+
+    /// The peers with an open connection.
+    ///
+    /// # Errors
+    /// [`Error::NetworkStopped`].
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>> {
+        self.request(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// Penalises `peer` for misbehaviour the application found (an invalid response, a
+    /// useless request), counted in `sidecar_p2p_peer_penalties_total{reason}`. Each penalty
+    /// costs [`PEER_PENALTY`](crate::PEER_PENALTY) points; at
+    /// [`PEER_BAN_THRESHOLD`](crate::PEER_BAN_THRESHOLD) the peer is disconnected and banned
+    /// for [`PEER_BAN_DURATION`](crate::PEER_BAN_DURATION).
+    ///
+    /// # Errors
+    /// [`Error::NetworkStopped`].
+    pub async fn penalise(&self, peer: PeerId, reason: &'static str) -> Result<()> {
+        self.commands
+            .send(Command::Penalise { peer, reason })
+            .await
+            .map_err(|_| Error::NetworkStopped)
+    }
+
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
@@ -297,13 +388,18 @@ impl NetworkHandle {
     }
 }
 
-/// A started network: its handle, the queue of messages to validate and the task.
+/// A started network: its handle, the queues of gossip messages to validate and of requests to
+/// answer, and the task.
 #[derive(Debug)]
 pub struct Network {
-    /// Handle for publishing, subscribing, reporting verdicts.
+    /// Handle for publishing, subscribing, reporting verdicts, sending requests.
     pub handle: NetworkHandle,
     /// Gossip messages waiting for validation, in arrival order.
     pub messages: mpsc::Receiver<GossipMessage>,
+    /// Sync requests from peers waiting for an answer, in arrival order (rate-limited and
+    /// malformed ones are answered by the network and never appear here). If this receiver is
+    /// dropped, or lets the queue fill up, requests are answered with a server error.
+    pub requests: mpsc::Receiver<InboundRequest>,
     /// The network task; it ends on [`NetworkHandle::shutdown`] or when all handles are gone.
     pub task: JoinHandle<()>,
 }
@@ -376,12 +472,26 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         .duplicate_cache_time(Duration::from_secs(385))
         .build()
         .map_err(|e| p2p_err("configure gossipsub")(e.to_string()))?;
-    let behaviour = Behaviour::new_with_transform(
+    let gossipsub = Gossipsub::new_with_transform(
         MessageAuthenticity::Anonymous,
         gossip_config,
         SnappyTransform::new(config.max_message_size),
     )
     .map_err(|e| p2p_err("create gossipsub")(e.to_owned()))?;
+    let behaviour = Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
+        gossipsub,
+        records_by_range: reqresp::behaviour(
+            SyncProtocol::RecordsByRange,
+            &config.topic_prefix,
+            &config.reqresp,
+        )?,
+        messages_by_id: reqresp::behaviour(
+            SyncProtocol::MessagesById,
+            &config.topic_prefix,
+            &config.reqresp,
+        )?,
+    };
 
     let keypair = config.node_key.libp2p_keypair();
     let peer_id = keypair.public().to_peer_id();
@@ -432,6 +542,7 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         let topic = GossipTopic::new(&config.topic_prefix, name)?;
         swarm
             .behaviour_mut()
+            .gossipsub
             .subscribe(&gossipsub::IdentTopic::new(topic.to_string()))
             .map_err(|e| p2p_err("subscribe")(e.to_string()))?;
     }
@@ -480,6 +591,7 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
 
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (messages_tx, messages_rx) = mpsc::channel(config.validation_queue.max(1));
+    let (requests_tx, requests_rx) = mpsc::channel(config.reqresp.inbound_queue.max(1));
     let peers = Arc::new(AtomicUsize::new(0));
     let mut listen_address = listen;
     listen_address.push(Protocol::P2p(peer_id));
@@ -497,13 +609,18 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         queries: FuturesUnordered::new(),
         commands: commands_rx,
         messages: messages_tx,
+        requests: requests_tx,
+        outbound: HashMap::new(),
+        replies: FuturesUnordered::new(),
+        rate_limiter: RateLimiter::new(config.reqresp.rate_limit, Instant::now()),
+        scores: PeerScores::default(),
         peers,
         metrics,
         config,
         local_peer_id: peer_id,
     };
     let task = tokio::spawn(driver.run());
-    Ok(Network { handle, messages: messages_rx, task })
+    Ok(Network { handle, messages: messages_rx, requests: requests_rx, task })
 }
 
 struct Driver {
@@ -512,6 +629,13 @@ struct Driver {
     queries: FuturesUnordered<QueryFuture>,
     commands: mpsc::Receiver<Command>,
     messages: mpsc::Sender<GossipMessage>,
+    requests: mpsc::Sender<InboundRequest>,
+    /// Our requests in flight, by protocol (request ids are per behaviour) and id.
+    outbound: HashMap<(SyncProtocol, OutboundRequestId), ChunksReply>,
+    /// Inbound requests waiting for the application's answer.
+    replies: FuturesUnordered<ReplyFuture>,
+    rate_limiter: RateLimiter,
+    scores: PeerScores,
     peers: Arc<AtomicUsize>,
     metrics: Option<Metrics>,
     config: NetworkConfig,
@@ -524,6 +648,7 @@ impl Driver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let discovery_on = self.discovery.is_some();
+            let next_unban = self.scores.next_unban();
             tokio::select! {
                 command = self.commands.recv() => match command {
                     None | Some(Command::Shutdown) => break,
@@ -541,6 +666,10 @@ impl Driver {
                     Ok(enrs) => enrs.iter().for_each(|enr| self.dial_enr(enr)),
                     Err(e) => tracing::debug!(error = %e, "discovery query failed"),
                 },
+                Some((protocol, channel, answer)) = self.replies.next(),
+                    if !self.replies.is_empty() => self.on_answer(protocol, channel, answer),
+                () = tokio::time::sleep_until(next_unban.unwrap_or_else(Instant::now)),
+                    if next_unban.is_some() => self.lift_bans(),
             }
         }
         if let Some((mut disc, _)) = self.discovery.take() {
@@ -567,6 +696,7 @@ impl Driver {
     fn dial_enr(&mut self, enr: &discv5::Enr) {
         let Some((peer, address)) = enr_dial_target(enr) else { return };
         if peer == self.local_peer_id
+            || self.scores.is_banned(&peer)
             || self.swarm.is_connected(&peer)
             || self.swarm.connected_peers().count() >= self.config.target_peers
         {
@@ -591,7 +721,7 @@ impl Driver {
     }
 
     fn on_command(&mut self, command: Command) {
-        let gossip = self.swarm.behaviour_mut();
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
         match command {
             Command::Publish { topic, data, reply } => {
                 let result = gossip
@@ -619,17 +749,191 @@ impl Driver {
             Command::MeshPeers { topic, reply } => {
                 let _ = reply.send(gossip.mesh_peers(&topic.hash()).count());
             }
+            Command::SendRequest { peer, protocol, payload, reply } => {
+                self.send_request(peer, protocol, payload, reply);
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Penalise { peer, reason } => self.penalise(peer, reason),
             Command::Shutdown => {}
         }
     }
 
-    fn on_swarm_event(&mut self, event: SwarmEvent<gossipsub::Event>) {
+    fn send_request(
+        &mut self,
+        peer: PeerId,
+        protocol: SyncProtocol,
+        payload: Vec<u8>,
+        reply: ChunksReply,
+    ) {
+        let max = self.config.reqresp.limits(protocol).max_request_bytes;
+        if payload.len() > max {
+            let _ = reply.send(Err(Error::RequestTooLarge { protocol, len: payload.len(), max }));
+            return;
+        }
+        if self.scores.is_banned(&peer) {
+            let _ = reply.send(Err(Error::PeerBanned { peer }));
+            return;
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync(protocol)
+            .send_request(&peer, RequestPayload::Payload(payload));
+        self.outbound.insert((protocol, id), reply);
+    }
+
+    fn penalise(&mut self, peer: PeerId, reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.peer_penalised(reason);
+        }
+        match self.scores.penalise(peer, Instant::now()) {
+            Penalty::Scored(score) => tracing::debug!(%peer, reason, score, "peer penalised"),
+            Penalty::Banned(score) => {
+                tracing::warn!(
+                    %peer,
+                    reason,
+                    score,
+                    ban_secs = PEER_BAN_DURATION.as_secs(),
+                    "peer penalised to the ban threshold; disconnecting and banning it",
+                );
+                // Closes its connections and refuses new ones, both ways.
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+            }
+            Penalty::AlreadyBanned => tracing::trace!(%peer, reason, "banned peer penalised"),
+        }
+    }
+
+    fn lift_bans(&mut self) {
+        for peer in self.scores.lift_bans(Instant::now()) {
+            tracing::info!(%peer, "peer ban lifted");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    fn on_sync_event(&mut self, protocol: SyncProtocol, event: SyncEvent) {
         match event {
-            SwarmEvent::Behaviour(gossipsub::Event::Message {
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            } => self.on_request(protocol, peer, request, channel),
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { request_id, response },
+                ..
+            } => {
+                let result = match response.error {
+                    None => Ok(response.chunks),
+                    Some(e) => {
+                        Err(Error::PeerError { peer, protocol, code: e.code, message: e.message })
+                    }
+                };
+                self.complete(protocol, request_id, result);
+            }
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                tracing::debug!(%peer, %protocol, %error, "request failed");
+                let error = outbound_error(peer, protocol, error);
+                self.complete(protocol, request_id, Err(error));
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %protocol, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { peer, .. } => {
+                tracing::trace!(%peer, %protocol, "response sent");
+            }
+        }
+    }
+
+    fn complete(
+        &mut self,
+        protocol: SyncProtocol,
+        id: OutboundRequestId,
+        result: Result<Vec<Vec<u8>>>,
+    ) {
+        if let Some(reply) = self.outbound.remove(&(protocol, id)) {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = reply.send(result);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        protocol: SyncProtocol,
+        peer: PeerId,
+        request: RequestPayload,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        if !self.rate_limiter.allow(peer, protocol, Instant::now()) {
+            tracing::debug!(%peer, %protocol, "inbound request rate-limited");
+            let response = SyncResponse::error(ErrorCode::RateLimited, "rate limited");
+            self.respond(protocol, channel, response);
+            return;
+        }
+        let payload = match request {
+            RequestPayload::Payload(payload) => payload,
+            RequestPayload::Malformed(error) => {
+                tracing::debug!(%peer, %protocol, %error, "malformed inbound request");
+                let response = SyncResponse::error(ErrorCode::InvalidRequest, error.to_string());
+                self.respond(protocol, channel, response);
+                return;
+            }
+        };
+        let (reply, answer) = ResponseSender::new();
+        let request = InboundRequest { peer, protocol, payload, reply };
+        if let Err(e) = self.requests.try_send(request) {
+            tracing::debug!(%peer, %protocol, error = %e, "request queue full or closed");
+            let response = SyncResponse::error(ErrorCode::ServerError, "not serving");
+            self.respond(protocol, channel, response);
+            return;
+        }
+        let timeout = self.config.reqresp.request_timeout;
+        self.replies.push(Box::pin(async move {
+            let answer = match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err(Unanswered::Dropped),
+                Err(_) => Err(Unanswered::TimedOut),
+            };
+            (protocol, channel, answer)
+        }));
+    }
+
+    fn on_answer(
+        &mut self,
+        protocol: SyncProtocol,
+        channel: ResponseChannel<SyncResponse>,
+        answer: Answer,
+    ) {
+        let limits = self.config.reqresp.limits(protocol);
+        let response = reqresp::bounded_response(protocol, &limits, answer);
+        self.respond(protocol, channel, response);
+    }
+
+    fn respond(
+        &mut self,
+        protocol: SyncProtocol,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) {
+        if self.swarm.behaviour_mut().sync(protocol).send_response(channel, response).is_err() {
+            tracing::debug!(%protocol, "requester gone before the response");
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
                 message,
-            }) => self.on_gossip(propagation_source, message_id, message),
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::RecordsByRange(event)) => {
+                self.on_sync_event(SyncProtocol::RecordsByRange, event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::MessagesById(event)) => {
+                self.on_sync_event(SyncProtocol::MessagesById, event);
+            }
             SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
                 let peers: BTreeSet<_> = self.swarm.connected_peers().collect();
                 self.peers.store(peers.len(), Ordering::Relaxed);
@@ -648,7 +952,7 @@ impl Driver {
         let topic = match GossipTopic::from_str(message.topic.as_str()) {
             Ok(t) if t.prefix() == self.config.topic_prefix => t,
             _ => {
-                self.swarm.behaviour_mut().report_message_validation_result(
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &id,
                     &source,
                     MessageAcceptance::Reject,
@@ -659,11 +963,27 @@ impl Driver {
         let pending = GossipMessage { id: id.clone(), source, topic, data: message.data };
         if let Err(e) = self.messages.try_send(pending) {
             tracing::warn!(error = %e, "validation queue full or closed; ignoring message");
-            self.swarm.behaviour_mut().report_message_validation_result(
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                 &id,
                 &source,
                 MessageAcceptance::Ignore,
             );
         }
+    }
+}
+
+/// The typed error of a failed outbound request.
+fn outbound_error(peer: PeerId, protocol: SyncProtocol, failure: OutboundFailure) -> Error {
+    match failure {
+        OutboundFailure::DialFailure => Error::DialFailure { peer, protocol },
+        OutboundFailure::Timeout => Error::RequestTimeout { peer, protocol },
+        OutboundFailure::Io(e) => match CodecError::from_io(&e) {
+            Some(reason) if reason.is_over_cap() => {
+                Error::ResponseOverCap { peer, protocol, reason: reason.clone() }
+            }
+            Some(reason) => Error::InvalidResponse { peer, protocol, reason: reason.clone() },
+            None => Error::RequestFailed { peer, protocol, reason: e.to_string() },
+        },
+        other => Error::RequestFailed { peer, protocol, reason: other.to_string() },
     }
 }
