@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::{
-    actions::{Action, BlockInfo, Progress, Verdict},
+    actions::{Action, BlockInfo, Progress, RequestId, Verdict},
     config::InclusionParams,
     engine::Engine,
     error::{Error, Result},
@@ -128,6 +128,9 @@ struct Queued {
 #[derive(Clone, Debug)]
 struct Progression {
     engine: Engine,
+    /// The engine's verification requests not answered yet. Nothing is fed while one is
+    /// pending, so that every verdict is applied before any later input, whenever it comes.
+    pending: BTreeMap<RequestId, Action>,
     resolved_through: Option<Slot>,
     included: HashMap<Root, Slot>,
     queue: BTreeMap<(UnixMillis, Root), Queued>,
@@ -179,6 +182,7 @@ impl CanonicalRounds {
             messages: HashMap::new(),
             progress: Progression {
                 engine,
+                pending: BTreeMap::new(),
                 resolved_through: None,
                 included: HashMap::new(),
                 queue: BTreeMap::new(),
@@ -215,6 +219,12 @@ impl CanonicalRounds {
     #[must_use]
     pub fn has_record(&self, commitment: &RecordCommitment) -> bool {
         self.records.contains_key(commitment)
+    }
+
+    /// The known message with this signing root.
+    #[must_use]
+    pub fn message(&self, id: &Root) -> Option<&SealedMessage> {
+        self.messages.get(id)
     }
 
     /// Whether the message with this signing root is known.
@@ -285,6 +295,10 @@ impl CanonicalRounds {
             self.snapshots.truncate(position);
             self.progress = *state;
             self.actions.push_back(CanonicalAction::Reorged { fork_slot });
+            // The restored engine still waits for these: they are asked again.
+            for action in self.progress.pending.values() {
+                self.actions.push_back(CanonicalAction::Engine(action.clone()));
+            }
         }
         self.step();
         Ok(())
@@ -311,8 +325,12 @@ impl CanonicalRounds {
     /// # Errors
     /// The engine's, for an unknown request.
     pub fn on_verification(&mut self, verdict: Verdict) -> Result<Progress> {
+        self.progress.pending.remove(&verdict.request);
         let progress = self.progress.engine.on_verification(verdict);
         self.drain();
+        if self.progress.pending.is_empty() {
+            self.step();
+        }
         progress
     }
 
@@ -410,19 +428,28 @@ impl CanonicalRounds {
         self.progress.resolved_through = Some(slot);
     }
 
-    /// Feeds the blocks and the entries that are final, in time order.
+    /// Whether the engine waits for a verdict (then nothing more is fed).
+    fn waiting(&self) -> bool {
+        !self.progress.pending.is_empty()
+    }
+
+    /// Feeds the blocks and the entries that are final, in time order, until the engine waits
+    /// for a verdict.
     fn feed(&mut self) {
         let Some(resolved) = self.progress.resolved_through else { return };
         // Times in slots up to `resolved - max_delay_slots` are final.
         let Some(final_slot) = resolved.0.checked_sub(self.params.max_delay_slots) else { return };
         let horizon = self.slot_start(Slot(final_slot.saturating_add(1)));
         while let Some((&(t, id), _)) = self.progress.queue.first_key_value() {
-            if t >= horizon {
+            if t >= horizon || self.waiting() {
+                break;
+            }
+            self.feed_blocks_until(t);
+            self.advance_to(t);
+            if self.waiting() {
                 break;
             }
             let Some((_, queued)) = self.progress.queue.pop_first() else { break };
-            self.feed_blocks_until(t);
-            self.advance_to(t);
             let Some(message) = self.messages.get(&id).cloned() else { continue };
             if let Err(reason) =
                 self.progress.engine.on_included_message(message, t, queued.includer)
@@ -434,6 +461,11 @@ impl CanonicalRounds {
                 });
             }
             self.drain();
+        }
+        if self.waiting()
+            || self.progress.queue.first_key_value().is_some_and(|(k, _)| k.0 < horizon)
+        {
+            return;
         }
         let last = UnixMillis(horizon.0.saturating_sub(1));
         self.feed_blocks_until(last);
@@ -452,6 +484,9 @@ impl CanonicalRounds {
             .collect();
         for info in due {
             self.advance_to(info.slot_start);
+            if self.waiting() {
+                return;
+            }
             if let Err(reason) = self.progress.engine.on_block(info, info.slot_start) {
                 self.actions.push_back(CanonicalAction::RecordRejected { slot: info.slot, reason });
             }
@@ -463,8 +498,8 @@ impl CanonicalRounds {
     /// Moves the engine's clock to `t`, through every deadline on the way.
     fn advance_to(&mut self, t: UnixMillis) {
         while let Some(next) = self.progress.engine.poll_timeout() {
-            if next > t {
-                break;
+            if next > t || self.waiting() {
+                return;
             }
             let at = next.max(self.progress.clock);
             self.progress.clock = at;
@@ -474,7 +509,7 @@ impl CanonicalRounds {
                 break; // nothing moved: the deadline is the engine's to keep
             }
         }
-        if t > self.progress.clock {
+        if t > self.progress.clock && !self.waiting() {
             self.progress.clock = t;
             self.progress.engine.on_tick(t);
             self.drain();
@@ -483,6 +518,15 @@ impl CanonicalRounds {
 
     fn drain(&mut self) {
         while let Some(action) = self.progress.engine.poll_action() {
+            match &action {
+                Action::VerifySignature(c) => {
+                    self.progress.pending.insert(c.request, action.clone());
+                }
+                Action::VerifyStark(c) => {
+                    self.progress.pending.insert(c.request, action.clone());
+                }
+                _ => {}
+            }
             self.actions.push_back(CanonicalAction::Engine(action));
         }
     }

@@ -54,10 +54,10 @@ impl Engine {
         if quiet && !cfg!(debug_assertions) {
             return;
         }
-        let before = (self.actions.len(), self.blocks.len(), self.busy.len());
+        let before = (self.actions.len(), self.blocks.len());
         self.advance_all(now);
         debug_assert!(
-            !quiet || before == (self.actions.len(), self.blocks.len(), self.busy.len()),
+            !quiet || before == (self.actions.len(), self.blocks.len()),
             "advance skipped a walk that had work at {now:?}"
         );
         self.changed = false;
@@ -111,10 +111,6 @@ impl Engine {
         let key = round.key;
         let finalized_in = round.finalized_in;
         let retry_start = round.deadlines.graced_close(Phase::T5);
-        let released = round.selected.clone();
-        for p in &released {
-            self.busy.remove(p);
-        }
         self.actions.push_back(Action::RoundClosed { key, finalized_in });
         let retry = finalized_in.is_none() && key.attempt.0 < max_retries;
         if !retry {
@@ -124,7 +120,8 @@ impl Engine {
             return;
         }
         let attempt = Attempt(key.attempt.0.saturating_add(1));
-        let count = selection_size(self.config.provers_per_proof, self.num_available());
+        let count =
+            selection_size(self.config.provers_per_proof, self.num_available_at(retry_start));
         match self.start_round(&info, plan, attempt, count, retry_start) {
             Ok(round) => {
                 if let Some(sub) = self.blocks.get_mut(&root).and_then(|b| b.sub_blocks.get_mut(s))
@@ -161,9 +158,6 @@ impl Engine {
                 return;
             }
             block.aggregators_released = true;
-            for p in &block.aggregators {
-                self.busy.remove(p);
-            }
         }
         if block.agg_pending > 0 {
             return;

@@ -9,6 +9,7 @@ use super::{
     state::{BlockState, RoundState, SubBlockState},
 };
 use crate::{
+    Phase,
     actions::{Action, BlockInfo, RoundStart},
     assign::{assign_airs_with, assignment_shuffle_specs},
     error::{Error, Result},
@@ -49,9 +50,11 @@ impl Engine {
         self.chain.insert(info.slot_start, (info.slot, info.proposer));
         // A new includer may let waiting outcomes out.
         self.changed = true;
-        // Close what the time says is over before selecting: it frees provers.
         self.advance(now);
-        let available = self.num_available();
+        // Busy-ness at the block's slot start, from the chain alone.
+        let at = info.slot_start;
+        self.prune_busy(at);
+        let available = self.num_available_at(at);
         let plan = plan_block(info.gas_used, available, &self.config)?;
         let mut block = BlockState {
             info,
@@ -73,11 +76,12 @@ impl Engine {
             block.sub_blocks.push(SubBlockState { plan: *sub, rounds: vec![round], done: false });
         }
         if block.is_aggregating() {
-            let count = u64::from(self.config.provers_per_aggproof).min(self.num_available());
+            let count = u64::from(self.config.provers_per_aggproof).min(self.num_available_at(at));
             let seed = aggregator_seed(&info.randao_mix, &info.root);
-            let aggregators = self.select(count, &seed)?;
+            let aggregators = self.select(count, &seed, at)?;
+            let until = deadlines(&self.config, at).close(Phase::T3);
             for p in &aggregators {
-                self.busy.insert(*p);
+                self.mark_busy(*p, info.root, until);
             }
             self.actions.push_back(Action::AggregatorsSelected {
                 block_root: info.root,
@@ -105,17 +109,10 @@ impl Engine {
             let Some(block) = self.blocks.remove(root) else { continue };
             for sub in &block.sub_blocks {
                 for round in sub.rounds.iter().filter(|r| !r.closed) {
-                    for p in &round.selected {
-                        self.busy.remove(p);
-                    }
                     dropped.push(round.key);
                 }
             }
-            if !block.aggregators_released {
-                for p in &block.aggregators {
-                    self.busy.remove(p);
-                }
-            }
+            self.release_block(root);
             self.pending.retain(|_, p| {
                 p.block_root != Some(*root) && p.round.is_none_or(|k| k.block_root != *root)
             });
@@ -132,7 +129,8 @@ impl Engine {
         dropped
     }
 
-    fn select(&mut self, count: u64, seed: &Seed) -> Result<Vec<ProverIndex>> {
+    /// `count` active provers not busy at `at`, by the shuffle of `seed`.
+    fn select(&mut self, count: u64, seed: &Seed, at: UnixMillis) -> Result<Vec<ProverIndex>> {
         let len = self.active.len() as u64;
         if len == 0 || count == 0 {
             return Ok(Vec::new());
@@ -141,7 +139,7 @@ impl Engine {
             ShuffleSpec { index_count: len, seed: *seed, rounds: self.config.shuffle_round_count };
         let shuffler = self.shuffler(spec)?;
         select_provers_with(&self.active, count, &shuffler, &self.config.reputation, |p| {
-            if self.busy.contains(&p) {
+            if self.is_busy_at(p, at) {
                 return None;
             }
             self.prover(p).filter(|r| r.active).map(|r| r.reputation)
@@ -158,7 +156,7 @@ impl Engine {
     ) -> Result<RoundState> {
         let key = RoundKey { block_root: info.root, sub_block: sub.index, attempt };
         let seed = selection_seed(&info.randao_mix, &info.root, sub.index, attempt);
-        let selected = self.select(count, &seed)?;
+        let selected = self.select(count, &seed, start)?;
         let assignments = match assignment_shuffle_specs(
             sub.num_airs,
             selected.len(),
@@ -178,8 +176,12 @@ impl Engine {
             }
             None => vec![Vec::new(); selected.len()],
         };
-        for p in &selected {
-            self.busy.insert(*p);
+        let round_deadlines = deadlines(&self.config, start);
+        if attempt.0 == 0 {
+            let until = round_deadlines.close(Phase::T3);
+            for p in &selected {
+                self.mark_busy(*p, info.root, until);
+            }
         }
         let position = selected.iter().enumerate().map(|(i, p)| (*p, i)).collect();
         let open_len = usize::try_from(sub.num_airs).unwrap_or(0);

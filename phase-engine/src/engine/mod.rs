@@ -74,7 +74,13 @@ pub struct Engine {
     active: Vec<ProverIndex>,
     by_pubkey: BTreeMap<BlsPublicKey, ProverIndex>,
     pending_registrations: BTreeSet<BlsPublicKey>,
-    busy: BTreeSet<ProverIndex>,
+    /// Who is busy until when, and for which block: a prover selected for a block's first
+    /// attempt (or as one of its aggregators) is busy from the round's start until that
+    /// attempt's T3 closes, whatever happens in the round. Busy-ness is thus a function of the
+    /// chain alone, so every engine fed the same chain (the live one and the settling one of
+    /// canonical rounds) selects the same provers, whatever their messages' fates. Retries do
+    /// not make anyone busy: they run only where a round failed.
+    busy: BTreeMap<ProverIndex, Vec<(Root, UnixMillis)>>,
     blocks: BTreeMap<Root, BlockState>,
     closed_blocks: VecDeque<Root>,
     /// Known blocks by slot start: who includes messages that arrived before.
@@ -119,7 +125,7 @@ impl Engine {
             active: Vec::new(),
             by_pubkey: BTreeMap::new(),
             pending_registrations: BTreeSet::new(),
-            busy: BTreeSet::new(),
+            busy: BTreeMap::new(),
             blocks: BTreeMap::new(),
             closed_blocks: VecDeque::new(),
             chain: BTreeMap::new(),

@@ -6,6 +6,7 @@ use super::{
     verify::{Pending, PendingData, Stage},
 };
 use crate::{
+    Root,
     actions::{ProverRecord, RequestId, SignatureCheck},
     bls::BlsPublicKey,
     error::{Error, Result},
@@ -124,16 +125,51 @@ impl Engine {
         self.active.len() as u64
     }
 
-    /// Active provers that are not busy in a round or an aggregator group.
+    /// Active provers that are not busy now (see [`Engine::is_busy`]).
     pub fn num_available(&self) -> u64 {
-        let busy_active =
-            self.busy.iter().filter(|p| self.prover(**p).is_some_and(|r| r.active)).count();
+        self.num_available_at(self.now)
+    }
+
+    /// Active provers that are not busy at `at`.
+    pub fn num_available_at(&self, at: UnixMillis) -> u64 {
+        let busy_active = self
+            .busy
+            .keys()
+            .filter(|p| self.is_busy_at(**p, at) && self.prover(**p).is_some_and(|r| r.active))
+            .count();
         (self.active.len().saturating_sub(busy_active)) as u64
     }
 
-    /// Whether a prover is busy (in an open round or aggregator group).
+    /// Whether a prover is busy now: selected for the first attempt of a block's round (or as
+    /// an aggregator) whose T3 has not closed yet.
     pub fn is_busy(&self, prover: ProverIndex) -> bool {
-        self.busy.contains(&prover)
+        self.is_busy_at(prover, self.now)
+    }
+
+    /// Whether a prover is busy at `at`.
+    pub(super) fn is_busy_at(&self, prover: ProverIndex, at: UnixMillis) -> bool {
+        self.busy.get(&prover).is_some_and(|spans| spans.iter().any(|(_, until)| *until > at))
+    }
+
+    /// Makes `prover` busy for `block` until `until`.
+    pub(super) fn mark_busy(&mut self, prover: ProverIndex, block: Root, until: UnixMillis) {
+        self.busy.entry(prover).or_default().push((block, until));
+    }
+
+    /// Forgets the busy spans over by `at`.
+    pub(super) fn prune_busy(&mut self, at: UnixMillis) {
+        self.busy.retain(|_, spans| {
+            spans.retain(|(_, until)| *until > at);
+            !spans.is_empty()
+        });
+    }
+
+    /// Forgets the busy spans of an orphaned block.
+    pub(super) fn release_block(&mut self, block: &Root) {
+        self.busy.retain(|_, spans| {
+            spans.retain(|(b, _)| b != block);
+            !spans.is_empty()
+        });
     }
 
     fn record_mut(&mut self, prover: ProverIndex) -> Result<&mut ProverRecord> {

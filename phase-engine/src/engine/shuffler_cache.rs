@@ -56,7 +56,7 @@ impl Engine {
 
     /// The shuffles [`Engine::on_block`]`(info, ..)` would need if it were called now, with
     /// the engine as it is: for every sub-block of the plan
-    /// ([`crate::plan_block`]`(info.gas_used, self.num_available(), ..)`), the selection of
+    /// ([`crate::plan_block`]`(info.gas_used, self.num_available_at(info.slot_start), ..)`), the selection of
     /// attempt 0 (the active list under [`selection_seed`]; the selection reads its whole
     /// list when the shuffler carries it) and the two shuffles of the AIR assignment (the
     /// expected selected provers under [`assignment_seed`], the AIRs under its complement),
@@ -73,7 +73,7 @@ impl Engine {
     pub fn upcoming_shuffles(&self, info: &BlockInfo) -> Vec<ShuffleSpec> {
         let rounds = self.config.shuffle_round_count;
         let len = self.active.len() as u64;
-        let mut eligible = self.num_available();
+        let mut eligible = self.num_available_at(info.slot_start);
         let Ok(plan) = plan_block(info.gas_used, eligible, &self.config) else {
             return Vec::new();
         };
@@ -318,8 +318,10 @@ mod tests {
         }
         s.add_block_info(info).unwrap();
         assert_eq!(s.engine.shuffler_cache_stats().hits, specs.len() as u64);
-        // 3 left available: one sub-block of one prover, no aggregators.
-        let next = crate::test_utils::block_info(2, 120_000_000);
+        // 3 left available (the others are busy until block 1's T3 closes): one sub-block of
+        // one prover, no aggregators.
+        let mut next = crate::test_utils::block_info(2, 120_000_000);
+        next.slot_start = UnixMillis(info.slot_start.0 + 1_000);
         s.advance_to(next.slot_start);
         let specs = s.engine.upcoming_shuffles(&next);
         assert_eq!(specs.len(), 3);

@@ -388,3 +388,73 @@ mod properties {
         }
     }
 }
+
+/// When verdicts come does not matter: nothing is fed while a verdict is pending, so block 2's
+/// selection (which depends on whether block 1's round, finalised by a full proof waiting for
+/// its STARK check, has freed its provers) is the same whether every verdict is given at once
+/// or only after every block is in.
+#[test]
+fn the_settled_outcome_does_not_depend_on_when_verdicts_come() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let rec = record(2, proposer(2), r.t, &all);
+    let feed = |c: &mut CanonicalRounds, slot: u64| {
+        let gas = if slot <= 2 { 10_000_000 } else { 0 };
+        let committed = (slot == 2).then(|| commitment(&rec)).flatten();
+        c.on_block(block_info(slot, gas), committed).unwrap();
+    };
+    /// Answers what is asked; returns the selections of the rounds started and the outcomes.
+    fn drain(
+        c: &mut CanonicalRounds,
+        answer: bool,
+        held: &mut Vec<phase_engine::Verdict>,
+    ) -> (Vec<(RoundKey, Vec<ProverIndex>)>, Vec<BlockOutcome>) {
+        let verifier = Verifier::default();
+        let (mut started, mut outcomes) = (Vec::new(), Vec::new());
+        loop {
+            while let Some(action) = c.poll_action() {
+                match action {
+                    CanonicalAction::Engine(Action::BlockOutcome(o)) => outcomes.push(*o),
+                    CanonicalAction::Engine(Action::RoundStarted(s)) => {
+                        started.push((s.key, s.selected.clone()));
+                    }
+                    CanonicalAction::Engine(a) => held.extend(verifier.verdict(&a)),
+                    _ => {}
+                }
+            }
+            if !answer || held.is_empty() {
+                return (started, outcomes);
+            }
+            for v in std::mem::take(held) {
+                c.on_verification(v).unwrap();
+            }
+        }
+    }
+    let (mut eager, mut late) = (canonical(&r.fresh), canonical(&r.fresh));
+    let (mut eager_held, mut late_held) = (Vec::new(), Vec::new());
+    let (mut eager_started, mut eager_outcomes) = (Vec::new(), Vec::new());
+    let (mut late_started, mut late_outcomes) = (Vec::new(), Vec::new());
+    for c in [&mut eager, &mut late] {
+        c.on_record(rec.clone());
+        for m in &r.messages {
+            c.on_message(m.clone());
+        }
+    }
+    for slot in 1..=12 {
+        feed(&mut eager, slot);
+        let (s, o) = drain(&mut eager, true, &mut eager_held);
+        eager_started.extend(s);
+        eager_outcomes.extend(o);
+        feed(&mut late, slot);
+        let (s, o) = drain(&mut late, false, &mut late_held);
+        late_started.extend(s);
+        late_outcomes.extend(o);
+    }
+    let (s, o) = drain(&mut late, true, &mut late_held);
+    late_started.extend(s);
+    late_outcomes.extend(o);
+    assert!(eager_started.len() >= 2, "{eager_started:?}");
+    assert_eq!(eager_started, late_started);
+    assert!(!eager_outcomes.is_empty());
+    assert_eq!(eager_outcomes, late_outcomes);
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use phase_engine::{
-    Action, AirIndex, EngineConfig, Phase, ProtocolMessage, ProverIndex, RoundKey, UnixMillis,
+    Action, AirIndex, EngineConfig, Phase, ProtocolMessage, ProverIndex, UnixMillis,
     test_utils::Scenario,
 };
 use proptest::prelude::*;
@@ -161,7 +161,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// Over several overlapping blocks (some split into sub-blocks): no prover is ever selected
-    /// while busy, every round selects `min(PROVERS_PER_PROOF, available / (2k))` (at least
+    /// while busy (busy: from a first attempt's start, or its block's as an aggregator, until
+    /// that attempt's T3 closes, whatever its messages), every round selects `min(PROVERS_PER_PROOF, available / (2k))` (at least
     /// one), every AIR is assigned `min(redundancy, n)` times to distinct provers, and two
     /// engines fed the same inputs act identically.
     #[test]
@@ -181,22 +182,33 @@ proptest! {
         twin.advance_to(end);
         prop_assert_eq!(&s.log, &twin.log);
 
-        let mut busy: BTreeMap<ProverIndex, RoundKey> = BTreeMap::new();
-        let mut aggregating: BTreeMap<phase_engine::Root, Vec<ProverIndex>> = BTreeMap::new();
+        // Busy spans from the chain alone: a first attempt's provers and a block's aggregators
+        // are busy from the round's start until its T3 closes; retries mark nobody.
+        let t3 = cfg.phases.t1_ms + cfg.phases.t2_ms + cfg.phases.t3_ms;
+        let mut busy: Vec<(ProverIndex, u64, u64)> = Vec::new();
+        let busy_at = |busy: &[(ProverIndex, u64, u64)], p: ProverIndex, t: u64| {
+            busy.iter().any(|(q, from, until)| *q == p && *from <= t && t < *until)
+        };
+        let mut block_start: BTreeMap<phase_engine::Root, u64> = BTreeMap::new();
         for action in &s.log {
             match action {
                 Action::RoundStarted(start) => {
+                    let t = start.start.0;
+                    block_start.entry(start.key.block_root).or_insert(t);
                     let distinct: BTreeSet<_> = start.selected.iter().collect();
                     prop_assert_eq!(distinct.len(), start.selected.len());
                     if start.selected.is_empty() {
                         // Only when every prover is busy.
-                        let taken = busy.len() + aggregating.values().map(Vec::len).sum::<usize>();
+                        let taken = (0..num_provers)
+                            .filter(|p| busy_at(&busy, ProverIndex(*p), t))
+                            .count();
                         prop_assert_eq!(taken as u64, num_provers);
                     }
                     for p in &start.selected {
-                        prop_assert!(!busy.contains_key(p), "{p} busy in {:?}", busy.get(p));
-                        prop_assert!(!aggregating.values().flatten().any(|q| q == p));
-                        busy.insert(*p, start.key);
+                        prop_assert!(!busy_at(&busy, *p, t), "{p} busy at {t}");
+                        if start.key.attempt.0 == 0 {
+                            busy.push((*p, t, t + t3));
+                        }
                     }
                     let r = (cfg.redundancy_factor as usize).min(start.selected.len());
                     for air in 0..start.num_airs {
@@ -205,16 +217,11 @@ proptest! {
                     }
                 }
                 Action::AggregatorsSelected { block_root, aggregators } => {
+                    let Some(&t) = block_start.get(block_root) else { continue };
                     for p in aggregators {
-                        prop_assert!(!busy.contains_key(p));
+                        prop_assert!(!busy_at(&busy, *p, t));
+                        busy.push((*p, t, t + t3));
                     }
-                    aggregating.insert(*block_root, aggregators.clone());
-                }
-                Action::RoundClosed { key, .. } => {
-                    busy.retain(|_, k| k != key);
-                }
-                Action::BlockOutcome(outcome) => {
-                    aggregating.remove(&outcome.block_root);
                 }
                 _ => {}
             }

@@ -58,4 +58,10 @@ pub struct DevnetArgs {
     /// mode before canonical rounds; for comparison).
     #[arg(long)]
     pub no_inclusion: bool,
+    /// Run with three faults at once (needs 3 sidecars and at least 9 blocks): sidecar 0
+    /// receives every gossip message 5 s late, sidecar 1 starts after block 3, sidecar 2 is
+    /// killed after block 4 and restarts 3 blocks later. Every prover submits to sidecar 0.
+    /// The run exits 0 only if every sidecar settles every block with the same ledger.
+    #[arg(long)]
+    pub chaos: bool,
 }

@@ -13,6 +13,10 @@
 //! Counting starts with the first block the devnet produces once every sidecar and prover is up;
 //! blocks produced during start-up are settled but not reported.
 //!
+//! With `--chaos` the same network runs with three faults at once (a sidecar receiving gossip
+//! late, one starting late, one killed and restarted), and passes only if every sidecar still
+//! settles the same ledgers.
+//!
 //! [`serve_beacon`] runs only the devnet beacon node, for sidecars and provers started as
 //! separate processes (`testnets/local/run.sh`).
 //!
@@ -22,6 +26,7 @@
 
 mod args;
 mod beacon;
+mod chaos;
 mod collector;
 mod error;
 mod options;

@@ -46,6 +46,8 @@ pub struct DevnetOptions {
     pub inclusion: bool,
     /// Share of the validators whose sidecar includes for their proposals (0 to 1).
     pub proposers_with_sidecar: f64,
+    /// Three faults at once (see `--chaos`).
+    pub chaos: bool,
 }
 
 impl DevnetOptions {
@@ -77,6 +79,16 @@ impl DevnetOptions {
         }
         if args.min_gas > args.max_gas {
             return invalid("--min-gas", &args.min_gas, "must not exceed --max-gas");
+        }
+        if args.chaos && args.sidecars != 3 {
+            return invalid("--sidecars", &args.sidecars, "--chaos runs exactly 3 sidecars");
+        }
+        if args.chaos && args.blocks.is_some_and(|b| b < crate::chaos::MIN_BLOCKS) {
+            return invalid(
+                "--blocks",
+                &args.blocks.unwrap_or(0),
+                "--chaos needs at least 9 blocks (every fault, then blocks after the restart)",
+            );
         }
         if !(0.0..=1.0).contains(&args.proposers_with_sidecar) {
             return invalid(
@@ -145,6 +157,7 @@ impl DevnetOptions {
             seed: args.seed,
             inclusion,
             proposers_with_sidecar: args.proposers_with_sidecar,
+            chaos: args.chaos,
         })
     }
 }

@@ -151,6 +151,13 @@ pub struct PenaltyLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `sidecar_sync_fetched_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// What was fetched: `record` or `message`.
+    pub kind: &'static str,
+}
+
 /// The node's metrics. Clones share the same registry and values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -163,6 +170,9 @@ pub struct Metrics {
     peer_penalties: Family<PenaltyLabels, Counter>,
     beacon_lag_slots: Gauge,
     beacon_head_slot: Gauge,
+    sync_fetched: Family<SyncLabels, Counter>,
+    sync_wanted: Family<SyncLabels, Gauge>,
+    settled_through: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -228,6 +238,24 @@ impl Metrics {
             "The beacon node's head slot",
             beacon_head_slot.clone(),
         );
+        let sync_fetched = Family::<SyncLabels, Counter>::default();
+        registry.register(
+            "sync_fetched",
+            "Inclusion records and messages fetched from peers by sync, by kind",
+            sync_fetched.clone(),
+        );
+        let sync_wanted = Family::<SyncLabels, Gauge>::default();
+        registry.register(
+            "sync_wanted",
+            "Inclusion records and messages canonical settlement waits for, by kind",
+            sync_wanted.clone(),
+        );
+        let settled_through = Gauge::default();
+        registry.register(
+            "canonical_resolved_slot",
+            "Every slot up to this one has its inclusion record and messages (canonical rounds)",
+            settled_through.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             rounds,
@@ -238,7 +266,31 @@ impl Metrics {
             peer_penalties,
             beacon_lag_slots,
             beacon_head_slot,
+            sync_fetched,
+            sync_wanted,
+            settled_through,
         }
+    }
+
+    /// Counts records or messages (`kind`) fetched by sync.
+    pub fn sync_fetched(&self, kind: &'static str, n: u64) {
+        self.sync_fetched.get_or_create(&SyncLabels { kind }).inc_by(n);
+    }
+
+    /// Sets how many records and messages canonical settlement waits for.
+    pub fn set_sync_wanted(&self, records: usize, messages: usize) {
+        let set = |kind, n: usize| {
+            self.sync_wanted
+                .get_or_create(&SyncLabels { kind })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("record", records);
+        set("message", messages);
+    }
+
+    /// Sets the slot canonical settlement has resolved every slot through.
+    pub fn set_canonical_resolved(&self, slot: Slot) {
+        self.settled_through.set(i64::try_from(slot.0).unwrap_or(i64::MAX));
     }
 
     /// Counts a round that ended in `phase` with `outcome`.

@@ -85,19 +85,26 @@ pub async fn fetch_block(
 /// The chain fed so far (the latest [`MAX_GAP`] blocks).
 type Known = VecDeque<(Slot, Root)>;
 
-/// Follows the beacon node until `shutdown`.
+/// Follows the beacon node until `shutdown`. With no block fed yet (`last` is `None`), the
+/// first head is fed with its ancestors back to genesis when `from_genesis` (canonical
+/// settlement needs the whole chain; at most [`MAX_GAP`] blocks), else alone.
 pub(crate) async fn follow(
     client: BeaconClient,
     timing: ChainTiming,
     last: Option<(Slot, Root)>,
+    from_genesis: bool,
     tx: mpsc::Sender<Input>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut known: Known = last.into_iter().collect();
+    let mut from_genesis = from_genesis && known.is_empty();
     let mut events = client.events(&[EventTopic::Head, EventTopic::ChainReorg]);
     // Start from the current head.
     match client.header(BlockId::Head).await {
-        Ok(head) => feed(&client, timing, &mut known, head.data.root, &tx).await,
+        Ok(head) => {
+            feed(&client, timing, &mut known, head.data.root, from_genesis, &tx).await;
+            from_genesis = from_genesis && known.is_empty();
+        }
         Err(e) => warn!(error = %e, "cannot read the head yet"),
     }
     loop {
@@ -108,29 +115,32 @@ pub(crate) async fn follow(
         let Some(item) = item else { return };
         match item {
             Ok(EventStreamItem::Event(beacon_api::BeaconEvent::Head(head))) => {
-                feed(&client, timing, &mut known, head.block, &tx).await;
+                feed(&client, timing, &mut known, head.block, from_genesis, &tx).await;
             }
             Ok(EventStreamItem::Event(beacon_api::BeaconEvent::ChainReorg(reorg))) => {
                 warn!(slot = %reorg.slot, depth = reorg.depth, old = %reorg.old_head_block, new = %reorg.new_head_block, "chain reorg");
-                feed(&client, timing, &mut known, reorg.new_head_block, &tx).await;
+                feed(&client, timing, &mut known, reorg.new_head_block, from_genesis, &tx).await;
             }
             Ok(EventStreamItem::Reconnected { url, head }) => {
                 info!(%url, head = %head.data.root, "beacon event stream reconnected");
-                feed(&client, timing, &mut known, head.data.root, &tx).await;
+                feed(&client, timing, &mut known, head.data.root, from_genesis, &tx).await;
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "beacon event stream error"),
         }
+        from_genesis = from_genesis && known.is_empty();
     }
 }
 
 /// Makes `head` the end of the fed chain: walks back from it to a block already fed (the fork
-/// point), orphans what was fed after that point, and feeds the new blocks oldest first.
+/// point; with nothing fed yet, to genesis when `from_genesis`, else nowhere), orphans what was
+/// fed after that point, and feeds the new blocks oldest first.
 async fn feed(
     client: &BeaconClient,
     timing: ChainTiming,
     known: &mut Known,
     head: Root,
+    from_genesis: bool,
     tx: &mpsc::Sender<Input>,
 ) {
     if known.back().is_some_and(|(_, r)| *r == head) {
@@ -154,7 +164,8 @@ async fn feed(
         let (slot, parent) = (fetched.0.slot, fetched.0.parent_root);
         chain.push_front(fetched);
         let below_window = known.front().is_none_or(|(s, _)| slot <= *s);
-        if known.is_empty() || chain.len() >= MAX_GAP || (below_window && !known.is_empty()) {
+        let at_start = known.is_empty() && (!from_genesis || slot.0 == 0 || parent == Root::ZERO);
+        if at_start || chain.len() >= MAX_GAP || (below_window && !known.is_empty()) {
             // No history (start at the head), or deeper than what we remember.
             if !known.is_empty() {
                 fork = Some((Slot(slot.0.saturating_sub(1)), parent));

@@ -219,6 +219,16 @@ pub(crate) fn error_verdict(error: &phase_engine::Error) -> MessageVerdict {
     }
 }
 
+/// How the receive loop times what arrives.
+pub(crate) struct ArrivalClock {
+    /// The node's clock.
+    pub(crate) clock: Arc<dyn SlotClock>,
+    /// How far a sender's `first_seen` may lie before now (`phases.max_relay_delay_ms`).
+    pub(crate) grace_ms: u64,
+    /// Fault injection: every message reaches the driver this much later.
+    pub(crate) delay: std::time::Duration,
+}
+
 /// Starts the gossip tasks: the receive loop (network queue → driver) and the publisher
 /// (driver → network). Returns them; the receive loop ends when the network stops, the
 /// publisher when the driver drops its sender.
@@ -227,10 +237,10 @@ pub(crate) fn spawn(
     mut messages: mpsc::Receiver<GossipMessage>,
     mut publish: mpsc::Receiver<(Gossiped, UnixMillis)>,
     tx: mpsc::Sender<Input>,
-    clock: Arc<dyn SlotClock>,
-    grace_ms: u64,
+    arrival: ArrivalClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> (JoinHandle<()>, JoinHandle<()>) {
+    let ArrivalClock { clock, grace_ms, delay } = arrival;
     let net = handle.clone();
     let receive = tokio::spawn(async move {
         loop {
@@ -249,11 +259,22 @@ pub(crate) fn spawn(
                     continue;
                 }
             };
-            let now = UnixMillis(clock.now_unix_millis());
-            let arrived = adopt_arrival(first_seen, now, grace_ms);
             let (reply, verdict_rx) = oneshot::channel();
-            if tx.send(Input::Gossip { item, arrived, reply }).await.is_err() {
-                break;
+            if delay.is_zero() {
+                let now = UnixMillis(clock.now_unix_millis());
+                let arrived = adopt_arrival(first_seen, now, grace_ms);
+                if tx.send(Input::Gossip { item, arrived, reply }).await.is_err() {
+                    break;
+                }
+            } else {
+                // Fault injection: the message reaches the driver `delay` late.
+                let (tx, clock) = (tx.clone(), Arc::clone(&clock));
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let now = UnixMillis(clock.now_unix_millis());
+                    let arrived = adopt_arrival(first_seen, now, grace_ms);
+                    let _ = tx.send(Input::Gossip { item, arrived, reply }).await;
+                });
             }
             // The verdict may take a STARK verification: wait for it off this loop.
             let net = net.clone();

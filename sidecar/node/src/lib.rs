@@ -32,6 +32,7 @@ mod includer;
 mod log;
 mod runtime;
 mod store;
+mod sync;
 mod verify;
 
 pub use backend::NodeApi;

@@ -21,7 +21,7 @@ use crate::follower::ChainTiming;
 use crate::gossip::GOSSIP_TOPICS;
 use crate::includer::{Includer, InclusionConfig};
 use crate::{SlotClock, SlotTiming, Store, SystemSlotClock};
-use crate::{driver, follower, gossip, verify};
+use crate::{driver, follower, gossip, sync, verify};
 
 /// Settings of a validator-mode node.
 #[derive(Clone)]
@@ -58,6 +58,9 @@ pub struct NodeConfig {
     /// with a validator client, includes for its validators' proposals); `None` (the default)
     /// settles from this node's own clock, as before canonical rounds.
     pub inclusion: Option<InclusionConfig>,
+    /// Fault injection (tests, `sidecar devnet --chaos`): every gossip message reaches the
+    /// driver this much later than it arrived. Zero (the default) in any real deployment.
+    pub gossip_delay: Duration,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -91,6 +94,7 @@ impl NodeConfig {
             metrics: None,
             p2p: None,
             inclusion: None,
+            gossip_delay: Duration::ZERO,
         }
     }
 }
@@ -232,7 +236,11 @@ impl Node {
             .await
             .map_err(|_| NodeError::Stopped)??;
         let last = driver.last_block();
-        let driver_task = tokio::spawn(driver.run(rx));
+        // Every line the driver logs names the node by its data directory (several nodes share
+        // a process in the devnet and in tests).
+        let name = config.data_dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let span = tracing::info_span!("node", dir = name.unwrap_or_default());
+        let driver_task = tokio::spawn(tracing::Instrument::instrument(driver.run(rx), span));
 
         let api = NodeApi::new(tx.clone(), Arc::clone(&clock), events.clone());
         let router =
@@ -258,13 +266,28 @@ impl Node {
         let mut after_driver = Vec::new();
         let mut network_handle = None;
         if let Some(network) = network {
+            if config.inclusion.is_some() {
+                let (server, fetcher) = sync::spawn(
+                    network.handle.clone(),
+                    network.requests,
+                    tx.clone(),
+                    ctx,
+                    metrics.clone(),
+                    shutdown_rx.clone(),
+                );
+                tasks.push(server);
+                tasks.push(fetcher);
+            }
             let (receive, publisher) = gossip::spawn(
                 network.handle.clone(),
                 network.messages,
                 publish_rx,
                 tx.clone(),
-                Arc::clone(&clock),
-                grace_ms,
+                gossip::ArrivalClock {
+                    clock: Arc::clone(&clock),
+                    grace_ms,
+                    delay: config.gossip_delay,
+                },
                 shutdown_rx.clone(),
             );
             tasks.push(receive);
@@ -284,7 +307,9 @@ impl Node {
             };
             tasks.push(tokio::spawn(includer.run(shutdown_rx.clone())));
         }
-        let follower = tokio::spawn(follower::follow(client, timing, last, tx, shutdown_rx));
+        let from_genesis = config.inclusion.is_some();
+        let follower =
+            tokio::spawn(follower::follow(client, timing, last, from_genesis, tx, shutdown_rx));
         tasks.push(follower);
         info!(%http_addr, genesis_time = timing.genesis_time, seconds_per_slot, "node started");
         Ok(NodeHandle {

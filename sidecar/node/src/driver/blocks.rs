@@ -31,8 +31,6 @@ pub(super) struct BlockRecord {
     pub(super) agg_proof: Option<SignedAggProof>,
     pub(super) outcome: Option<BlockOutcome>,
     pub(super) ledger: Option<rewards::Ledger>,
-    /// The live engine found it proven (canonical settlement: the settled outcome follows).
-    pub(super) proven: bool,
     /// Its proofs and payload data have left memory ([`Driver::prune`]).
     pub(super) pruned: bool,
 }

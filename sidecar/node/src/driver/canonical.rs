@@ -157,7 +157,9 @@ impl Driver {
     pub(super) fn settling_message(&mut self, message: &ProtocolMessage) {
         let sealer = self.engine.sealer();
         let Some(settling) = self.settling.as_mut() else { return };
-        settling.rounds.on_message(sealer.seal(message.clone()));
+        let sealed = sealer.seal(message.clone());
+        settling.wanted_messages.remove(&sealed.signing_root());
+        settling.rounds.on_message(sealed);
     }
 
     /// A record for the settling engine (received, fetched, or this node's own).
@@ -167,6 +169,8 @@ impl Driver {
         if !list.contains(&record) {
             list.push(record.clone());
         }
+        let root = record.root();
+        settling.wanted_records.retain(|_, c| !c.matches(&root));
         settling.rounds.on_record(record);
     }
 
@@ -273,6 +277,9 @@ impl Driver {
                         }
                     }
                     Action::BlockOutcome(outcome) => self.settle(*outcome)?,
+                    Action::RoundStarted(start) => {
+                        debug!(round = ?start.key, selected = ?start.selected, "settling: round started");
+                    }
                     _ => {}
                 },
                 _ => {}

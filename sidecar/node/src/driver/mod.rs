@@ -7,7 +7,7 @@
 //! blocks not seen yet), [`actions`] (executing the engine's actions), [`checks`] (BLS and STARK
 //! verification scheduling), [`blocks`] (per-block records and their memory bounds),
 //! [`canonical`] (the settling engine of canonical rounds, and this node's inclusion records),
-//! [`settle`] (settlement and ledgers), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
+//! [`settle`] (settlement and ledgers), [`sync_reads`] (what sync asks of the driver), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
 //! gauges).
 
 mod actions;
@@ -20,6 +20,7 @@ mod metrics;
 mod queries;
 mod settle;
 mod submit;
+mod sync_reads;
 #[cfg(test)]
 mod tests;
 
@@ -102,6 +103,11 @@ pub(crate) enum Input {
         arrived: UnixMillis,
         /// Where to answer.
         reply: GossipReply,
+    },
+    /// A record or message fetched from a peer by sync (checked like gossip; nobody waits).
+    Fetched {
+        /// What came.
+        item: Gossiped,
     },
     /// A prover registration.
     Registration {
@@ -298,6 +304,14 @@ impl Driver {
             Input::Gossip { item: Gossiped::Record(record), reply, .. } => {
                 self.take_record(record, Some(reply)).await
             }
+            Input::Fetched { item: Gossiped::Record(record) } => {
+                self.take_record(record, None).await
+            }
+            Input::Fetched { item: Gossiped::Message(message) } => {
+                let now = self.now();
+                self.take_message(message, now, None, true).await
+            }
+            Input::Fetched { item: Gossiped::Registration(_) } => Ok(()),
             Input::BuildRecord { slot, proposer, reply } => {
                 let record = self.build_record(slot, proposer);
                 if let Some(record) = &record {

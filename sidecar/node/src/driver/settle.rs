@@ -23,28 +23,20 @@ impl Driver {
     }
 
     /// The live engine's outcome of a block: settled, when this node settles from its own
-    /// clock; else only what it says of the proofs (the finalised proof stored, the
-    /// `block_proven` event), the ledger waiting for the settling engine.
+    /// clock; else only the finalised proof it accepted is stored (served by the API), the
+    /// ledger and the `block_proven` event waiting for the settling engine.
     pub(super) fn live_outcome(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
         if self.settling.is_none() {
             return self.settle(outcome);
         }
         let root = outcome.block_root;
-        let proven = self.proven(&root);
-        if let Some(b) = self.blocks.get_mut(&root) {
-            b.proven = proven;
-        }
-        if proven
+        if self.proven(&root)
             && self.store.message(root, FINALIZED_PROOF_KEY)?.is_none()
             && let Some(Ok(proof)) = self.finalized_in_memory(root)
         {
             let mut batch = StoreBatch::new();
             batch.put_message(root, FINALIZED_PROOF_KEY, &ssz::Encode::as_ssz_bytes(&proof));
             self.store.commit(batch)?;
-        }
-        if proven {
-            let data = BlockEventData { block_root: root, slot: outcome.slot };
-            let _ = self.events.send(ProvingEvent::BlockProven(data));
         }
         Ok(())
     }
@@ -55,11 +47,7 @@ impl Driver {
         let root = outcome.block_root;
         let data = BlockEventData { block_root: root, slot: outcome.slot };
         let canonical = self.settling.is_some();
-        let proven = if canonical {
-            self.blocks.get(&root).is_some_and(|b| b.proven)
-        } else {
-            self.proven(&root)
-        };
+        let proven = if canonical { proven_by(&outcome) } else { self.proven(&root) };
         // Durable: the ledger and the balances it changes land in one transaction (skipped when
         // a replay meets a ledger already stored).
         let stored = !self.store.ledger_entries(root)?.is_empty();
@@ -87,7 +75,7 @@ impl Driver {
             b.ledger = Some(ledger.clone());
         }
         self.verifier.forget(&root);
-        if proven && !canonical {
+        if proven {
             let _ = self.events.send(ProvingEvent::BlockProven(data.clone()));
         }
         let _ = self.events.send(ProvingEvent::BlockSettled(data));
@@ -95,4 +83,18 @@ impl Driver {
         self.prune();
         Ok(())
     }
+}
+
+/// Whether an outcome proves its block: every sub-block has a round that finalised with a full
+/// proof, and a block of several sub-blocks has an AggProof.
+fn proven_by(outcome: &BlockOutcome) -> bool {
+    let subs: std::collections::BTreeMap<u32, bool> =
+        outcome.rounds.iter().fold(std::collections::BTreeMap::new(), |mut subs, round| {
+            let done = subs.entry(round.key.sub_block.0).or_insert(false);
+            *done |= round.finalized_in.is_some();
+            subs
+        });
+    !subs.is_empty()
+        && subs.values().all(|done| *done)
+        && (subs.len() <= 1 || !outcome.agg_proofs.is_empty())
 }

@@ -1,0 +1,142 @@
+//! `--chaos`: the same network with three faults at once, none of which may change a ledger.
+//!
+//! * Sidecar 0 receives every gossip message [`GOSSIP_DELAY`] late.
+//! * Sidecar 1 starts only after [`LATE_START_AFTER`] reported blocks, with an empty store: it
+//!   follows the chain from genesis and fetches the inclusion records and messages it missed
+//!   from its peers (sync).
+//! * Sidecar 2 is killed after [`KILL_AT`] reported blocks (every task aborted, nothing
+//!   flushed: what a `kill -9` leaves), and restarted on the same data directory
+//!   [`KILL_FOR`] blocks later; it replays its log and syncs what it missed.
+//!
+//! Every prover submits to sidecar 0 (the only one up the whole time). The run passes only if
+//! every sidecar settles every reported block with the same ledger root.
+
+use std::time::Duration;
+
+use beacon_api::{BeaconEvent, DevnetNode};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use sidecar_node::{Node, NodeConfig, NodeHandle};
+use sidecar_p2p::Multiaddr;
+
+use crate::collector::{Observed, forward_node};
+
+/// How late sidecar 0 receives gossip.
+pub(crate) const GOSSIP_DELAY: Duration = Duration::from_secs(5);
+/// Reported blocks before sidecar 1 starts.
+pub(crate) const LATE_START_AFTER: u64 = 3;
+/// Reported blocks before sidecar 2 is killed.
+pub(crate) const KILL_AT: u64 = 4;
+/// Blocks sidecar 2 stays down.
+pub(crate) const KILL_FOR: u64 = 3;
+/// The fewest blocks a chaos run reports: every fault happens, and the restarted sidecar
+/// settles some blocks it was up for again.
+pub(crate) const MIN_BLOCKS: u64 = KILL_AT + KILL_FOR + 2;
+
+/// The sidecars the faults act on, and how to bring them (back) up.
+pub(crate) struct Chaos {
+    /// Sidecar 1's settings (not started yet).
+    pub(crate) late: NodeConfig,
+    /// Sidecar 2, running, and its settings for the restart.
+    pub(crate) killed: (NodeHandle, NodeConfig),
+    /// Where the other sidecars listen (to dial after a (re)start).
+    pub(crate) peers: Vec<Multiaddr>,
+}
+
+/// What the chaos task hands back: the sidecars it runs at the end, by index, and their
+/// forwarders.
+pub(crate) struct ChaosNodes {
+    pub(crate) nodes: Vec<(usize, NodeHandle)>,
+    pub(crate) forwarders: Vec<JoinHandle<()>>,
+}
+
+impl Chaos {
+    /// Runs the faults on the devnet's heads until `stop`.
+    pub(crate) fn spawn(
+        self,
+        devnet: &DevnetNode,
+        tx: mpsc::UnboundedSender<Observed>,
+        mut stop: watch::Receiver<bool>,
+    ) -> JoinHandle<ChaosNodes> {
+        let mut heads = devnet.subscribe();
+        tokio::spawn(async move {
+            let Self { late, killed, peers } = self;
+            let mut late = Some(late);
+            let (killed_node, killed_config) = killed;
+            let mut killed_node = Some(killed_node);
+            let mut forwarders = vec![tokio::spawn(forward_node(
+                2,
+                killed_node.as_ref().unwrap_or_else(|| unreachable!("set above")),
+                tx.clone(),
+            ))];
+            let mut late_node = None;
+            let mut seen = 0u64;
+            loop {
+                let event = tokio::select! {
+                    e = heads.recv() => e,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                match event {
+                    Ok(BeaconEvent::Head(_)) => seen += 1,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+                if seen == LATE_START_AFTER
+                    && let Some(config) = late.take()
+                {
+                    info!("chaos: sidecar 1 starts late");
+                    if let Some(node) = start(config, &peers, 1).await {
+                        forwarders.push(tokio::spawn(forward_node(1, &node, tx.clone())));
+                        late_node = Some(node);
+                    }
+                }
+                if seen == KILL_AT
+                    && let Some(node) = killed_node.take()
+                {
+                    info!("chaos: sidecar 2 killed");
+                    if let Some(forwarder) = forwarders.first() {
+                        forwarder.abort();
+                    }
+                    node.abort().await;
+                }
+                if seen == KILL_AT + KILL_FOR && killed_node.is_none() {
+                    info!("chaos: sidecar 2 restarts");
+                    let mut dial = peers.clone();
+                    if let Some(addr) = late_node.as_ref().and_then(|n| n.p2p()) {
+                        dial.push(addr.listen_address().clone());
+                    }
+                    if let Some(node) = start(killed_config.clone(), &dial, 2).await {
+                        forwarders.push(tokio::spawn(forward_node(2, &node, tx.clone())));
+                        killed_node = Some(node);
+                    }
+                }
+            }
+            let nodes = [(1, late_node), (2, killed_node)]
+                .into_iter()
+                .filter_map(|(i, n)| n.map(|n| (i, n)))
+                .collect();
+            ChaosNodes { nodes, forwarders }
+        })
+    }
+}
+
+/// Starts a sidecar and dials `peers`.
+async fn start(config: NodeConfig, peers: &[Multiaddr], index: usize) -> Option<NodeHandle> {
+    let node = match Node::spawn(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            warn!(sidecar = index, error = %e, "chaos: the sidecar does not start");
+            return None;
+        }
+    };
+    if let Some(network) = node.p2p() {
+        for peer in peers {
+            if let Err(e) = network.dial(peer.clone()).await {
+                warn!(sidecar = index, error = %e, "chaos: cannot dial a peer");
+            }
+        }
+    }
+    Some(node)
+}

@@ -1,0 +1,331 @@
+//! Sync: what canonical settlement lacks, fetched from peers over the request/response
+//! protocols of `sidecar-p2p`, and the same protocols served to peers.
+//!
+//! * **Records by range** ([`SyncProtocol::RecordsByRange`]): the request is the SSZ container
+//!   `{start_slot: uint64, count: uint64}` (`count` at most [`MAX_RANGE`]); the response is one
+//!   chunk per known record of those slots, each the record's SSZ.
+//! * **Messages by id** ([`SyncProtocol::MessagesById`]): the request is an SSZ
+//!   `List[Root, MAX_IDS]` of signing roots; the response is one chunk per message held, each a
+//!   kind byte (1 commitment, 2 decline, 3 partial proof, 4 full proof, 5 AggProof) followed by
+//!   the signed message's SSZ.
+//!
+//! The fetcher asks the driver what the settling engine waits for (records committed to by
+//! canonical blocks, messages named by canonical records), asks a connected peer (a different
+//! one each round), and hands what comes back to the driver as if it had been gossiped: a
+//! record is kept only if a block commits to it, a message is checked like any other
+//! (signature, STARKs). A peer whose response does not decode, or carries what was not asked
+//! for, is penalised. Progress goes to the log and to `sidecar_sync_*` metrics.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use phase_engine::{InclusionRecord, ProtocolMessage, Root, Sealer, SigningContext, Slot};
+use sidecar_metrics::Metrics;
+use sidecar_p2p::{
+    ErrorCode, InboundRequest, NetworkHandle, PeerId, ResponseError, ResponseResult, SyncProtocol,
+};
+use ssz::{Decode, Encode};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+};
+use tracing::{debug, info};
+
+use crate::driver::{Driver, Input};
+use crate::gossip::Gossiped;
+
+/// Most slots one records-by-range request covers.
+pub(crate) const MAX_RANGE: u64 = 64;
+/// Most ids one messages-by-id request names.
+pub(crate) const MAX_IDS: usize = 256;
+/// How often the fetcher looks at what is missing.
+const FETCH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// What the settling engine waits for, and how far it got.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SyncNeeds {
+    /// Slots whose committed record is missing.
+    pub(crate) records: Vec<Slot>,
+    /// Messages named by canonical records and not held.
+    pub(crate) messages: Vec<Root>,
+}
+
+/// The request of records by range.
+pub(crate) fn records_request(start_slot: u64, count: u64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16);
+    bytes.extend_from_slice(&start_slot.to_le_bytes());
+    bytes.extend_from_slice(&count.to_le_bytes());
+    bytes
+}
+
+/// Decodes a records-by-range request: `(start_slot, count)`.
+pub(crate) fn decode_records_request(bytes: &[u8]) -> Result<(u64, u64), &'static str> {
+    if bytes.len() != 16 {
+        return Err("a records-by-range request is 16 bytes");
+    }
+    let (start, count) = bytes.split_at(8);
+    let word = |b: &[u8]| b.try_into().map(u64::from_le_bytes).map_err(|_| "not 8 bytes");
+    let count = word(count)?;
+    if count == 0 || count > MAX_RANGE {
+        return Err("count must be between 1 and 64");
+    }
+    Ok((word(start)?, count))
+}
+
+/// A message as a response chunk: its kind byte and its SSZ.
+pub(crate) fn encode_message(message: &ProtocolMessage) -> Option<Vec<u8>> {
+    let (kind, body) = match message {
+        ProtocolMessage::Commitment(m) => (1u8, m.as_ssz_bytes()),
+        ProtocolMessage::Decline(m) => (2, m.as_ssz_bytes()),
+        ProtocolMessage::PartialProof(m) => (3, m.as_ssz_bytes()),
+        ProtocolMessage::FullProof(m) => (4, m.as_ssz_bytes()),
+        ProtocolMessage::AggProof(m) => (5, m.as_ssz_bytes()),
+        _ => return None,
+    };
+    let mut chunk = Vec::with_capacity(body.len().saturating_add(1));
+    chunk.push(kind);
+    chunk.extend_from_slice(&body);
+    Some(chunk)
+}
+
+/// Decodes a message chunk.
+pub(crate) fn decode_message(chunk: &[u8]) -> Result<ProtocolMessage, String> {
+    let ssz = |e: ssz::DecodeError| format!("{e:?}");
+    let (kind, body) = chunk.split_first().ok_or("an empty message chunk")?;
+    Ok(match kind {
+        1 => ProtocolMessage::Commitment(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        2 => ProtocolMessage::Decline(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        3 => ProtocolMessage::PartialProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        4 => ProtocolMessage::FullProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        5 => ProtocolMessage::AggProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        other => return Err(format!("unknown message kind {other}")),
+    })
+}
+
+/// Runs `read` on the driver's state.
+async fn query<T: Send + 'static>(
+    tx: &mpsc::Sender<Input>,
+    read: impl FnOnce(&Driver) -> T + Send + 'static,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    let input = Input::Query(Box::new(move |driver| {
+        let _ = reply.send(read(driver));
+    }));
+    tx.send(input).await.ok()?;
+    answer.await.ok()
+}
+
+/// Starts the server of the sync protocols and the fetcher.
+pub(crate) fn spawn(
+    handle: NetworkHandle,
+    mut requests: mpsc::Receiver<InboundRequest>,
+    tx: mpsc::Sender<Input>,
+    ctx: SigningContext,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> (JoinHandle<()>, JoinHandle<()>) {
+    let serve_tx = tx.clone();
+    let mut stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let request = tokio::select! {
+                r = requests.recv() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let tx = serve_tx.clone();
+            tokio::spawn(async move {
+                let answer = serve(&tx, request.protocol, &request.payload).await;
+                request.reply.send(answer);
+            });
+        }
+    });
+    let fetcher = tokio::spawn(async move {
+        let mut fetcher = Fetcher { handle, tx, sealer: Sealer::new(&ctx), metrics, turn: 0 };
+        let mut tick = tokio::time::interval(FETCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            if !fetcher.round().await {
+                break;
+            }
+        }
+    });
+    (server, fetcher)
+}
+
+/// Answers one inbound request from the driver's state.
+async fn serve(tx: &mpsc::Sender<Input>, protocol: SyncProtocol, payload: &[u8]) -> ResponseResult {
+    let invalid = |reason: &str| ResponseError::new(ErrorCode::InvalidRequest, reason);
+    let unavailable = || ResponseError::new(ErrorCode::ServerError, "the node is stopping");
+    match protocol {
+        SyncProtocol::RecordsByRange => {
+            let (start, count) = decode_records_request(payload).map_err(invalid)?;
+            let end = start.saturating_add(count);
+            let records = query(tx, move |d| d.records_in(Slot(start), Slot(end)))
+                .await
+                .ok_or_else(unavailable)?;
+            Ok(records.iter().map(Encode::as_ssz_bytes).collect())
+        }
+        SyncProtocol::MessagesById => {
+            let ids = Vec::<Root>::from_ssz_bytes(payload)
+                .map_err(|e| invalid(&format!("not a list of roots: {e:?}")))?;
+            if ids.len() > MAX_IDS {
+                return Err(invalid("more than 256 ids"));
+            }
+            let messages =
+                query(tx, move |d| d.held_messages(&ids)).await.ok_or_else(unavailable)?;
+            Ok(messages.iter().filter_map(encode_message).collect())
+        }
+    }
+}
+
+struct Fetcher {
+    handle: NetworkHandle,
+    tx: mpsc::Sender<Input>,
+    sealer: Sealer,
+    metrics: Metrics,
+    turn: usize,
+}
+
+impl Fetcher {
+    /// One round: asks for what is missing. `false` once the driver is gone.
+    async fn round(&mut self) -> bool {
+        let Some(needs) = query(&self.tx, Driver::sync_needs).await else { return false };
+        self.metrics.set_sync_wanted(needs.records.len(), needs.messages.len());
+        if needs.records.is_empty() && needs.messages.is_empty() {
+            return true;
+        }
+        let Ok(peers) = self.handle.connected_peers().await else { return false };
+        if peers.is_empty() {
+            debug!("sync: records or messages missing, but no peer to ask");
+            return true;
+        }
+        self.turn = self.turn.wrapping_add(1);
+        let Some(&peer) = peers.get(self.turn % peers.len()) else { return true };
+        if let (Some(first), Some(last)) = (needs.records.first(), needs.records.last()) {
+            let count = last.0.saturating_sub(first.0).saturating_add(1).min(MAX_RANGE);
+            self.fetch_records(peer, first.0, count).await;
+        }
+        if !needs.messages.is_empty() {
+            for ids in needs.messages.chunks(MAX_IDS) {
+                self.fetch_messages(peer, ids).await;
+            }
+        }
+        true
+    }
+
+    async fn penalise(&self, peer: PeerId, reason: &'static str) {
+        debug!(%peer, reason, "sync: peer penalised");
+        let _ = self.handle.penalise(peer, reason).await;
+    }
+
+    async fn fetch_records(&self, peer: PeerId, start: u64, count: u64) {
+        let request = records_request(start, count);
+        let chunks =
+            match self.handle.send_request(peer, SyncProtocol::RecordsByRange, request).await {
+                Ok(chunks) => chunks,
+                Err(e) => return self.failed(peer, &e).await,
+            };
+        let mut fetched = 0u64;
+        for chunk in chunks {
+            let Ok(record) = InclusionRecord::from_ssz_bytes(&chunk) else {
+                return self.penalise(peer, "undecodable_record").await;
+            };
+            if record.slot.0 < start || record.slot.0 >= start.saturating_add(count) {
+                return self.penalise(peer, "unrequested_record").await;
+            }
+            fetched = fetched.saturating_add(1);
+            let input = Input::Fetched { item: Gossiped::Record(record) };
+            if self.tx.send(input).await.is_err() {
+                return;
+            }
+        }
+        if fetched > 0 {
+            self.metrics.sync_fetched("record", fetched);
+            info!(%peer, records = fetched, from_slot = start, "sync: inclusion records fetched");
+        }
+    }
+
+    async fn fetch_messages(&self, peer: PeerId, ids: &[Root]) {
+        let request = ids.to_vec().as_ssz_bytes();
+        let chunks = match self.handle.send_request(peer, SyncProtocol::MessagesById, request).await
+        {
+            Ok(chunks) => chunks,
+            Err(e) => return self.failed(peer, &e).await,
+        };
+        let wanted: BTreeSet<Root> = ids.iter().copied().collect();
+        let mut fetched = 0u64;
+        for chunk in chunks {
+            let Ok(message) = decode_message(&chunk) else {
+                return self.penalise(peer, "undecodable_message").await;
+            };
+            if !wanted.contains(&self.sealer.signing_root(&message)) {
+                return self.penalise(peer, "unrequested_message").await;
+            }
+            fetched = fetched.saturating_add(1);
+            let input = Input::Fetched { item: Gossiped::Message(message) };
+            if self.tx.send(input).await.is_err() {
+                return;
+            }
+        }
+        if fetched > 0 {
+            self.metrics.sync_fetched("message", fetched);
+            info!(%peer, messages = fetched, asked = ids.len(), "sync: messages fetched");
+        }
+    }
+
+    async fn failed(&self, peer: PeerId, error: &sidecar_p2p::Error) {
+        match error {
+            sidecar_p2p::Error::ResponseOverCap { .. } => {
+                self.penalise(peer, "response_over_cap").await;
+            }
+            sidecar_p2p::Error::InvalidResponse { .. } => {
+                self.penalise(peer, "invalid_response").await;
+            }
+            other => debug!(%peer, error = %other, "sync: request failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_requests_round_trip_and_are_bounded() {
+        assert_eq!(decode_records_request(&records_request(7, 64)), Ok((7, 64)));
+        assert!(decode_records_request(&records_request(7, 0)).is_err());
+        assert!(decode_records_request(&records_request(7, 65)).is_err());
+        assert!(decode_records_request(&[0; 15]).is_err());
+        assert!(decode_records_request(&[0; 17]).is_err());
+    }
+
+    #[test]
+    fn message_chunks_round_trip_and_bad_ones_are_errors() {
+        use phase_engine::{Attempt, ProverIndex, RoundRef, SignedDecline, SubBlockIndex, bls};
+        let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
+        let ctx = SigningContext { fork_version: [0; 4], genesis_validators_root: Root::ZERO };
+        let round = RoundRef {
+            slot: Slot(3),
+            block_root: Root::repeat_byte(1),
+            sub_block: SubBlockIndex(0),
+            attempt: Attempt(0),
+        };
+        let decline = phase_engine::Decline { round, prover: ProverIndex(2) };
+        let message = ProtocolMessage::Decline(SignedDecline::sign(decline, &key, &ctx));
+        let chunk = encode_message(&message).unwrap();
+        assert_eq!(chunk[0], 2);
+        assert_eq!(decode_message(&chunk).unwrap(), message);
+        assert!(decode_message(&[]).is_err());
+        assert!(decode_message(&[9, 1, 2]).is_err());
+        // The same body under another kind does not decode as that kind.
+        let mut other = chunk.clone();
+        other[0] = 4;
+        assert!(decode_message(&other).is_err());
+    }
+}
