@@ -74,4 +74,18 @@ pub trait ProvingBackend: Send + Sync + 'static {
 
     /// Subscribes to round and phase transitions (`GET /eth/v1/proving/events`).
     fn subscribe(&self) -> broadcast::Receiver<ProvingEvent>;
+
+    /// The sidecar's sync status (`GET /eth/v1/node/syncing`, the Beacon API's shape): how far
+    /// canonical settlement trails the head it follows. The default: in sync at slot 0.
+    fn syncing(&self) -> impl Future<Output = Result<crate::types::SyncingData>> + Send {
+        async {
+            Ok(crate::types::SyncingData {
+                head_slot: crate::types::Slot(0),
+                sync_distance: 0,
+                is_syncing: false,
+                is_optimistic: None,
+                el_offline: None,
+            })
+        }
+    }
 }

@@ -48,6 +48,7 @@ pub const PROVING_ROUTES: &[(&str, &str)] = &[
     ("GET", "/eth/v1/proving/proofs/{block_id}"),
     ("GET", "/eth/v1/proving/ledgers/{block_id}"),
     ("GET", "/eth/v1/proving/balances"),
+    ("GET", "/eth/v1/node/syncing"),
     ("GET", "/eth/v1/proving/registry"),
     ("GET", "/eth/v1/proving/reward_config"),
     ("POST", "/eth/v1/proving/verify"),
@@ -128,6 +129,7 @@ fn build<B: ProvingBackend>(
         .route("/eth/v1/proving/proofs/{block_id}", get(proof::<B>))
         .route("/eth/v1/proving/ledgers/{block_id}", get(ledger::<B>))
         .route("/eth/v1/proving/balances", get(balances::<B>))
+        .route("/eth/v1/node/syncing", get(syncing::<B>))
         .route("/eth/v1/proving/registry", get(registry::<B>))
         .route("/eth/v1/proving/reward_config", get(reward_config::<B>))
         .route("/eth/v1/proving/verify", post(verify::<B>))
@@ -319,6 +321,13 @@ async fn balances<B: ProvingBackend>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     json_only(&headers, s.backend.balances().await?)
+}
+
+async fn syncing<B: ProvingBackend>(
+    State(s): State<AppState<B>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    json_only(&headers, s.backend.syncing().await?)
 }
 
 async fn registry<B: ProvingBackend>(

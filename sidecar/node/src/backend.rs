@@ -105,6 +105,10 @@ impl ProvingBackend for NodeApi {
         self.query(|d| d.registry()).await
     }
 
+    async fn syncing(&self) -> beacon_api::Result<beacon_api::SyncingData> {
+        self.query(|d| d.syncing()).await
+    }
+
     async fn reward_config(&self) -> beacon_api::Result<rewards::RewardsFile> {
         self.query(|d| d.reward_file()).await
     }

@@ -119,6 +119,10 @@ async fn node_proves_settles_and_serves_real_stark_proofs() {
     }
     assert!(!client.balances().await.unwrap().is_empty());
     assert_eq!(client.registry().await.unwrap().len(), usize::from(PROVERS));
+    // The Beacon API's sync status (this node settles from its own clock: always in sync).
+    let sync = BeaconClient::new([node.url()]).unwrap().syncing().await.unwrap();
+    assert!(!sync.is_syncing && sync.sync_distance == 0, "{sync:?}");
+    assert!(sync.head_slot.get() > 0, "{sync:?}");
     let metrics = node.metrics().encode();
     assert!(metrics.contains("accept"), "{metrics}");
 

@@ -17,6 +17,28 @@ impl Driver {
         }
     }
 
+    /// The sync status (`GET /eth/v1/node/syncing`): the head followed, and how far behind it
+    /// canonical settlement has resolved every slot. Syncing while something is being fetched
+    /// or more than one slot is unresolved; never without canonical settlement.
+    pub(crate) fn syncing(&self) -> beacon_api::SyncingData {
+        let head = self.last_block.map_or(Slot(0), |(slot, _)| slot);
+        let (distance, wanted) = match self.settling.as_ref() {
+            Some(s) => {
+                let resolved = s.rounds.resolved_through().map_or(0, |r| r.0.saturating_add(1));
+                let wanted = !s.wanted_records.is_empty() || !s.wanted_messages.is_empty();
+                (head.0.saturating_add(1).saturating_sub(resolved), wanted)
+            }
+            None => (0, false),
+        };
+        beacon_api::SyncingData {
+            head_slot: beacon_api::Slot(head.0),
+            sync_distance: distance,
+            is_syncing: wanted || distance > 1,
+            is_optimistic: None,
+            el_offline: None,
+        }
+    }
+
     /// The records known for slots `start..end`, oldest first.
     pub(crate) fn records_in(&self, start: Slot, end: Slot) -> Vec<InclusionRecord> {
         let Some(settling) = self.settling.as_ref() else { return Vec::new() };
