@@ -151,6 +151,8 @@ pub struct CanonicalRounds {
     /// `(slot, state before resolving it)`, oldest first.
     snapshots: VecDeque<(Slot, Box<Progression>)>,
     requested: HashSet<Wanted>,
+    /// Slots the caller gave up waiting for ([`CanonicalRounds::give_up`]).
+    given_up: HashSet<Slot>,
     actions: VecDeque<CanonicalAction>,
 }
 
@@ -191,6 +193,7 @@ impl CanonicalRounds {
             },
             snapshots: VecDeque::new(),
             requested: HashSet::new(),
+            given_up: HashSet::new(),
             actions: VecDeque::new(),
         })
     }
@@ -246,6 +249,7 @@ impl CanonicalRounds {
     /// again.
     pub fn prune_before(&mut self, slot: Slot) {
         self.records.retain(|_, r| r.slot >= slot);
+        self.given_up.retain(|s| *s >= slot);
         self.messages.retain(|_, m| message_slot(m.message()) >= slot);
     }
 
@@ -284,6 +288,7 @@ impl CanonicalRounds {
     /// must then rebuild from its stored inputs.
     pub fn on_reorg(&mut self, fork_slot: Slot) -> Result<()> {
         let _ = self.chain.split_off(&fork_slot);
+        self.given_up.retain(|s| *s < fork_slot);
         let undone = self.progress.resolved_through.is_some_and(|r| r >= fork_slot);
         if undone {
             let position = self.snapshots.iter().position(|(slot, _)| *slot >= fork_slot);
@@ -302,6 +307,22 @@ impl CanonicalRounds {
         }
         self.step();
         Ok(())
+    }
+
+    /// The caller gives up waiting for what slot `slot` lacks (its committed record, or messages
+    /// the record names): the slot is resolved with what is known, a missing record as no
+    /// record, missing messages as entries that do not count. Without this, a proposer that
+    /// commits to a record (or names a message) nobody can obtain would hold settlement for
+    /// ever. The caller decides when (the node: `inclusion.max_delay_slots` slots after the slot)
+    /// and records the decision with its other inputs; a sidecar that gives up while another
+    /// still obtains the data can settle differently, which only a proposer withholding data
+    /// from some sidecars can cause.
+    pub fn give_up(&mut self, slot: Slot) {
+        if self.progress.resolved_through.is_some_and(|r| slot <= r) {
+            return;
+        }
+        self.given_up.insert(slot);
+        self.step();
     }
 
     /// A record received (gossip, sync). Kept if a block commits to it now or may later.
@@ -364,7 +385,15 @@ impl CanonicalRounds {
             self.resolved(next, Vec::new());
             return true;
         };
+        let given_up = self.given_up.contains(&next);
         let Some(record) = self.records.get(&commitment).cloned() else {
+            if given_up {
+                let reason =
+                    Error::InvalidRecord { slot: next, reason: "the record is unavailable" };
+                self.actions.push_back(CanonicalAction::RecordRejected { slot: next, reason });
+                self.resolved(next, Vec::new());
+                return true;
+            }
             self.request(
                 Wanted::Record(commitment),
                 CanonicalAction::FetchRecord { slot: next, commitment },
@@ -383,13 +412,23 @@ impl CanonicalRounds {
             .map(|m| m.id)
             .filter(|id| !self.messages.contains_key(id))
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && !given_up {
             for id in missing {
                 self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot: next, id });
             }
             return false;
         }
-        let entries = record.messages.iter().map(|m| (m.arrived_at, m.id)).collect();
+        for id in &missing {
+            let reason =
+                Error::InvalidRecord { slot: next, reason: "a named message is unavailable" };
+            self.actions.push_back(CanonicalAction::EntryIgnored { slot: next, id: *id, reason });
+        }
+        let entries = record
+            .messages
+            .iter()
+            .filter(|m| !missing.contains(&m.id))
+            .map(|m| (m.arrived_at, m.id))
+            .collect();
         self.resolved(next, entries);
         true
     }

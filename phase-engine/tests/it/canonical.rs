@@ -458,3 +458,47 @@ fn the_settled_outcome_does_not_depend_on_when_verdicts_come() {
     assert!(!eager_outcomes.is_empty());
     assert_eq!(eager_outcomes, late_outcomes);
 }
+
+/// A block that commits to a record nobody can provide, or a record naming a message nobody
+/// has, would hold settlement for ever; once the caller gives up on the slot it is resolved
+/// with what is known (no record; the entries whose messages are known) and settlement goes on.
+#[test]
+fn giving_up_on_an_unavailable_record_or_message_resolves_the_slot_without_it() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let rec = record(2, proposer(2), r.t, &all);
+
+    let mut c = canonical(&r.fresh);
+    blocks(&mut c, 1..=8, &[(2, &rec)]);
+    let _ = run(&mut c);
+    assert_eq!(c.resolved_through(), Some(Slot(1)));
+    c.give_up(Slot(2));
+    let (_, other) = run(&mut c);
+    assert_eq!(c.resolved_through(), Some(Slot(8)));
+    assert!(
+        other.iter().any(|a| matches!(a, CanonicalAction::RecordRejected { slot: Slot(2), .. })),
+        "{other:?}"
+    );
+
+    let missing = r.messages[0].signing_root();
+    let mut d = canonical(&r.fresh);
+    d.on_record(rec.clone());
+    for m in &r.messages[1..] {
+        d.on_message(m.clone());
+    }
+    blocks(&mut d, 1..=8, &[(2, &rec)]);
+    let _ = run(&mut d);
+    assert_eq!(d.resolved_through(), Some(Slot(1)));
+    d.give_up(Slot(2));
+    let (_, other) = run(&mut d);
+    assert_eq!(d.resolved_through(), Some(Slot(8)));
+    assert!(
+        other.iter().any(
+            |a| matches!(a, CanonicalAction::EntryIgnored { slot: Slot(2), id, .. } if *id == missing)
+        ),
+        "{other:?}"
+    );
+    // Giving up on a resolved slot changes nothing.
+    d.give_up(Slot(1));
+    assert_eq!(d.resolved_through(), Some(Slot(8)));
+}

@@ -8,7 +8,9 @@
 //! Timing: the cut-off is `inclusion.cutoff_margin_ms` before the slot starts; the record is
 //! built then and the graffiti set right after, which leaves the margin for the keymanager call
 //! before the validator client asks its beacon node for the block. A slot whose cut-off has
-//! passed by more than half the margin when it is noticed (a start mid-slot) is skipped.
+//! passed by more than half the margin when it is noticed (a start mid-slot) is skipped. The
+//! duties of the next epoch are read ahead and read again once it is the current epoch (a
+//! beacon node may answer them before they are final; Lodestar 1.5 does).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -57,7 +59,8 @@ impl Includer {
     /// Runs until `shutdown`.
     pub(crate) async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut duties: BTreeMap<Slot, (ValidatorIndex, String)> = BTreeMap::new();
-        let mut fetched_epochs: BTreeMap<u64, ()> = BTreeMap::new();
+        // Epochs whose duties are known, and whether they were fetched as the current epoch.
+        let mut fetched_epochs: BTreeMap<u64, bool> = BTreeMap::new();
         let mut served: Vec<String> = Vec::new();
         let mut served_epoch = None;
         let mut done: Option<Slot> = None;
@@ -85,11 +88,18 @@ impl Includer {
                 }
             }
             for e in [epoch, epoch.saturating_add(1)] {
-                if fetched_epochs.contains_key(&e) {
-                    continue;
+                // The next epoch's duties are tentative (some beacon nodes answer them before
+                // they are final): fetched again once the epoch is the current one.
+                let current = e <= epoch;
+                match fetched_epochs.get(&e) {
+                    Some(true) => continue,
+                    Some(false) if !current => continue,
+                    _ => {}
                 }
                 match self.beacon.proposer_duties(beacon_api::Epoch(e)).await {
                     Ok(response) => {
+                        let spe = self.slots_per_epoch.max(1);
+                        duties.retain(|slot, _| slot.0 / spe != e);
                         for duty in response.data {
                             let key = duty.pubkey.to_string().to_lowercase();
                             if served.contains(&key) {
@@ -97,7 +107,7 @@ impl Includer {
                                 duties.insert(Slot(duty.slot.get()), (index, key));
                             }
                         }
-                        fetched_epochs.insert(e, ());
+                        fetched_epochs.insert(e, current);
                     }
                     Err(err) => debug!(epoch = e, error = %err, "no proposer duties yet"),
                 }

@@ -80,6 +80,9 @@ pub enum LoggedInput {
     SettlingVerdict(Verdict),
     /// An inclusion record (received, fetched, or this node's own).
     Record(InclusionRecord),
+    /// Canonical settlement stopped waiting for what this slot lacks (its committed record or
+    /// messages it names): resolved with what is known.
+    GaveUp(phase_engine::Slot),
     /// The time moved on.
     Tick(UnixMillis),
     /// A reorg: these blocks left the canonical chain, which now ends at `fork`.

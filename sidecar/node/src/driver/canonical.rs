@@ -182,6 +182,33 @@ impl Driver {
         }
     }
 
+    /// The slots whose missing record or messages have been waited for long enough by the
+    /// block at `head`: `inclusion.max_delay_slots` slots (the bound any message's inclusion
+    /// has anyway).
+    pub(super) fn settling_overdue(&self, head: Slot) -> Vec<Slot> {
+        let Some(settling) = self.settling.as_ref() else { return Vec::new() };
+        let wait = self.inclusion.max_delay_slots;
+        let mut due: Vec<Slot> = settling
+            .wanted_records
+            .keys()
+            .chain(settling.wanted_messages.values())
+            .copied()
+            .filter(|s| s.0.saturating_add(wait) <= head.0)
+            .collect();
+        due.sort();
+        due.dedup();
+        due
+    }
+
+    /// Stops waiting for what `slot` lacks.
+    pub(super) fn settling_give_up(&mut self, slot: Slot) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        warn!(%slot, "settling: the record or messages of this slot did not come: resolved without them");
+        settling.wanted_records.remove(&slot);
+        settling.wanted_messages.retain(|_, s| *s != slot);
+        settling.rounds.give_up(slot);
+    }
+
     /// A message the live engine accepted, received here at `received`.
     pub(super) fn settling_candidate(&mut self, id: Root, received: UnixMillis) {
         let Some(settling) = self.settling.as_mut() else { return };

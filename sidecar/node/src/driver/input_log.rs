@@ -157,6 +157,7 @@ impl Driver {
                 let _ = self.apply_message(message, arrived, received, None);
             }
             LoggedInput::Record(record) => self.settling_record(record),
+            LoggedInput::GaveUp(slot) => self.settling_give_up(slot),
             LoggedInput::SettlingVerdict(verdict) => self.settling_verdict(verdict)?,
             LoggedInput::Verdict(verdict) => {
                 if let Some(check) = self.outstanding.remove(&verdict.request) {

@@ -289,6 +289,9 @@ impl Driver {
                 self.update_beacon_lag(Some(info.slot));
                 let graffiti = Some(graffiti);
                 self.log_and_apply(LoggedInput::Block { info, data, now, graffiti }).await?;
+                for slot in self.settling_overdue(info.slot) {
+                    self.log_and_apply(LoggedInput::GaveUp(slot)).await?;
+                }
                 self.retry_early().await
             }
             Input::Message { message, arrived, reply } => {
