@@ -10,7 +10,10 @@
 //! before the validator client asks its beacon node for the block. A slot whose cut-off has
 //! passed by more than half the margin when it is noticed (a start mid-slot) is skipped. The
 //! duties of the next epoch are read ahead and read again once it is the current epoch (a
-//! beacon node may answer them before they are final; Lodestar 1.5 does).
+//! beacon node may answer them before they are final), and a duty whose slot is not in the epoch
+//! asked for is ignored (Lodestar 1.5 answers the next epoch with the current epoch's slot
+//! numbers; beside it the first slot of each epoch, whose cut-off is in the previous epoch,
+//! includes nothing).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -101,6 +104,16 @@ impl Includer {
                         let spe = self.slots_per_epoch.max(1);
                         duties.retain(|slot, _| slot.0 / spe != e);
                         for duty in response.data {
+                            if duty.slot.get() / spe != e {
+                                // Lodestar 1.5 answers a future epoch with the current one's
+                                // slot numbers: such duties are not this epoch's.
+                                debug!(
+                                    epoch = e,
+                                    slot = duty.slot.get(),
+                                    "proposer duty outside its epoch: ignored"
+                                );
+                                continue;
+                            }
                             let key = duty.pubkey.to_string().to_lowercase();
                             if served.contains(&key) {
                                 let index = ValidatorIndex(duty.validator_index.get());
