@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::{
-    actions::{Action, BlockInfo, Progress, RequestId, Verdict},
+    actions::{Action, BlockInfo, Progress, ProverRecord, RequestId, Verdict},
     config::InclusionParams,
     engine::Engine,
     error::{Error, Result},
@@ -153,6 +153,9 @@ pub struct CanonicalRounds {
     requested: HashSet<Wanted>,
     /// Slots the caller gave up waiting for ([`CanonicalRounds::give_up`]).
     given_up: HashSet<Slot>,
+    /// Provers that join the registry right before the block of a slot is fed
+    /// ([`CanonicalRounds::add_prover_at`]).
+    joining: BTreeMap<Slot, Vec<ProverRecord>>,
     actions: VecDeque<CanonicalAction>,
 }
 
@@ -194,6 +197,7 @@ impl CanonicalRounds {
             snapshots: VecDeque::new(),
             requested: HashSet::new(),
             given_up: HashSet::new(),
+            joining: BTreeMap::new(),
             actions: VecDeque::new(),
         })
     }
@@ -250,6 +254,7 @@ impl CanonicalRounds {
     pub fn prune_before(&mut self, slot: Slot) {
         self.records.retain(|_, r| r.slot >= slot);
         self.given_up.retain(|s| *s >= slot);
+        self.joining = self.joining.split_off(&slot);
         self.messages.retain(|_, m| message_slot(m.message()) >= slot);
     }
 
@@ -323,6 +328,19 @@ impl CanonicalRounds {
         }
         self.given_up.insert(slot);
         self.step();
+    }
+
+    /// A prover joins the registry right before the canonical block of `slot` is fed: the block
+    /// at which the live engine activated it, so that both engines have the same registry at
+    /// every block (and select the same provers). A registration the caller activates at a
+    /// block already fed joins before the next one.
+    pub fn add_prover_at(&mut self, record: ProverRecord, slot: Slot) {
+        let fed = self.progress.fed_blocks_through;
+        let slot = match fed {
+            Some(f) if slot <= f => Slot(f.0.saturating_add(1)),
+            _ => slot,
+        };
+        self.joining.entry(slot).or_default().push(record);
     }
 
     /// A record received (gossip, sync). Kept if a block commits to it now or may later.
@@ -525,6 +543,18 @@ impl CanonicalRounds {
             self.advance_to(info.slot_start);
             if self.waiting() {
                 return;
+            }
+            // Kept as inputs (a reorg may feed these slots again): those since the last block fed.
+            let since =
+                self.progress.fed_blocks_through.map_or(Slot(0), |s| Slot(s.0.saturating_add(1)));
+            let joining: Vec<ProverRecord> = self
+                .joining
+                .range(since..=info.slot)
+                .flat_map(|(_, records)| records.iter().cloned())
+                .collect();
+            for record in joining {
+                // Already registered (a replayed activation): nothing to do.
+                let _ = self.progress.engine.add_prover(record);
             }
             if let Err(reason) = self.progress.engine.on_block(info, info.slot_start) {
                 self.actions.push_back(CanonicalAction::RecordRejected { slot: info.slot, reason });

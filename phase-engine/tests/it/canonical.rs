@@ -502,3 +502,37 @@ fn giving_up_on_an_unavailable_record_or_message_resolves_the_slot_without_it() 
     d.give_up(Slot(1));
     assert_eq!(d.resolved_through(), Some(Slot(8)));
 }
+
+/// A registration the live engine activates at a block joins the settling engine's registry
+/// right before that block is fed there, whenever the caller announces it (before the block is
+/// fed, or after: then before the next one).
+#[test]
+fn a_prover_joins_the_settling_registry_at_the_block_it_joined_the_live_one() {
+    let r = round();
+    let key = phase_engine::bls::SecretKey::from_ikm(&[42; 32]).unwrap();
+    let record = phase_engine::ProverRecord {
+        pubkey: key.public_key(),
+        stake: phase_engine::test_utils::STAKE,
+        capabilities: phase_engine::Capabilities::default(),
+        active: true,
+        reputation: 0,
+    };
+    let before = r.fresh.num_active();
+    let mut c = canonical(&r.fresh);
+    c.add_prover_at(record.clone(), Slot(3));
+    blocks(&mut c, 1..=2, &[]);
+    let _ = run(&mut c);
+    assert_eq!(c.engine().num_active(), before, "not before slot 3's block");
+    blocks(&mut c, 3..=12, &[]);
+    let _ = run(&mut c);
+    assert_eq!(c.engine().num_active(), before + 1);
+    assert!(c.engine().prover_by_pubkey(&record.pubkey).is_some());
+    // Announced once every block is fed: it joins with the next block.
+    let mut late = canonical(&r.fresh);
+    blocks(&mut late, 1..=12, &[]);
+    let _ = run(&mut late);
+    late.add_prover_at(record.clone(), Slot(3));
+    blocks(&mut late, 13..=20, &[]);
+    let _ = run(&mut late);
+    assert_eq!(late.engine().num_active(), before + 1);
+}

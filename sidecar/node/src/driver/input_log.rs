@@ -114,6 +114,10 @@ impl Driver {
                     match self.engine.add_prover(record.clone()) {
                         Ok(index) => {
                             info!(prover = %index, pubkey = %record.pubkey, "prover registered");
+                            // The settling engine's registry changes at the same block.
+                            if let Some(settling) = self.settling.as_mut() {
+                                settling.rounds.add_prover_at(record, info.slot);
+                            }
                         }
                         Err(e) => warn!(error = %e, "registration not activated"),
                     }

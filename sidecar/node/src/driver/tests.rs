@@ -31,6 +31,16 @@ fn driver_with(
     now: UnixMillis,
     publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
 ) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    driver_full(dir, now, publish, false)
+}
+
+/// [`driver_with`], settling canonically when `canonical`.
+fn driver_full(
+    dir: &std::path::Path,
+    now: UnixMillis,
+    publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    canonical: bool,
+) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
     let rewards = rewards::Config::default();
     let mut engine = Engine::new(rewards.engine, tu::signing_context());
     for i in 0..PROVERS {
@@ -50,6 +60,7 @@ fn driver_with(
     let prover = Prover::new(ProofParams::default(), workload).unwrap();
     let (events, _) = broadcast::channel(64);
     let (settled, _) = broadcast::channel(64);
+    let settling_engine = canonical.then(|| engine.clone());
     let parts = DriverParts {
         engine,
         store: Arc::new(Store::open(&dir.join("node.redb")).unwrap()),
@@ -57,7 +68,15 @@ fn driver_with(
         rewards,
         verifier: Arc::new(StarkVerifier::new(prover)),
         metrics: Metrics::new(),
-        settling: None,
+        settling: settling_engine.map(|engine| {
+            CanonicalRounds::new(
+                engine,
+                rewards.inclusion,
+                UnixMillis(tu::GENESIS_MILLIS),
+                tu::SLOT_MILLIS,
+            )
+            .unwrap()
+        }),
         events,
         settled,
         publish,
@@ -300,4 +319,34 @@ async fn accepted_submissions_are_published_and_published_again_after_a_crash() 
     let (_driver, _tx, _rx) = driver_with(dir.path(), now, Some(publish));
     assert_eq!(published.try_recv().unwrap(), first);
     assert!(published.try_recv().is_err());
+}
+
+/// Backdating: a relay that writes `first_seen` 3 s early moves the live engine's arrival time
+/// (within the relay allowance), but the record this node builds states the time *it* received
+/// the message, so a relay cannot move a message's canonical time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_state_the_local_receive_time_not_a_relays_first_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 3_500);
+    let (mut driver, _tx, mut rx) = driver_full(dir.path(), now, None, true);
+    driver.handle(block(0)).await.unwrap();
+    driver.handle(block(1)).await.unwrap();
+    let message = decline(&[0, 1]);
+    let id = message.signing_root(driver.engine.signing_context());
+    let backdated = UnixMillis(now.0 - 3_000);
+    let (reply, mut answer) = oneshot::channel();
+    let item = Gossiped::Message(message);
+    driver.handle(Input::Gossip { item, arrived: backdated, reply }).await.unwrap();
+    assert_eq!(until_answered(&mut driver, &mut rx, &mut answer).await, GossipResult::Accepted);
+
+    let (reply, record) = oneshot::channel();
+    let input =
+        Input::BuildRecord { slot: Slot(2), proposer: phase_engine::ValidatorIndex(5), reply };
+    driver.handle(input).await.unwrap();
+    let record = record.await.unwrap().expect("canonical settlement builds records");
+    let entry = record.messages.iter().find(|m| m.id == id).expect("the decline is included");
+    assert_eq!(entry.arrived_at, now, "the local receive time, not {backdated:?}");
+    assert_eq!((record.slot, record.proposer_index), (Slot(2), phase_engine::ValidatorIndex(5)));
+    // The record is the node's input too: the settling engine knows it, and it is logged.
+    assert!(driver.settling.as_ref().unwrap().records.contains_key(&Slot(2)));
 }
