@@ -24,6 +24,9 @@ use super::{
 };
 use crate::error::NodeResult;
 
+/// Records kept per slot beyond the one a canonical block commits to.
+const MAX_RECORDS_PER_SLOT: usize = 4;
+
 /// Verdicts remembered for the settling engine, at most (the oldest slots go first).
 const MAX_VERDICTS: usize = 65_536;
 
@@ -232,6 +235,14 @@ impl Driver {
         let commitment = RecordCommitment::of(&record.root());
         if settling.rounds.has_record(&commitment) {
             return Err("known");
+        }
+        // A slot has one canonical record; anyone may gossip others. Beyond a few per slot only
+        // the one a block commits to is kept.
+        let committed = settling.wanted_records.get(&record.slot) == Some(&commitment);
+        if !committed
+            && settling.records.get(&record.slot).is_some_and(|l| l.len() >= MAX_RECORDS_PER_SLOT)
+        {
+            return Err("too many records for the slot");
         }
         Ok(())
     }

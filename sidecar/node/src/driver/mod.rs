@@ -165,6 +165,8 @@ pub(crate) struct Driver {
     blocks: BTreeMap<Root, BlockRecord>,
     by_slot: BTreeMap<Slot, Root>,
     balances: rewards::Balances,
+    /// The latest blocks settled, oldest first (each is settled once).
+    settled_recent: VecDeque<Root>,
     /// Checked registrations waiting to join, with the time they were first seen.
     pending_registrations: BTreeMap<BlsPublicKey, (ProverRecord, Option<UnixMillis>)>,
     outstanding: BTreeMap<RequestId, Check>,
@@ -230,6 +232,7 @@ impl Driver {
             blocks: BTreeMap::new(),
             by_slot: BTreeMap::new(),
             balances: rewards::Balances::new(),
+            settled_recent: VecDeque::new(),
             pending_registrations: BTreeMap::new(),
             outstanding: BTreeMap::new(),
             in_flight: HashMap::new(),

@@ -9,6 +9,9 @@ use tracing::info;
 use super::Driver;
 use crate::{StoreBatch, error::NodeResult};
 
+/// Blocks remembered as settled (a reorg reaches back at most `SNAPSHOTS_KEPT` slots).
+const SETTLED_RECENT: usize = 256;
+
 /// The store key (in the block root's message space) of a settled block's finalised proof.
 pub(super) const FINALIZED_PROOF_KEY: crate::MessageKey = [0xff; 32];
 
@@ -43,8 +46,18 @@ impl Driver {
 
     /// Settles a block's outcome: its ledger, the balances, the events.
     pub(super) fn settle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
-        let ledger = rewards::settle(&outcome, &self.table)?;
         let root = outcome.block_root;
+        // Once per block: the settling engine emits an outcome again after a reorg that undid
+        // records it used; the first ledger stands (its balances are applied once).
+        if self.settled_recent.contains(&root) {
+            tracing::warn!(slot = %outcome.slot, block = %root, "block settled before: the first ledger stands");
+            return Ok(());
+        }
+        self.settled_recent.push_back(root);
+        while self.settled_recent.len() > SETTLED_RECENT {
+            self.settled_recent.pop_front();
+        }
+        let ledger = rewards::settle(&outcome, &self.table)?;
         let data = BlockEventData { block_root: root, slot: outcome.slot };
         let canonical = self.settling.is_some();
         let proven = if canonical { proven_by(&outcome) } else { self.proven(&root) };

@@ -350,3 +350,29 @@ async fn records_state_the_local_receive_time_not_a_relays_first_seen() {
     // The record is the node's input too: the settling engine knows it, and it is logged.
     assert!(driver.settling.as_ref().unwrap().records.contains_key(&Slot(2)));
 }
+
+/// Anyone may gossip records for a slot: a few are kept (one of them may be the one its block
+/// commits to), the rest are not forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossiped_records_beyond_a_few_per_slot_are_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 3_500);
+    let (mut driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
+    driver.handle(block(0)).await.unwrap();
+    let mut results = Vec::new();
+    for i in 0..6u64 {
+        let record = phase_engine::build_record(
+            Slot(2),
+            phase_engine::ValidatorIndex(i),
+            now,
+            std::iter::empty(),
+        );
+        let (reply, answer) = oneshot::channel();
+        let input = Input::Gossip { item: Gossiped::Record(record), arrived: now, reply };
+        driver.handle(input).await.unwrap();
+        results.push(answer.await.unwrap());
+    }
+    let kept = results.iter().filter(|r| **r == GossipResult::Accepted).count();
+    assert_eq!(kept, 4, "{results:?}");
+    assert_eq!(driver.settling.as_ref().unwrap().records[&Slot(2)].len(), 4);
+}
