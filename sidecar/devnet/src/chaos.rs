@@ -65,12 +65,8 @@ impl Chaos {
             let Self { late, killed, peers } = self;
             let mut late = Some(late);
             let (killed_node, killed_config) = killed;
+            let mut forwarders = vec![tokio::spawn(forward_node(2, &killed_node, tx.clone()))];
             let mut killed_node = Some(killed_node);
-            let mut forwarders = vec![tokio::spawn(forward_node(
-                2,
-                killed_node.as_ref().unwrap_or_else(|| unreachable!("set above")),
-                tx.clone(),
-            ))];
             let mut late_node = None;
             let mut seen = 0u64;
             loop {

@@ -242,15 +242,19 @@ pub async fn run(
     let mut chaos_task = None;
     if opts.chaos {
         // Sidecar 2 moves to the chaos task, which kills and restarts it.
+        let needs_three = || DevnetError::InvalidArgument {
+            arg: "--chaos",
+            value: opts.sidecars.to_string(),
+            reason: "needs 3 sidecars".into(),
+        };
+        if nodes.len() < 2 {
+            return Err(needs_three());
+        }
         let killed = nodes.remove(1);
         let peers = nodes.iter().filter_map(|n| n.p2p()).map(|n| n.listen_address().clone());
         let faults = chaos::Chaos {
-            late: late_config.take().ok_or(DevnetError::InvalidArgument {
-                arg: "--chaos",
-                value: opts.sidecars.to_string(),
-                reason: "needs 3 sidecars".into(),
-            })?,
-            killed: (killed, killed_config.take().unwrap_or_else(|| unreachable!("set above"))),
+            late: late_config.take().ok_or_else(needs_three)?,
+            killed: (killed, killed_config.take().ok_or_else(needs_three)?),
             peers: peers.collect(),
         };
         chaos_task = Some(faults.spawn(&devnet, tx.clone(), stop_rx.clone()));
