@@ -58,10 +58,18 @@ pub struct DevnetArgs {
     /// mode before canonical rounds; for comparison).
     #[arg(long)]
     pub no_inclusion: bool,
-    /// Run with three faults at once (needs 3 sidecars and at least 9 blocks): sidecar 0
-    /// receives every gossip message 5 s late, sidecar 1 starts after block 3, sidecar 2 is
-    /// killed after block 4 and restarts 3 blocks later. Every prover submits to sidecar 0.
-    /// The run exits 0 only if every sidecar settles every block with the same ledger.
-    #[arg(long)]
-    pub chaos: bool,
+    /// Run with faults (needs 3 sidecars and at least 9 blocks): `late-gossip` (sidecar 0
+    /// receives every gossip message 5 s late), `late-start` (sidecar 1 starts after block 3),
+    /// `restart` (sidecar 2 is killed after block 4 and restarts 3 blocks later); a
+    /// comma-separated list, or all three when given without a value. Every prover submits to
+    /// sidecar 0. The run exits 0 only if every sidecar settles every block with the same
+    /// ledger.
+    #[arg(
+        long,
+        value_name = "FAULTS",
+        num_args = 0..=1,
+        default_missing_value = "all",
+        require_equals = false
+    )]
+    pub chaos: Option<String>,
 }

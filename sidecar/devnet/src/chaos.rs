@@ -1,4 +1,5 @@
-//! `--chaos`: the same network with three faults at once, none of which may change a ledger.
+//! `--chaos`: the same network with three faults (all at once, or any of them alone), none of
+//! which may change a ledger.
 //!
 //! * Sidecar 0 receives every gossip message [`GOSSIP_DELAY`] late.
 //! * Sidecar 1 starts only after [`LATE_START_AFTER`] reported blocks, with an empty store: it
@@ -35,12 +36,68 @@ pub(crate) const KILL_FOR: u64 = 3;
 /// settles some blocks it was up for again.
 pub(crate) const MIN_BLOCKS: u64 = KILL_AT + KILL_FOR + 2;
 
+/// Which faults a `--chaos` run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChaosFaults {
+    /// Sidecar 0 receives every gossip message [`GOSSIP_DELAY`] late.
+    pub late_gossip: bool,
+    /// Sidecar 1 starts after [`LATE_START_AFTER`] blocks with an empty store.
+    pub late_start: bool,
+    /// Sidecar 2 is killed after [`KILL_AT`] blocks and restarts [`KILL_FOR`] blocks later.
+    pub restart: bool,
+}
+
+impl ChaosFaults {
+    /// Every fault.
+    pub const ALL: Self = Self { late_gossip: true, late_start: true, restart: true };
+
+    /// Parses `all` or a comma-separated list of `late-gossip`, `late-start` and `restart`.
+    ///
+    /// # Errors
+    /// The unknown name, or an empty list.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut faults = Self { late_gossip: false, late_start: false, restart: false };
+        for name in text.split(',').map(str::trim) {
+            match name {
+                "all" => faults = Self::ALL,
+                "late-gossip" => faults.late_gossip = true,
+                "late-start" => faults.late_start = true,
+                "restart" => faults.restart = true,
+                "" => return Err("an empty fault name".into()),
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}` (expected all, late-gossip, late-start or restart)"
+                    ));
+                }
+            }
+        }
+        Ok(faults)
+    }
+
+    /// What the faults do, for the run's header.
+    pub(crate) fn describe(self) -> String {
+        let mut parts = Vec::new();
+        if self.late_gossip {
+            parts.push(format!("sidecar 0 gets gossip {} s late", GOSSIP_DELAY.as_secs()));
+        }
+        if self.late_start {
+            parts.push(format!("sidecar 1 starts after block {LATE_START_AFTER}"));
+        }
+        if self.restart {
+            parts.push(format!(
+                "sidecar 2 is killed after block {KILL_AT} and restarts {KILL_FOR} blocks later"
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
 /// The sidecars the faults act on, and how to bring them (back) up.
 pub(crate) struct Chaos {
-    /// Sidecar 1's settings (not started yet).
-    pub(crate) late: NodeConfig,
-    /// Sidecar 2, running, and its settings for the restart.
-    pub(crate) killed: (NodeHandle, NodeConfig),
+    /// Sidecar 1's settings (not started yet), with `late-start`.
+    pub(crate) late: Option<NodeConfig>,
+    /// Sidecar 2, running, and its settings for the restart, with `restart`.
+    pub(crate) killed: Option<(NodeHandle, NodeConfig)>,
     /// Where the other sidecars listen (to dial after a (re)start).
     pub(crate) peers: Vec<Multiaddr>,
 }
@@ -62,11 +119,15 @@ impl Chaos {
     ) -> JoinHandle<ChaosNodes> {
         let mut heads = devnet.subscribe();
         tokio::spawn(async move {
-            let Self { late, killed, peers } = self;
-            let mut late = Some(late);
-            let (killed_node, killed_config) = killed;
-            let mut forwarders = vec![tokio::spawn(forward_node(2, &killed_node, tx.clone()))];
-            let mut killed_node = Some(killed_node);
+            let Self { mut late, killed, peers } = self;
+            let (mut killed_node, killed_config) = match killed {
+                Some((node, config)) => (Some(node), Some(config)),
+                None => (None, None),
+            };
+            let mut forwarders: Vec<JoinHandle<()>> = killed_node
+                .iter()
+                .map(|node| tokio::spawn(forward_node(2, node, tx.clone())))
+                .collect();
             let mut late_node = None;
             let mut seen = 0u64;
             loop {
@@ -97,13 +158,16 @@ impl Chaos {
                     }
                     node.abort().await;
                 }
-                if seen == KILL_AT + KILL_FOR && killed_node.is_none() {
+                if seen == KILL_AT + KILL_FOR
+                    && killed_node.is_none()
+                    && let Some(config) = killed_config.clone()
+                {
                     info!("chaos: sidecar 2 restarts");
                     let mut dial = peers.clone();
                     if let Some(addr) = late_node.as_ref().and_then(|n| n.p2p()) {
                         dial.push(addr.listen_address().clone());
                     }
-                    if let Some(node) = start(killed_config.clone(), &dial, 2).await {
+                    if let Some(node) = start(config, &dial, 2).await {
                         forwarders.push(tokio::spawn(forward_node(2, &node, tx.clone())));
                         killed_node = Some(node);
                     }

@@ -13,9 +13,10 @@
 //! Counting starts with the first block the devnet produces once every sidecar and prover is up;
 //! blocks produced during start-up are settled but not reported.
 //!
-//! With `--chaos` the same network runs with three faults at once (a sidecar receiving gossip
-//! late, one starting late, one killed and restarted), and passes only if every sidecar still
-//! settles the same ledgers.
+//! With `--chaos` the same network runs with three faults (a sidecar receiving gossip late, one
+//! starting late, one killed and restarted), all at once or any of them alone
+//! (`--chaos late-gossip,restart`), and passes only if every sidecar still settles the same
+//! ledgers.
 //!
 //! [`serve_beacon`] runs only the devnet beacon node, for sidecars and provers started as
 //! separate processes (`testnets/local/run.sh`).
@@ -36,6 +37,7 @@ mod table;
 
 pub use args::DevnetArgs;
 pub use beacon::serve_beacon;
+pub use chaos::ChaosFaults;
 pub use error::{DevnetError, DevnetResult};
 pub use options::DevnetOptions;
 pub use report::{BlockReport, DevnetSummary, LatencyStats};

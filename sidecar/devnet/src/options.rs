@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::BEACON_ONLY_ADDRESS;
 use crate::args::DevnetArgs;
+use crate::chaos::ChaosFaults;
 use crate::error::{DevnetError, DevnetResult};
 
 /// Stake of every devnet prover (32 ETH in Gwei).
@@ -46,8 +47,8 @@ pub struct DevnetOptions {
     pub inclusion: bool,
     /// Share of the validators whose sidecar includes for their proposals (0 to 1).
     pub proposers_with_sidecar: f64,
-    /// Three faults at once (see `--chaos`).
-    pub chaos: bool,
+    /// The faults of `--chaos` (`None`: none).
+    pub chaos: Option<ChaosFaults>,
 }
 
 impl DevnetOptions {
@@ -80,10 +81,16 @@ impl DevnetOptions {
         if args.min_gas > args.max_gas {
             return invalid("--min-gas", &args.min_gas, "must not exceed --max-gas");
         }
-        if args.chaos && args.sidecars != 3 {
+        let chaos = match args.chaos.as_deref().map(ChaosFaults::parse).transpose() {
+            Ok(chaos) => chaos,
+            Err(reason) => {
+                return invalid("--chaos", &args.chaos.as_deref().unwrap_or(""), &reason);
+            }
+        };
+        if chaos.is_some() && args.sidecars != 3 {
             return invalid("--sidecars", &args.sidecars, "--chaos runs exactly 3 sidecars");
         }
-        if args.chaos && args.blocks.is_some_and(|b| b < crate::chaos::MIN_BLOCKS) {
+        if chaos.is_some() && args.blocks.is_some_and(|b| b < crate::chaos::MIN_BLOCKS) {
             return invalid(
                 "--blocks",
                 &args.blocks.unwrap_or(0),
@@ -157,7 +164,7 @@ impl DevnetOptions {
             seed: args.seed,
             inclusion,
             proposers_with_sidecar: args.proposers_with_sidecar,
-            chaos: args.chaos,
+            chaos,
         })
     }
 }

@@ -17,7 +17,7 @@ use sidecar_node::{
 use sidecar_p2p::{NetworkConfig, NetworkHandle, NodeKey};
 use sidecar_prover::{ProverError, ProverWorker, WorkerConfig};
 
-use crate::chaos;
+use crate::chaos::{self, ChaosFaults};
 use crate::collector::{collect, forward_heads, forward_node};
 use crate::error::{DevnetError, DevnetResult, out_err};
 use crate::options::{DevnetOptions, KEYMANAGER_TOKEN, PROVER_STAKE, prover_key};
@@ -130,6 +130,10 @@ pub async fn run(
     .map_err(out_err)?;
 
     let mut nodes: Vec<NodeHandle> = Vec::with_capacity(opts.sidecars);
+    // The sidecar index of each entry of `nodes` (a late starter is not in it yet).
+    let mut indices: Vec<usize> = Vec::with_capacity(opts.sidecars);
+    let faults =
+        opts.chaos.unwrap_or(ChaosFaults { late_gossip: false, late_start: false, restart: false });
     let (mut late_config, mut killed_config) = (None, None);
     for index in 0..opts.sidecars {
         let dir = data_dir.path().join(format!("sidecar-{index}"));
@@ -147,7 +151,7 @@ pub async fn run(
             });
         }
         config.min_stake = 1;
-        if opts.chaos && index == 0 {
+        if faults.late_gossip && index == 0 {
             config.gossip_delay = chaos::GOSSIP_DELAY;
         }
         if opts.sidecars > 1 {
@@ -160,16 +164,19 @@ pub async fn run(
             };
             config.p2p = Some(NetworkConfig::loopback(key));
         }
-        if opts.chaos && index == 1 {
+        if faults.late_start && index == 1 {
             // Starts late (the chaos task starts it).
             late_config = Some(config);
             continue;
         }
-        if opts.chaos && index == 2 {
+        if faults.restart && index == 2 {
             killed_config = Some(config.clone());
         }
         match Node::spawn(config).await {
-            Ok(node) => nodes.push(node),
+            Ok(node) => {
+                nodes.push(node);
+                indices.push(index);
+            }
             Err(e) => {
                 let _ = shutdown_nodes(nodes).await;
                 return Err(DevnetError::Node { index, source: Box::new(e) });
@@ -180,28 +187,15 @@ pub async fn run(
         let _ = shutdown_nodes(nodes).await;
         return Err(e);
     }
-    // With --chaos, sidecar 1 is not up yet: `nodes` holds sidecars 0 and 2 (then 3...).
-    let index_of =
-        |position: usize| if opts.chaos && position >= 1 { position + 1 } else { position };
-    for (position, node) in nodes.iter().enumerate() {
+    for (node, i) in nodes.iter().zip(&indices) {
         let p2p =
             node.p2p().map_or(String::new(), |n| format!(", gossip on {}", n.listen_address()));
-        let i = index_of(position);
         writeln!(out, "sidecar {i}: proving API and /metrics on {}{p2p}", node.url())
             .map_err(out_err)?;
     }
-    if opts.chaos {
-        writeln!(
-            out,
-            "chaos: sidecar 0 gets gossip {} s late; sidecar 1 starts after block {}; sidecar 2 \
-             is killed after block {} and restarts {} blocks later; every prover submits to \
-             sidecar 0",
-            chaos::GOSSIP_DELAY.as_secs(),
-            chaos::LATE_START_AFTER,
-            chaos::KILL_AT,
-            chaos::KILL_FOR,
-        )
-        .map_err(out_err)?;
+    if opts.chaos.is_some() {
+        writeln!(out, "chaos: {}; every prover submits to sidecar 0", faults.describe())
+            .map_err(out_err)?;
     }
     writeln!(out, "data: {}", data_dir.path().display()).map_err(out_err)?;
 
@@ -209,7 +203,7 @@ pub async fn run(
     let mut workers = tokio::task::JoinSet::new();
     for (index, key) in keys.into_iter().enumerate() {
         // With --chaos every prover submits to sidecar 0, the one up the whole time.
-        let node = if opts.chaos { &nodes[0] } else { &nodes[index % nodes.len()] };
+        let node = if opts.chaos.is_some() { &nodes[0] } else { &nodes[index % nodes.len()] };
         let built = BeaconClient::new([node.url()])
             .and_then(|s| Ok((ProvingClient::new(s), BeaconClient::new([beacon_url.clone()])?)))
             .map_err(|e| ProverError::Api { what: "building clients", source: e })
@@ -240,28 +234,21 @@ pub async fn run(
     let mut forwarders = Vec::new();
     forwarders.push(tokio::spawn(forward_heads(&devnet, beacon_url.clone(), tx.clone())));
     let mut chaos_task = None;
-    if opts.chaos {
+    if late_config.is_some() || killed_config.is_some() {
         // Sidecar 2 moves to the chaos task, which kills and restarts it.
-        let needs_three = || DevnetError::InvalidArgument {
-            arg: "--chaos",
-            value: opts.sidecars.to_string(),
-            reason: "needs 3 sidecars".into(),
+        let killed = match (killed_config.take(), indices.iter().position(|i| *i == 2)) {
+            (Some(config), Some(position)) => {
+                indices.remove(position);
+                Some((nodes.remove(position), config))
+            }
+            _ => None,
         };
-        if nodes.len() < 2 {
-            return Err(needs_three());
-        }
-        let killed = nodes.remove(1);
         let peers = nodes.iter().filter_map(|n| n.p2p()).map(|n| n.listen_address().clone());
-        let faults = chaos::Chaos {
-            late: late_config.take().ok_or_else(needs_three)?,
-            killed: (killed, killed_config.take().ok_or_else(needs_three)?),
-            peers: peers.collect(),
-        };
+        let faults = chaos::Chaos { late: late_config.take(), killed, peers: peers.collect() };
         chaos_task = Some(faults.spawn(&devnet, tx.clone(), stop_rx.clone()));
     }
-    for (position, node) in nodes.iter().enumerate() {
-        let sidecar = if opts.chaos && position >= 1 { position + 2 } else { position };
-        forwarders.push(tokio::spawn(forward_node(sidecar, node, tx.clone())));
+    for (node, sidecar) in nodes.iter().zip(&indices) {
+        forwarders.push(tokio::spawn(forward_node(*sidecar, node, tx.clone())));
     }
     drop(tx);
     match opts.blocks {

@@ -98,14 +98,10 @@ async fn an_interrupted_run_shuts_down_cleanly_and_fails_its_block_count() {
     sidecar_node::Store::open(&dir.path().join("sidecar-0/node.redb")).unwrap();
 }
 
-/// `--chaos`: the network of three sidecars runs with three faults at once (sidecar 0 receives
-/// every gossip message 5 s late, sidecar 1 starts after block 3 with an empty store, sidecar 2
-/// is killed after block 4 and restarts 3 blocks later), and every sidecar still settles every
-/// block, proven, with the same ledger root: the late and the restarted sidecar follow the chain
-/// and fetch the records and messages they missed from their peers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn under_chaos_every_sidecar_settles_every_block_with_the_same_ledger() {
-    let mut flags = vec!["--chaos", "--provers", "2", "--blocks", "9"];
+/// Runs `sidecar devnet --chaos <faults>` with three sidecars for 9 blocks and checks that every
+/// sidecar settles every block, proven, with the same ledger root. Returns the run's output.
+async fn every_block_settles_identically_under(faults: &str) -> String {
+    let mut flags = vec!["--chaos", faults, "--provers", "2", "--blocks", "9"];
     flags.extend_from_slice(&SMALL);
     let opts = DevnetOptions::from_args(&args(&flags), None).unwrap();
     let mut out = Vec::new();
@@ -120,11 +116,48 @@ async fn under_chaos_every_sidecar_settles_every_block_with_the_same_ledger() {
         assert!(block.proven.iter().all(|p| *p), "slot {}: {text}", block.slot);
         assert!(block.paid > 0, "slot {}: {text}", block.slot);
     }
-    assert!(text.contains("chaos: sidecar 0 gets gossip 5 s late"), "{text}");
+    text
+}
 
-    // The faults need their three sidecars and enough blocks to happen.
+/// `--chaos`: the network of three sidecars runs with three faults at once (sidecar 0 receives
+/// every gossip message 5 s late, sidecar 1 starts after block 3 with an empty store, sidecar 2
+/// is killed after block 4 and restarts 3 blocks later), and every sidecar still settles every
+/// block, proven, with the same ledger root: the late and the restarted sidecar follow the chain
+/// and fetch the records and messages they missed from their peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_chaos_every_sidecar_settles_every_block_with_the_same_ledger() {
+    let text = every_block_settles_identically_under("all").await;
+    assert!(text.contains("chaos: sidecar 0 gets gossip 5 s late; sidecar 1 starts"), "{text}");
+
+    // The faults need their three sidecars and enough blocks to happen, and known names.
     let too_few = DevnetOptions::from_args(&args(&["--chaos", "--blocks", "5"]), None);
     assert!(matches!(too_few, Err(DevnetError::InvalidArgument { arg: "--blocks", .. })));
     let two = DevnetOptions::from_args(&args(&["--chaos", "--sidecars", "2"]), None);
     assert!(matches!(two, Err(DevnetError::InvalidArgument { arg: "--sidecars", .. })));
+    let unknown = DevnetOptions::from_args(&args(&["--chaos", "late-gossip,flood"]), None);
+    assert!(matches!(unknown, Err(DevnetError::InvalidArgument { arg: "--chaos", .. })));
+}
+
+/// `--chaos late-gossip` alone: the sidecar that receives every message 5 s late (too late for
+/// its own clock in most phases) settles the ledgers of the others, from the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_gossip_five_seconds_late_every_sidecar_settles_the_same_ledger() {
+    let text = every_block_settles_identically_under("late-gossip").await;
+    assert!(text.contains("chaos: sidecar 0 gets gossip 5 s late; every prover"), "{text}");
+}
+
+/// `--chaos late-start` alone: a sidecar that starts after block 3 with an empty store follows
+/// the chain from genesis and fetches what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sidecar_starting_late_settles_the_same_ledger() {
+    let text = every_block_settles_identically_under("late-start").await;
+    assert!(text.contains("chaos: sidecar 1 starts after block 3; every prover"), "{text}");
+}
+
+/// `--chaos restart` alone: a sidecar killed without cleanup and restarted 3 blocks later
+/// replays its log, fetches what it missed, and settles the same ledgers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_and_restarted_sidecar_settles_the_same_ledger() {
+    let text = every_block_settles_identically_under("restart").await;
+    assert!(text.contains("chaos: sidecar 2 is killed after block 4"), "{text}");
 }
