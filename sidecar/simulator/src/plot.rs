@@ -10,6 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use super::deviations::{DeviationAnalysis, Recipient};
 use super::error::{SimError, SimResult};
 use super::report::{BlockFate, RunReport};
 use super::scenario::Behaviour;
@@ -29,7 +30,7 @@ const HEIGHT: u32 = 600;
 
 /// A colour per behaviour (a qualitative palette, readable on white).
 pub fn behaviour_colour(b: Behaviour) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
+    const PALETTE: [RGBColor; Behaviour::COUNT] = [
         RGBColor(31, 119, 180),
         RGBColor(127, 127, 127),
         RGBColor(255, 127, 14),
@@ -38,6 +39,10 @@ pub fn behaviour_colour(b: Behaviour) -> RGBColor {
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
         RGBColor(23, 190, 207),
+        RGBColor(44, 160, 44),
+        RGBColor(227, 119, 194),
+        RGBColor(102, 0, 0),
+        RGBColor(0, 0, 128),
     ];
     PALETTE[b.ordinal()]
 }
@@ -280,6 +285,148 @@ pub fn plot_sweep(dir: &Path, key: &str, points: &[SweepPoint]) -> SimResult<Vec
     both!(written, dir.join("sweep_reward"), |root| draw_sweep_reward(&root, key, points));
     both!(written, dir.join("sweep_phases"), |root| draw_sweep_phases(&root, key, points));
     Ok(written)
+}
+
+/// Draws the deviation analysis's plots into `dir`: `deviation_payoff` (each deviation's
+/// payoff relative to honest, with its 95% interval as error bars) and `issuance_split` (the
+/// issuance per block by recipient), each as PNG and SVG. Returns the paths written.
+///
+/// # Errors
+/// [`SimError::Plot`].
+pub fn plot_deviations(dir: &Path, analysis: &DeviationAnalysis) -> SimResult<Vec<PathBuf>> {
+    register_font();
+    let mut written = Vec::new();
+    both!(written, dir.join("deviation_payoff"), |root| draw_deviation_payoff(&root, analysis));
+    both!(written, dir.join("issuance_split"), |root| draw_issuance_split(&root, analysis));
+    Ok(written)
+}
+
+/// One bar: its value, an optional interval drawn as an error bar, its colour.
+type Bar = (f64, Option<(f64, f64)>, RGBColor);
+
+/// A horizontal bar chart: one row per category of `labels` (the first on top), bars of
+/// `bars` from zero, and their intervals as error bars.
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: &str,
+    value_desc: &str,
+    labels: &[String],
+    bars: &[Bar],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let (lo, hi) = bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), (v, ci, _)| {
+        let (a, b) = ci.unwrap_or((*v, *v));
+        (lo.min(*v).min(a), hi.max(*v).max(b))
+    });
+    let n = labels.len().max(1);
+    // Row of category `i`: the first category on top.
+    let row = |i: usize| (n - 1 - i) as f64;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(250)
+        .build_cartesian_2d(padded(lo, hi), -0.5f64..(n as f64 - 0.5))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|y| {
+            let r = y.round();
+            if (y - r).abs() > 1e-6 || r < 0.0 || r >= n as f64 {
+                return String::new();
+            }
+            labels.get(n - 1 - r as usize).cloned().unwrap_or_default()
+        })
+        .y_label_style(("sans-serif", 15))
+        .x_desc(value_desc)
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (v, _, c))| {
+        let y = row(i);
+        Rectangle::new([(0.0, y - 0.35), (*v, y + 0.35)], c.filled())
+    }))?;
+    // Error bars: a line from low to high with caps (the workspace's plotters has no
+    // `errorbar` feature).
+    let whiskers: Vec<Vec<(f64, f64)>> = bars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, ci, _))| ci.map(|ci| (row(i), ci)))
+        .flat_map(|(y, (a, b))| {
+            [
+                vec![(a, y), (b, y)],
+                vec![(a, y - 0.15), (a, y + 0.15)],
+                vec![(b, y - 0.15), (b, y + 0.15)],
+            ]
+        })
+        .collect();
+    chart.draw_series(whiskers.into_iter().map(|w| PathElement::new(w, BLACK.stroke_width(2))))?;
+    chart.draw_series(LineSeries::new(
+        [(0.0, -0.5), (0.0, n as f64 - 0.5)],
+        BLACK.stroke_width(1),
+    ))?;
+    Ok(())
+}
+
+fn draw_deviation_payoff<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    analysis: &DeviationAnalysis,
+) -> DrawResult<DB> {
+    let labels: Vec<String> =
+        analysis.deviations.iter().map(|d| d.behaviour.as_str().to_owned()).collect();
+    let bars: Vec<Bar> = analysis
+        .deviations
+        .iter()
+        .map(|d| {
+            let ci = d.difference;
+            (ci.mean, Some((ci.low, ci.high)), behaviour_colour(d.behaviour))
+        })
+        .collect();
+    draw_bars(
+        root,
+        &format!(
+            "Deviators' reward per block minus honest ({}, {} seeds, 95% intervals)",
+            analysis.scenario,
+            analysis.seeds.len()
+        ),
+        "difference in reward per block",
+        &labels,
+        &bars,
+    )
+}
+
+fn draw_issuance_split<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    analysis: &DeviationAnalysis,
+) -> DrawResult<DB> {
+    const COLOURS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+    ];
+    let split = &analysis.issuance.split_per_block;
+    let labels: Vec<String> = split.iter().map(|(r, _)| r.label().to_owned()).collect();
+    let bars: Vec<Bar> = split
+        .iter()
+        .map(|(r, v)| {
+            let i = Recipient::ALL.iter().position(|x| x == r).unwrap_or(0);
+            (*v, None, COLOURS[i % COLOURS.len()])
+        })
+        .collect();
+    draw_bars(
+        root,
+        &format!(
+            "Issuance per block by recipient ({}: {:.1} net per block, {:.2} per Mgas)",
+            analysis.scenario, analysis.issuance.per_block, analysis.issuance.per_mgas
+        ),
+        "reward units per block",
+        &labels,
+        &bars,
+    )
 }
 
 fn x_range(points: &[SweepPoint]) -> std::ops::Range<f64> {

@@ -193,6 +193,11 @@ pub struct RunReport {
     pub balances: Vec<BalancePoint>,
     /// Messages the engine rejected, by reason (its error variant).
     pub rejections: BTreeMap<String, u64>,
+    /// AIRs each prover proved over the run (its proving work), by registry index: every AIR
+    /// recorded as proven, its assigned ones, the sub-block's when it proves alone, those it
+    /// took over or completed while aggregating. Not written to the run's files.
+    #[serde(skip)]
+    pub airs_proved: Vec<u64>,
 }
 
 /// Most points kept for the balances-over-time plot.
@@ -208,7 +213,7 @@ pub struct Accumulator {
     exited: Vec<Option<u64>>,
     balance: Vec<i64>,
     rounds_selected: Vec<u64>,
-    rounds_by_fate_behaviour: [[u64; 6]; 8],
+    rounds_by_fate_behaviour: [[u64; 6]; Behaviour::COUNT],
     rounds_by_fate: [u64; 6],
     blocks_by_fate: [u64; 6],
     validators_total: i64,
@@ -233,7 +238,7 @@ impl Accumulator {
             exited: scenario.provers.iter().map(|p| p.exit_at_block).collect(),
             balance: vec![0; n],
             rounds_selected: vec![0; n],
-            rounds_by_fate_behaviour: [[0; 6]; 8],
+            rounds_by_fate_behaviour: [[0; 6]; Behaviour::COUNT],
             rounds_by_fate: [0; 6],
             blocks_by_fate: [0; 6],
             validators_total: 0,
@@ -291,7 +296,7 @@ impl Accumulator {
         self.block_log.push(record);
         self.blocks_done += 1;
         if (block + 1).is_multiple_of(self.sample_every) || self.blocks_done == self.total_blocks {
-            let mut sums = [(0i128, 0u64); 8];
+            let mut sums = [(0i128, 0u64); Behaviour::COUNT];
             for (i, &bal) in self.balance.iter().enumerate() {
                 if self.joined[i] <= block {
                     let s = &mut sums[self.behaviour_of[i].ordinal()];
@@ -382,6 +387,7 @@ impl Accumulator {
             block_log: self.block_log,
             balances: self.balances,
             rejections: BTreeMap::new(),
+            airs_proved: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use super::deviations::{DeviationOptions, analyse_deviations, write_deviations};
 use super::error::{SimError, SimResult};
 use super::output::{LedgerWriter, create_dir, write_report};
 use super::plot::{SweepPoint, plot_run, plot_sweep};
@@ -15,6 +16,7 @@ use super::report::RunReport;
 use super::scenario::Scenario;
 use super::sim::{ProofMode, SimOptions, simulate};
 use super::sweep::Sweep;
+use super::tune::{TuneObjective, tune, write_tune};
 
 /// Arguments of `sidecar simulate`.
 #[derive(Clone, Debug, Args)]
@@ -40,6 +42,30 @@ pub struct SimulateArgs {
     /// Override a key of the reward config, `KEY=VALUE` (repeatable), before any sweep.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Deviation analysis: every behaviour other than honest is tried as a unilateral deviation
+    /// (a share of an otherwise honest population switches to it) over several seeds; prints
+    /// which deviations beat honest play, and with `--out` writes `deviations.csv`,
+    /// `deviations.json`, `report.md` and plots.
+    #[arg(long, conflicts_with_all = ["sweep", "real_proofs"])]
+    pub deviations: bool,
+    /// With `--deviations`: share of the provers registered at genesis that deviate in each run,
+    /// in (0, 0.5] (at least one prover).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05, requires = "deviations")]
+    pub deviation_share: f64,
+    /// With `--deviations`: runs per deviation, seeds SEED, SEED+1, ... (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "deviations")]
+    pub seeds: u64,
+    /// With `--deviations`: search for a table under which no modelled deviation beats honest
+    /// play, varying these constants over these grids: `KEY=FROM..TO:STEP` (repeatable, as
+    /// `--sweep`). Writes each table found, with its evidence, under `OUT/tune/`.
+    #[arg(long, value_name = "KEY=FROM..TO:STEP", requires = "deviations")]
+    pub tune: Vec<Sweep>,
+    /// With `--tune`: what to minimise among the tables where no deviation beats honest play.
+    #[arg(long, value_enum, default_value_t = TuneObjective::Distance, requires = "tune")]
+    pub tune_objective: TuneObjective,
+    /// With `--tune`: most passes of the coordinate search over the constants.
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "tune")]
+    pub tune_passes: u32,
     /// Override the scenario's number of blocks.
     #[arg(long, value_name = "N")]
     pub blocks: Option<u64>,
@@ -119,6 +145,9 @@ pub fn run(args: SimulateArgs) -> SimResult<()> {
     if let Some(dir) = &args.out {
         create_dir(dir)?;
     }
+    if args.deviations {
+        return run_deviations(&args, &rewards_file, &scenario);
+    }
     match &args.sweep {
         None => {
             let config = rewards_file.validate().map_err(|source| SimError::Rewards {
@@ -178,6 +207,88 @@ pub fn run(args: SimulateArgs) -> SimResult<()> {
         }
     }
     Ok(())
+}
+
+/// `--deviations`: the analysis, its table and (with `--out`) its files.
+fn run_deviations(
+    args: &SimulateArgs,
+    rewards_file: &rewards::RewardsFile,
+    scenario: &Scenario,
+) -> SimResult<()> {
+    let config = rewards_file.validate().map_err(|source| SimError::Rewards {
+        context: format!("reward config {}", args.rewards.display()),
+        source,
+    })?;
+    let opts = DeviationOptions { seeds: args.seeds, share: args.deviation_share };
+    opts.validate()?;
+    let bar = progress(args.quiet, scenario.blocks, &format!("deviations {}", scenario.name));
+    if !args.tune.is_empty() {
+        let result = tune(
+            scenario,
+            rewards_file,
+            &args.tune,
+            args.tune_objective,
+            args.tune_passes,
+            &opts,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        if !args.quiet {
+            print!("{}", result.table());
+        }
+        if let Some(dir) = &args.out {
+            let written = write_tune(dir, &result, &deviations_command(args))?;
+            if !args.quiet {
+                println!("wrote {} files to {}", written.len(), dir.join("tune").display());
+            }
+        }
+        return Ok(());
+    }
+    let analysis = analyse_deviations(scenario, &config, &opts, &bar)?;
+    bar.finish_and_clear();
+    if !args.quiet {
+        print!("{}", analysis.table());
+    }
+    if let Some(dir) = &args.out {
+        let written = write_deviations(dir, &analysis, &deviations_command(args))?;
+        if !args.quiet {
+            println!("wrote {} files to {}", written.len(), dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// The command line that reproduces a deviation analysis (the output folder left as `OUT`, so
+/// that the report depends on the inputs only).
+fn deviations_command(args: &SimulateArgs) -> String {
+    let mut cmd = format!(
+        "sidecar simulate --rewards {} --scenario {} --deviations --seeds {} --deviation-share {}",
+        args.rewards.display(),
+        args.scenario.display(),
+        args.seeds,
+        args.deviation_share
+    );
+    if let Some(b) = args.blocks {
+        cmd.push_str(&format!(" --blocks {b}"));
+    }
+    if let Some(s) = args.seed {
+        cmd.push_str(&format!(" --seed {s}"));
+    }
+    for o in &args.set {
+        cmd.push_str(&format!(" --set {o}"));
+    }
+    if !args.tune.is_empty() {
+        for t in &args.tune {
+            cmd.push_str(&format!(" --tune {t}"));
+        }
+        let objective = match args.tune_objective {
+            TuneObjective::Distance => "distance",
+            TuneObjective::Issuance => "issuance",
+        };
+        cmd.push_str(&format!(" --tune-objective {objective} --tune-passes {}", args.tune_passes));
+    }
+    cmd.push_str(" --out OUT");
+    cmd
 }
 
 /// Runs the scenario once per value of the sweep (the points run on all cores; each run is

@@ -38,11 +38,40 @@ pub enum Behaviour {
     Decliner,
     /// Never commits nor proves partials: only aggregates full proofs (T3–T5) and AggProofs.
     AggregatorOnly,
+    /// Races for the full-proof reward: T1, commits (with the full proof inside if it is ready
+    /// before T1 closes); proves every AIR of the sub-block itself, one after another, and sends
+    /// the full proof as soon as it is ready (T1 in its commitment, else T2–T5 as a full-proof
+    /// message, if before T5 closes); sends no partial proofs and does not aggregate others'
+    /// parts; sends AggProofs as an honest prover does.
+    Racer,
+    /// One key of a sybil operator that runs `sybil_keys` keys (scenario key, consecutive sybil
+    /// provers in index order form one operator). In a round the operator's first selected key
+    /// (in selection order) acts as an honest prover; its other selected keys only commit in T1
+    /// (the operator proves once, all its keys commit). AggProofs as honest.
+    Sybil,
+    /// A copier in a ring of copiers that share proofs (every `colluding_copier` of the
+    /// scenario is in the one ring). T1: every member commits. T2: the round's first selected
+    /// member (the ring's worker) proves its own AIRs and those of the other selected members,
+    /// and sends its own partials as an honest prover; the others resubmit the worker's proofs
+    /// of their AIRs as their own when the worker has them (bound to the worker's key, so the
+    /// engine rejects them). T3: the worker aggregates as an honest prover; every member
+    /// resubmits the first accepted full proof as its own, as a copier does.
+    ColludingCopier,
+    /// Honest as a prover, and also the operator of validator `index` (the prover's index): when
+    /// that validator proposes a slot and includes messages in its record (scenario key
+    /// `proposers_with_sidecar`), the record leaves out every message sent by other provers, so
+    /// only a later record can include them. Without `proposers_with_sidecar` the simulator does
+    /// not model records and this behaviour is honest.
+    Censoring,
 }
 
 impl Behaviour {
-    /// Every behaviour, in table order.
-    pub const ALL: [Behaviour; 8] = [
+    /// Number of behaviours.
+    pub const COUNT: usize = 12;
+
+    /// Every behaviour, in table order (new ones are appended: the order fixes colours and
+    /// columns).
+    pub const ALL: [Behaviour; Self::COUNT] = [
         Self::Honest,
         Self::Offline,
         Self::Lazy,
@@ -51,6 +80,10 @@ impl Behaviour {
         Self::Withholder,
         Self::Decliner,
         Self::AggregatorOnly,
+        Self::Racer,
+        Self::Sybil,
+        Self::ColludingCopier,
+        Self::Censoring,
     ];
 
     /// The name used in scenario files and output.
@@ -64,6 +97,10 @@ impl Behaviour {
             Self::Withholder => "withholder",
             Self::Decliner => "decliner",
             Self::AggregatorOnly => "aggregator_only",
+            Self::Racer => "racer",
+            Self::Sybil => "sybil",
+            Self::ColludingCopier => "colluding_copier",
+            Self::Censoring => "censoring",
         }
     }
 
@@ -300,6 +337,10 @@ pub struct ScenarioFile {
     /// message is credited to the proposer of the first block after it arrived).
     #[serde(default)]
     pub proposers_with_sidecar: Option<f64>,
+    /// Keys per sybil operator (behaviour `sybil`): consecutive sybil provers, in index order,
+    /// form one operator of this many keys (the last may have fewer). At least 1.
+    #[serde(default = "default_sybil_keys")]
+    pub sybil_keys: u64,
     /// Profile of every prover unless overridden.
     #[serde(default)]
     pub defaults: Defaults,
@@ -323,6 +364,10 @@ fn default_validators() -> u64 {
 
 fn default_slot_ms() -> u64 {
     12_000
+}
+
+fn default_sybil_keys() -> u64 {
+    4
 }
 
 /// One simulated prover, fully resolved.
@@ -370,6 +415,8 @@ pub struct Scenario {
     pub gas: GasDistribution,
     /// Share of proposers running a sidecar (`None`: inclusion not modelled).
     pub proposers_with_sidecar: Option<f64>,
+    /// Keys per sybil operator (see [`ScenarioFile::sybil_keys`]).
+    pub sybil_keys: u64,
     /// Every prover that is ever registered, by index (initial provers first, then joiners).
     pub provers: Vec<ProverSpec>,
 }
@@ -427,6 +474,9 @@ impl Scenario {
         }
         if file.slot_ms == 0 {
             return Err(SimError::invalid("slot_ms", "must be at least 1"));
+        }
+        if file.sybil_keys == 0 {
+            return Err(SimError::invalid("sybil_keys", "must be at least 1"));
         }
         file.gas.validate()?;
         for (name, l) in [
@@ -602,17 +652,33 @@ impl Scenario {
             slot_ms: file.slot_ms,
             gas: file.gas,
             proposers_with_sidecar: file.proposers_with_sidecar,
+            sybil_keys: file.sybil_keys,
             provers,
         })
     }
 
     /// Number of provers of each behaviour (ever registered), in [`Behaviour::ALL`] order.
-    pub fn behaviour_counts(&self) -> [u64; 8] {
-        let mut counts = [0u64; 8];
+    pub fn behaviour_counts(&self) -> [u64; Behaviour::COUNT] {
+        let mut counts = [0u64; Behaviour::COUNT];
         for p in &self.provers {
             counts[p.behaviour.ordinal()] += 1;
         }
         counts
+    }
+}
+
+impl Scenario {
+    /// The sybil operators: consecutive `sybil` provers in index order, [`Scenario::sybil_keys`]
+    /// keys each (the last operator may have fewer).
+    pub fn sybil_operators(&self) -> Vec<Vec<ProverIndex>> {
+        let keys: Vec<ProverIndex> = self
+            .provers
+            .iter()
+            .filter(|p| p.behaviour == Behaviour::Sybil)
+            .map(|p| p.index)
+            .collect();
+        let k = usize::try_from(self.sybil_keys).unwrap_or(usize::MAX).max(1);
+        keys.chunks(k).map(<[ProverIndex]>::to_vec).collect()
     }
 }
 

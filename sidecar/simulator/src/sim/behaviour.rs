@@ -1,12 +1,15 @@
 //! The simulated provers' behaviours, phase by phase: what each selected prover (and each
 //! aggregator-only prover) plans when a round starts, per its behaviour and sampled latencies;
 //! the takeover of declined AIRs; copiers resubmitting the first accepted full proof; and the
-//! AggProofs planned once every sub-block of a block is finalised.
+//! AggProofs planned once every sub-block of a block is finalised. What each behaviour does is
+//! documented on [`Behaviour`].
 
 use phase_engine::{
     AirIndex, Attempt, BlsSignature, Decline, FullProofBody, PartRef, Phase, ProtocolMessage,
     ProverIndex, RoundKey, SignedDecline, StarkTarget,
 };
+
+use rustc_hash::FxHashMap;
 
 use super::Sim;
 use super::delivery::outgoing;
@@ -25,6 +28,7 @@ impl Sim<'_> {
         let t1_close = d.graced_close(Phase::T1).0;
         let t2_open = d.open(Phase::T2).0;
         let t2_close = d.graced_close(Phase::T2).0;
+        let t5_close = d.graced_close(Phase::T5).0;
         let mut round = RoundSim {
             slot: start.slot,
             deadlines: d,
@@ -46,6 +50,14 @@ impl Sim<'_> {
         }
         let mut rng = self.round_rng(&key);
         let mut plans: Vec<(u64, Event)> = Vec::new();
+        let sybil_leads = self.sybil_leads(&start.selected);
+        let ring_worker = start
+            .selected
+            .iter()
+            .copied()
+            .find(|p| self.behaviour(*p) == Behaviour::ColludingCopier);
+        // When the ring's worker has proven each AIR of the ring's selected members.
+        let mut ring_ready: FxHashMap<AirIndex, u64> = FxHashMap::default();
         for (prover, airs) in start.selected.iter().copied().zip(start.assignments.iter()) {
             let Some(spec) = self.spec(prover) else { continue };
             let lat = spec.latency;
@@ -63,7 +75,14 @@ impl Sim<'_> {
             let commit =
                 |full: Option<FullProofBody>| self.commitment(&key, &round, prover, airs, full);
             let commit_out = || Event::Deliver(self.commitment_out(&key, &round, prover, airs));
-            match spec.behaviour {
+            let is_worker = ring_worker == Some(prover);
+            let behaviour = match spec.behaviour {
+                Behaviour::Sybil if !sybil_leads.contains(&prover) => Behaviour::Lazy,
+                Behaviour::Sybil | Behaviour::Censoring => Behaviour::Honest,
+                Behaviour::ColludingCopier if is_worker => Behaviour::Honest,
+                b => b,
+            };
+            match behaviour {
                 Behaviour::Offline => {}
                 Behaviour::Lazy => plans.push((commit_at, commit_out())),
                 Behaviour::Decliner => {
@@ -163,6 +182,77 @@ impl Sim<'_> {
                         Event::Aggregate { prover, round: key, phase: Phase::T3 },
                     ));
                 }
+                Behaviour::Racer => {
+                    // Proves every AIR of the sub-block itself, one after another.
+                    let solo_done = (0..start.num_airs)
+                        .fold(commit_at, |t, _| t + lat.per_air.sample(&mut rng));
+                    let all: Vec<AirIndex> = (0..start.num_airs).map(AirIndex).collect();
+                    let parts: Vec<PartRef> =
+                        all.iter().map(|&air| PartRef { author: prover, air }).collect();
+                    if solo_done < t1_close {
+                        plans.push((solo_done, Event::Proven { prover, round: key, airs: all }));
+                        plans.push((
+                            solo_done,
+                            Event::deliver(commit(Some(
+                                self.full_body(&key, prover, prover, &parts),
+                            ))),
+                        ));
+                    } else {
+                        plans.push((commit_at, commit_out()));
+                        if solo_done < t5_close {
+                            plans
+                                .push((solo_done, Event::Proven { prover, round: key, airs: all }));
+                            let msg = self.full_proof_out(&key, &round, prover, parts);
+                            plans.push((solo_done.max(t1_close), Event::Deliver(msg)));
+                        }
+                    }
+                }
+                Behaviour::ColludingCopier => {
+                    // A member other than the worker: commits, then sends the worker's proofs
+                    // of its AIRs as its own once the worker has them.
+                    plans.push((commit_at, commit_out()));
+                    if let Some(worker) = ring_worker {
+                        for air in airs {
+                            let Some(&ready) = ring_ready.get(air) else { continue };
+                            let send_at = ready.max(t2_open);
+                            if send_at < t2_close {
+                                plans.push((
+                                    send_at,
+                                    Event::Deliver(
+                                        self.partial_out(&key, &round, prover, *air, worker),
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+                // Mapped to the behaviour they act as above.
+                Behaviour::Sybil | Behaviour::Censoring => {}
+            }
+            if is_worker {
+                // The ring's worker also proves the AIRs of the round's other ring members,
+                // after its own.
+                for (air, &at) in airs.iter().zip(&done) {
+                    ring_ready.entry(*air).or_insert(at);
+                }
+                let mut t = done.last().copied().unwrap_or(commit_at);
+                let members =
+                    start.selected.iter().zip(start.assignments.iter()).filter(|(p, _)| {
+                        **p != prover && self.behaviour(**p) == Behaviour::ColludingCopier
+                    });
+                let mut extra = Vec::new();
+                for (_, member_airs) in members {
+                    for air in member_airs {
+                        if !ring_ready.contains_key(air) {
+                            t += lat.per_air.sample(&mut rng);
+                            ring_ready.insert(*air, t);
+                            extra.push((t, *air));
+                        }
+                    }
+                }
+                for (at, air) in extra {
+                    plans.push((at, Event::Proven { prover, round: key, airs: vec![air] }));
+                }
             }
         }
         // Aggregator-only provers aggregate every round that reaches T3.
@@ -226,6 +316,27 @@ impl Sim<'_> {
         }
     }
 
+    /// The sybil keys among `selected` that act for their operator in the round: each
+    /// operator's first selected key, in selection order.
+    fn sybil_leads(&self, selected: &[ProverIndex]) -> Vec<ProverIndex> {
+        if self.sybil_operator.is_empty() {
+            return Vec::new();
+        }
+        let mut seen = Vec::new();
+        let mut leads = Vec::new();
+        for &p in selected {
+            let Some(Some(op)) = usize::try_from(p.0).ok().and_then(|i| self.sybil_operator.get(i))
+            else {
+                continue;
+            };
+            if !seen.contains(op) {
+                seen.push(*op);
+                leads.push(p);
+            }
+        }
+        leads
+    }
+
     pub(super) fn on_round_finalized(&mut self, key: RoundKey, phase: Phase) {
         if let Some(r) = self.rounds.get_mut(&key) {
             r.finalized = Some(phase);
@@ -241,7 +352,12 @@ impl Sim<'_> {
                 let Some(spec) = self.spec(p) else { continue };
                 if matches!(
                     spec.behaviour,
-                    Behaviour::Honest | Behaviour::AggregatorOnly | Behaviour::Withholder
+                    Behaviour::Honest
+                        | Behaviour::AggregatorOnly
+                        | Behaviour::Withholder
+                        | Behaviour::Racer
+                        | Behaviour::Sybil
+                        | Behaviour::Censoring
                 ) {
                     let at = self.now + spec.latency.aggregate.median_ms();
                     self.schedule(at, Event::AggProof { prover: p, block_root: key.block_root });
@@ -271,7 +387,10 @@ impl Sim<'_> {
                     .iter()
                     .copied()
                     .filter(|p| {
-                        self.behaviour(*p) == Behaviour::Copier && !r.copied_full.contains(p)
+                        let b = self.behaviour(*p);
+                        (b == Behaviour::Copier
+                            || (b == Behaviour::ColludingCopier && *p != *submitter))
+                            && !r.copied_full.contains(p)
                     })
                     .collect();
                 let parts: Vec<PartRef> = parts.iter().map(|c| c.part).collect();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use phase_engine::{ProtocolMessage, SealedMessage, UnixMillis};
 
 use super::helper::Work;
-use super::inclusion::Inclusion;
+use super::inclusion::{Inclusion, sender};
 use super::queue::Event;
 use super::{Sim, reason_name};
 use crate::error::{SimError, SimResult};
@@ -22,7 +22,7 @@ impl Sim<'_> {
         }
         let message = self.seal(message);
         let now = UnixMillis(self.now);
-        let result = match self.inclusion(self.now) {
+        let result = match self.inclusion(self.now, sender(&message)) {
             Inclusion::Default => self.engine.on_message(message, now).map(drop),
             Inclusion::By(v) => {
                 let sealed = self.sealer.seal(message);
@@ -45,7 +45,7 @@ impl Sim<'_> {
     /// and the simulator answer "valid" at once: the same outcome, with one round trip less).
     fn deliver_verified(&mut self, sealed: SealedMessage) {
         let now = UnixMillis(self.now);
-        let result = match self.inclusion(self.now) {
+        let result = match self.inclusion(self.now, sender(sealed.message())) {
             Inclusion::Default => self.engine.on_verified_message(sealed, now),
             Inclusion::By(v) => self.engine.on_included_verified_message(sealed, now, v),
             Inclusion::Never => return self.never_included(),

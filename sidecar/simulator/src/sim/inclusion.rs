@@ -7,10 +7,15 @@
 //! simulated sidecar sees the same arrival times, so the records are what every sidecar's
 //! settling engine reads (`phase_engine::CanonicalRounds`): the engine is fed the included
 //! messages directly ([`phase_engine::Engine::on_included_verified_message`]).
+//!
+//! A `censoring` prover operates the validator of its own index: when that validator proposes,
+//! its record leaves out every message another prover sent, so the first later record that
+//! includes it (if any, within `max_delay_slots`) does.
 
-use phase_engine::{InclusionParams, ValidatorIndex};
+use phase_engine::{InclusionParams, ProtocolMessage, ProverIndex, ValidatorIndex};
 
 use super::{GENESIS_MS, Sim, digest, simulated_block};
+use crate::scenario::Behaviour;
 
 /// The model of one run.
 #[derive(Clone, Copy, Debug)]
@@ -53,8 +58,15 @@ impl Sim<'_> {
         u64::from_le_bytes(first) < model.threshold
     }
 
-    /// Who includes a message that arrived at `t` (virtual ms).
-    pub(super) fn inclusion(&self, t: u64) -> Inclusion {
+    /// Whether the record of `proposer` leaves out a message from `sender`: the proposer is
+    /// operated by a censoring prover other than the sender.
+    fn censors(&self, proposer: ValidatorIndex, sender: Option<ProverIndex>) -> bool {
+        sender != Some(ProverIndex(proposer.0))
+            && self.behaviour(ProverIndex(proposer.0)) == Behaviour::Censoring
+    }
+
+    /// Who includes a message from `sender` that arrived at `t` (virtual ms).
+    pub(super) fn inclusion(&self, t: u64, sender: Option<ProverIndex>) -> Inclusion {
         let Some(model) = self.inclusion else { return Inclusion::Default };
         let slot_ms = self.scenario.slot_ms;
         let arrived_in = t.saturating_sub(GENESIS_MS) / slot_ms;
@@ -67,9 +79,24 @@ impl Sim<'_> {
             if self.has_sidecar(&model, slot) {
                 let proposer =
                     simulated_block(self.scenario, slot, phase_engine::Root::ZERO, 0).proposer;
+                if self.censors(proposer, sender) {
+                    continue;
+                }
                 return Inclusion::By(proposer);
             }
         }
         Inclusion::Never
+    }
+}
+
+/// The prover that sent a message.
+pub(super) fn sender(message: &ProtocolMessage) -> Option<ProverIndex> {
+    match message {
+        ProtocolMessage::Commitment(m) => Some(m.message.prover),
+        ProtocolMessage::Decline(m) => Some(m.message.prover),
+        ProtocolMessage::PartialProof(m) => Some(m.message.prover),
+        ProtocolMessage::FullProof(m) => Some(m.message.submitter),
+        ProtocolMessage::AggProof(m) => Some(m.message.submitter),
+        _ => None,
     }
 }

@@ -135,6 +135,7 @@ where
         delivered?;
         let mut report = acc.finish();
         report.rejections = std::mem::take(&mut sim.rejections);
+        report.airs_proved = std::mem::take(&mut sim.airs_proved);
         Ok(report)
     })
 }
@@ -174,6 +175,10 @@ struct Sim<'a> {
     shuffles: Option<(mpsc::Sender<Work>, mpsc::Receiver<Vec<Shuffler>>)>,
     /// Canonical inclusion, when the scenario models it.
     inclusion: Option<inclusion::InclusionModel>,
+    /// AIRs each prover proved, by registry index.
+    airs_proved: Vec<u64>,
+    /// The sybil operator of each prover, by registry index (empty without sybils).
+    sybil_operator: Vec<Option<usize>>,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -182,6 +187,23 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
         h.update(p);
     }
     h.finalize().into()
+}
+
+/// The sybil operator of each prover (see [`Scenario::sybil_operators`]); empty if none.
+fn sybil_operators(scenario: &Scenario) -> Vec<Option<usize>> {
+    let operators = scenario.sybil_operators();
+    if operators.is_empty() {
+        return Vec::new();
+    }
+    let mut of = vec![None; scenario.provers.len()];
+    for (op, keys) in operators.iter().enumerate() {
+        for k in keys {
+            if let Some(slot) = usize::try_from(k.0).ok().and_then(|i| of.get_mut(i)) {
+                *slot = Some(op);
+            }
+        }
+    }
+    of
 }
 
 fn protocol_err(block: u64, what: &str, e: impl std::fmt::Display) -> SimError {
@@ -247,6 +269,8 @@ impl<'a> Sim<'a> {
             inclusion: scenario
                 .proposers_with_sidecar
                 .map(|share| inclusion::InclusionModel::new(share, config.inclusion)),
+            airs_proved: vec![0; scenario.provers.len()],
+            sybil_operator: sybil_operators(scenario),
         })
     }
 

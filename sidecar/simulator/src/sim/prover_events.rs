@@ -22,6 +22,11 @@ impl Sim<'_> {
         match event {
             Event::Deliver(message) => self.deliver_outgoing(&message)?,
             Event::Proven { prover, round, airs } => {
+                if let Some(n) =
+                    usize::try_from(prover.0).ok().and_then(|i| self.airs_proved.get_mut(i))
+                {
+                    *n += airs.len() as u64;
+                }
                 if self.rounds.contains_key(&round) {
                     for air in airs {
                         self.proofs.record(round, prover, air);

@@ -1,3 +1,4 @@
 //! Integration tests of the `sidecar-simulator` crate.
 
+mod deviations;
 mod simulate;
