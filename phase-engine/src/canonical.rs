@@ -60,6 +60,10 @@ fn message_slot(message: &crate::messages::ProtocolMessage) -> Slot {
 /// How many slots back a reorg can be undone (the states saved before resolving each slot).
 pub const SNAPSHOTS_KEPT: usize = 96;
 
+/// Slots past the next unresolved one whose records and messages are asked for ahead of time:
+/// a sidecar catching up fetches a window of slots at once instead of one slot per round trip.
+pub const LOOKAHEAD_SLOTS: u64 = 64;
+
 /// What the settling engine needs or says.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -383,8 +387,46 @@ impl CanonicalRounds {
 
     fn step(&mut self) {
         while self.resolve_next() {}
+        self.request_ahead();
         self.feed();
         self.drain();
+    }
+
+    /// Asks for what the slots after the next unresolved one lack (up to
+    /// [`LOOKAHEAD_SLOTS`]): committed records not known, and the messages known valid records
+    /// name. Only fetching depends on it, never an outcome.
+    fn request_ahead(&mut self) {
+        let next = self.progress.resolved_through.map_or(Slot(0), |r| Slot(r.0.saturating_add(1)));
+        let end = Slot(next.0.saturating_add(LOOKAHEAD_SLOTS));
+        let ahead: Vec<(Slot, RecordCommitment, UnixMillis, ValidatorIndex)> = self
+            .chain
+            .range(Slot(next.0.saturating_add(1))..=end)
+            .filter(|(slot, _)| !self.given_up.contains(slot))
+            .filter_map(|(slot, b)| {
+                b.commitment.map(|c| (*slot, c, b.info.slot_start, b.info.proposer))
+            })
+            .collect();
+        for (slot, commitment, slot_start, proposer) in ahead {
+            let Some(record) = self.records.get(&commitment) else {
+                self.request(
+                    Wanted::Record(commitment),
+                    CanonicalAction::FetchRecord { slot, commitment },
+                );
+                continue;
+            };
+            if record.check(slot, proposer, record_cutoff(slot_start, &self.params)).is_err() {
+                continue;
+            }
+            let missing: Vec<Root> = record
+                .messages
+                .iter()
+                .map(|m| m.id)
+                .filter(|id| !self.messages.contains_key(id))
+                .collect();
+            for id in missing {
+                self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot, id });
+            }
+        }
     }
 
     /// Resolves the next slot if it can be; returns whether it did.

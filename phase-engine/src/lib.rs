@@ -66,7 +66,7 @@ pub use actions::{
 pub use assign::{assign_airs, assign_airs_with};
 pub use bloom::{BLOOM_HASHES, ReuseBloom};
 pub use bls::{BlsPublicKey, BlsSignature};
-pub use canonical::{CanonicalAction, CanonicalRounds, SNAPSHOTS_KEPT};
+pub use canonical::{CanonicalAction, CanonicalRounds, LOOKAHEAD_SLOTS, SNAPSHOTS_KEPT};
 pub use config::{EngineConfig, GasPlan, InclusionParams, PhaseWindows, ReputationBounds};
 pub use engine::{Engine, PREPARED_SHUFFLERS_MAX, RegistryParams, ShufflerCacheStats};
 pub use error::{Error, Result};

@@ -235,6 +235,61 @@ fn missing_records_and_messages_are_asked_for_and_hold_settlement() {
     assert_eq!(credited(&outcomes, &r.key), expected);
 }
 
+/// A sidecar catching up asks for a window of slots at once: the records later blocks commit to
+/// and the messages of later records it holds, while the next slot still waits for its record.
+/// Asking ahead changes no outcome.
+#[test]
+fn records_and_messages_of_later_slots_are_asked_for_ahead() {
+    let r = round();
+    let (first, rest) = r.messages.split_at(1);
+    let early = record(2, proposer(2), r.t, &[&first[0]]);
+    let later: Vec<&SealedMessage> = rest.iter().collect();
+    let late = record(3, proposer(3), r.t, &later);
+    let mut c = canonical(&r.fresh);
+    blocks(&mut c, 1..=8, &[(2, &early), (3, &late)]);
+    let (_, other) = run(&mut c);
+    let records: Vec<Slot> = other
+        .iter()
+        .filter_map(|a| match a {
+            CanonicalAction::FetchRecord { slot, .. } => Some(*slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records, [Slot(2), Slot(3)], "{other:?}");
+
+    // Slot 3's record comes first: its messages are asked for although slot 2 is not resolved.
+    c.on_record(late.clone());
+    let (outcomes, other) = run(&mut c);
+    assert!(outcomes.is_empty());
+    assert_eq!(c.resolved_through(), Some(Slot(1)));
+    let asked: Vec<(Slot, Root)> = other
+        .iter()
+        .filter_map(|a| match a {
+            CanonicalAction::FetchMessage { slot, id } => Some((*slot, *id)),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(Slot, Root)> = rest.iter().map(|m| (Slot(3), m.signing_root())).collect();
+    assert_eq!(asked.len(), expected.len());
+    assert!(expected.iter().all(|e| asked.contains(e)), "{asked:?}");
+
+    // Nothing is asked twice; with everything given, the outcome is the one without look-ahead.
+    c.on_record(early.clone());
+    for m in &r.messages {
+        c.on_message(m.clone());
+    }
+    let (outcomes, other) = run(&mut c);
+    assert!(
+        other.iter().all(|a| !matches!(a, CanonicalAction::FetchRecord { slot: Slot(3), .. })),
+        "{other:?}"
+    );
+    assert_eq!(c.resolved_through(), Some(Slot(8)));
+    let mut expected: Vec<_> = vec![(r.provers[0], proposer(2))];
+    expected.extend(r.provers[1..].iter().map(|p| (*p, proposer(3))));
+    expected.sort();
+    assert_eq!(credited(&outcomes, &r.key), expected);
+}
+
 #[test]
 fn a_reorg_drops_the_orphaned_record_and_the_new_chain_includes_again() {
     let r = round();

@@ -72,4 +72,10 @@ pub struct DevnetArgs {
         require_equals = false
     )]
     pub chaos: Option<String>,
+    /// Once the blocks are reported, start one more sidecar with an empty store and measure how
+    /// fast it catches up: it follows the chain from genesis, fetches the inclusion records and
+    /// messages from its peers, verifies them and settles every block the others settled. The
+    /// run fails if it settles any block differently or not within one slot per block.
+    #[arg(long, requires = "blocks")]
+    pub catch_up: bool,
 }

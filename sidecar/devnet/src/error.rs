@@ -87,6 +87,12 @@ pub enum DevnetError {
         /// One clause per failed block (slot and what went wrong).
         details: String,
     },
+    /// The fresh sidecar of `--catch-up` did not settle every block as the others did.
+    #[error("catch-up: {reason}")]
+    CatchUpFailed {
+        /// What it missed or settled differently.
+        reason: String,
+    },
 }
 
 /// The result type of this module.

@@ -27,6 +27,7 @@
 
 mod args;
 mod beacon;
+mod catch_up;
 mod chaos;
 mod collector;
 mod error;
@@ -37,6 +38,7 @@ mod table;
 
 pub use args::DevnetArgs;
 pub use beacon::serve_beacon;
+pub use catch_up::CatchUpReport;
 pub use chaos::ChaosFaults;
 pub use error::{DevnetError, DevnetResult};
 pub use options::DevnetOptions;

@@ -49,6 +49,8 @@ pub struct DevnetOptions {
     pub proposers_with_sidecar: f64,
     /// The faults of `--chaos` (`None`: none).
     pub chaos: Option<ChaosFaults>,
+    /// Measure a fresh sidecar's catch-up after the reported blocks (`--catch-up`).
+    pub catch_up: bool,
 }
 
 impl DevnetOptions {
@@ -95,6 +97,13 @@ impl DevnetOptions {
                 "--blocks",
                 &args.blocks.unwrap_or(0),
                 "--chaos needs at least 9 blocks (every fault, then blocks after the restart)",
+            );
+        }
+        if args.catch_up && args.no_inclusion {
+            return invalid(
+                "--catch-up",
+                &"--no-inclusion",
+                "a fresh sidecar settles past blocks only from the inclusion records",
             );
         }
         if !(0.0..=1.0).contains(&args.proposers_with_sidecar) {
@@ -165,6 +174,7 @@ impl DevnetOptions {
             inclusion,
             proposers_with_sidecar: args.proposers_with_sidecar,
             chaos,
+            catch_up: args.catch_up,
         })
     }
 }

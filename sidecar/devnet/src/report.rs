@@ -8,6 +8,7 @@ use phase_engine::{Phase, Root};
 use rewards::Account;
 use serde::Serialize;
 
+use crate::catch_up::CatchUpReport;
 use crate::error::{DevnetError, DevnetResult};
 
 /// Latency statistics over the reported blocks, in seconds.
@@ -135,6 +136,8 @@ pub struct DevnetSummary {
     pub settled_latency: Option<LatencyStats>,
     /// Net balance per prover over the reported blocks (sidecar 0's ledgers), highest first.
     pub earnings: Vec<(Account, i64)>,
+    /// The fresh sidecar's catch-up (`--catch-up`).
+    pub catch_up: Option<CatchUpReport>,
 }
 
 impl DevnetSummary {
@@ -155,6 +158,9 @@ impl DevnetSummary {
                 blocks: self.blocks.len(),
                 details: failures.join("; "),
             });
+        }
+        if let Some(problem) = self.catch_up.as_ref().and_then(CatchUpReport::problem) {
+            return Err(DevnetError::CatchUpFailed { reason: problem });
         }
         let done = self.blocks.len() as u64;
         match self.requested {
@@ -217,11 +223,31 @@ mod tests {
             full_proof_latency: None,
             settled_latency: None,
             earnings: Vec::new(),
+            catch_up: None,
         };
         assert!(summary(vec![report(vec![a, a], vec![true, true])], Some(1)).check().is_ok());
         let short = summary(vec![report(vec![a, a], vec![true, true])], Some(2)).check();
         assert!(matches!(short, Err(DevnetError::Interrupted { done: 1, requested: 2 })));
         let bad = summary(vec![report(vec![a, b], vec![true, true])], Some(1)).check();
         assert!(bad.unwrap_err().to_string().contains("slot 7"));
+
+        // A fresh sidecar that settles a block differently, or misses one, fails the run.
+        let caught_up = |identical, differing| CatchUpReport {
+            blocks: 3,
+            identical,
+            differing,
+            seconds: 1.0,
+            blocks_per_second: 3.0,
+            seconds_per_slot: 12,
+        };
+        let mut run = summary(vec![report(vec![a, a], vec![true, true])], Some(1));
+        run.catch_up = Some(caught_up(3, 0));
+        assert!(run.check().is_ok());
+        assert_eq!(run.catch_up.as_ref().map(CatchUpReport::speedup), Some(36.0));
+        run.catch_up = Some(caught_up(2, 1));
+        assert!(matches!(run.check(), Err(DevnetError::CatchUpFailed { .. })));
+        run.catch_up = Some(caught_up(2, 0));
+        let missed = run.check().unwrap_err().to_string();
+        assert!(missed.contains("did not settle 1 block"), "{missed}");
     }
 }

@@ -1,12 +1,13 @@
 //! [`run`]: the whole network started, watched until enough blocks are reported, and shut down.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use beacon_api::{BeaconClient, DevnetNode, ProvingClient};
-use phase_engine::{ProverRecord, bls};
+use phase_engine::{ProverRecord, Root, bls};
 use rewards::{Account, Balances};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
@@ -17,6 +18,7 @@ use sidecar_node::{
 use sidecar_p2p::{NetworkConfig, NetworkHandle, NodeKey};
 use sidecar_prover::{ProverError, ProverWorker, WorkerConfig};
 
+use crate::catch_up::{self, CatchUpReport};
 use crate::chaos::{self, ChaosFaults};
 use crate::collector::{collect, forward_heads, forward_node};
 use crate::error::{DevnetError, DevnetResult, out_err};
@@ -135,13 +137,13 @@ pub async fn run(
     let faults =
         opts.chaos.unwrap_or(ChaosFaults { late_gossip: false, late_start: false, restart: false });
     let (mut late_config, mut killed_config) = (None, None);
-    for index in 0..opts.sidecars {
+    // Sidecar `index`'s settings; `share`: the validators it includes for.
+    let sidecar_config = |index: usize, share: Vec<String>, gossip: bool| {
         let dir = data_dir.path().join(format!("sidecar-{index}"));
         let mut config = NodeConfig::new(vec![beacon_url.clone()], dir);
         config.rewards = opts.rewards;
         config.genesis_provers.clone_from(&genesis_provers);
         if opts.inclusion {
-            let share = shares.get(index).cloned().unwrap_or_default();
             config.inclusion = Some(InclusionConfig {
                 validator_client: (!share.is_empty()).then(|| ValidatorClientConfig {
                     keymanager_url: beacon_url.clone(),
@@ -151,18 +153,26 @@ pub async fn run(
             });
         }
         config.min_stake = 1;
+        if gossip {
+            let key =
+                NodeKey::generate().map_err(|e| DevnetError::Gossip { reason: e.to_string() })?;
+            config.p2p = Some(NetworkConfig::loopback(key));
+        }
+        Ok::<_, DevnetError>(config)
+    };
+    // With --catch-up the fresh sidecar gossips too.
+    let gossip = opts.sidecars > 1 || opts.catch_up;
+    for index in 0..opts.sidecars {
+        let share = shares.get(index).cloned().unwrap_or_default();
+        let mut config = match sidecar_config(index, share, gossip) {
+            Ok(config) => config,
+            Err(e) => {
+                let _ = shutdown_nodes(nodes).await;
+                return Err(e);
+            }
+        };
         if faults.late_gossip && index == 0 {
             config.gossip_delay = chaos::GOSSIP_DELAY;
-        }
-        if opts.sidecars > 1 {
-            let key = match NodeKey::generate() {
-                Ok(key) => key,
-                Err(e) => {
-                    let _ = shutdown_nodes(nodes).await;
-                    return Err(DevnetError::Gossip { reason: e.to_string() });
-                }
-            };
-            config.p2p = Some(NetworkConfig::loopback(key));
         }
         if faults.late_start && index == 1 {
             // Starts late (the chaos task starts it).
@@ -271,6 +281,22 @@ pub async fn run(
     if drained.is_err() {
         workers.abort_all();
     }
+    // With the provers stopped (their proving would share the cores with the measured sidecar),
+    // a fresh sidecar catches up with the blocks settled so far.
+    let catch_up = match &collected {
+        Ok((reported, false)) if opts.catch_up => {
+            // The reported blocks, which every sidecar settled with this root.
+            let expected: BTreeMap<Root, Root> = reported
+                .iter()
+                .filter_map(|(b, _)| b.agreed_root().map(|root| (b.block_root, root)))
+                .collect();
+            match sidecar_config(opts.sidecars, Vec::new(), true) {
+                Ok(config) => Some(run_catch_up(opts, config, &nodes, &expected, out).await),
+                Err(e) => Some(Err(e)),
+            }
+        }
+        _ => None,
+    };
     if let Some(task) = chaos_task
         && let Ok(chaos) = task.await
     {
@@ -289,6 +315,7 @@ pub async fn run(
     drop(devnet);
     let (blocks, interrupted) = collected?;
     node_result?;
+    let catch_up = catch_up.transpose()?;
 
     let mut balances = Balances::new();
     for ledger in blocks.iter().filter_map(|(_, l)| l.as_ref()) {
@@ -318,9 +345,35 @@ pub async fn run(
         ),
         blocks: reports,
         earnings,
+        catch_up,
     };
     write_summary(out, &summary).map_err(out_err)?;
     Ok(summary)
+}
+
+/// `--catch-up`: a fresh sidecar (`config`) settles the chain from genesis from what its peers
+/// serve, and must settle each `expected` block (block root → settlement root) as the others
+/// did; measured by [`catch_up::catch_up`].
+async fn run_catch_up(
+    opts: &DevnetOptions,
+    config: NodeConfig,
+    nodes: &[NodeHandle],
+    expected: &BTreeMap<Root, Root>,
+    out: &mut (dyn Write + Send),
+) -> DevnetResult<CatchUpReport> {
+    let peers: Vec<_> =
+        nodes.iter().filter_map(|n| n.p2p()).map(|n| n.listen_address().clone()).collect();
+    let slot = opts.chain.seconds_per_slot;
+    writeln!(
+        out,
+        "catch-up: a fresh sidecar starts with an empty store and settles the chain from \
+         genesis; the {} reported blocks are compared",
+        expected.len()
+    )
+    .map_err(out_err)?;
+    // Slower than the live chain is a failure.
+    let timeout = Duration::from_secs(slot.saturating_mul(expected.len() as u64).max(30));
+    catch_up::catch_up(config, opts.sidecars, &peers, expected, slot, timeout).await
 }
 
 /// How long the sidecars may take to find each other on gossip.

@@ -131,6 +131,22 @@ pub fn write_summary(out: &mut (dyn Write + Send), s: &DevnetSummary) -> std::io
         writeln!(out, "  {k:<20} {v}")?;
     }
     writeln!(out, "  {:<20} {paid} paid, {penalties} in penalties", "rewards")?;
+    if let Some(c) = &s.catch_up {
+        writeln!(
+            out,
+            "  {:<20} a fresh sidecar settled {} of {} blocks in {:.1} s: {:.1} blocks/s, {:.0}x \
+             the live rate of 1 block per {} s ({} identical, {} different)",
+            "catch-up",
+            c.identical + c.differing,
+            c.blocks,
+            c.seconds,
+            c.blocks_per_second,
+            c.speedup(),
+            c.seconds_per_slot,
+            c.identical,
+            c.differing,
+        )?;
+    }
     if !s.earnings.is_empty() {
         writeln!(out)?;
         writeln!(out, "  {:<12} {:>10}", "prover", "net earned")?;

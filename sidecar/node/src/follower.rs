@@ -5,8 +5,9 @@
 //! of its post-state (`states/{state_root}/randao`; when a node does not serve it, the mix is
 //! derived from the block as the spec's `process_randao` does: the payload's `prev_randao` xor
 //! `sha256(randao_reveal)`), and feeds the engine in slot order. A head whose parent is not the
-//! last block fed (missed events, a reconnect) is back-filled from its ancestors, up to
-//! [`MAX_GAP`] blocks.
+//! last block fed (missed events, a reconnect, a restart after downtime) is back-filled from its
+//! ancestors, up to [`MAX_BACKFILL`] blocks: their headers are walked back to the fork point,
+//! then the blocks are fetched and fed oldest first.
 
 use std::collections::VecDeque;
 
@@ -19,8 +20,13 @@ use tracing::{debug, info, warn};
 
 use super::{driver::Input, error::NodeResult, log::BlockData};
 
-/// Most ancestors fetched to fill a gap.
+/// Blocks remembered to find the fork point of a reorg (deeper reorgs orphan everything fed after
+/// the oldest remembered block).
 pub const MAX_GAP: usize = 64;
+
+/// Most ancestors fed to fill a gap (a restart after downtime, or a fresh start from genesis):
+/// 16,384 blocks, about 55 hours of 12-second slots.
+pub const MAX_BACKFILL: usize = 16_384;
 
 /// Chain timing for `slot_start`.
 #[derive(Clone, Copy, Debug)]
@@ -87,7 +93,7 @@ type Known = VecDeque<(Slot, Root)>;
 
 /// Follows the beacon node until `shutdown`. With no block fed yet (`last` is `None`), the
 /// first head is fed with its ancestors back to genesis when `from_genesis` (canonical
-/// settlement needs the whole chain; at most [`MAX_GAP`] blocks), else alone.
+/// settlement needs the whole chain; at most [`MAX_BACKFILL`] blocks), else alone.
 pub(crate) async fn follow(
     client: BeaconClient,
     timing: ChainTiming,
@@ -132,9 +138,10 @@ pub(crate) async fn follow(
     }
 }
 
-/// Makes `head` the end of the fed chain: walks back from it to a block already fed (the fork
-/// point; with nothing fed yet, to genesis when `from_genesis`, else nowhere), orphans what was
-/// fed after that point, and feeds the new blocks oldest first.
+/// Makes `head` the end of the fed chain: walks back from it by headers to a block already fed
+/// (the fork point; with nothing fed yet, to genesis when `from_genesis`, else nowhere; at most
+/// [`MAX_BACKFILL`] blocks), orphans what was fed after that point, and then fetches and feeds
+/// the new blocks oldest first, one at a time (a long gap is never held in memory).
 async fn feed(
     client: &BeaconClient,
     timing: ChainTiming,
@@ -146,7 +153,8 @@ async fn feed(
     if known.back().is_some_and(|(_, r)| *r == head) {
         return;
     }
-    let mut chain = VecDeque::new();
+    // The new blocks, newest first.
+    let mut path: Vec<Root> = Vec::new();
     let mut fork: Option<(Slot, Root)> = None;
     let mut next = head;
     loop {
@@ -154,21 +162,27 @@ async fn feed(
             fork = Some((slot, root));
             break;
         }
-        let fetched = match fetch_block(client, timing, next).await {
-            Ok(b) => b,
+        let header = match client.header(BlockId::Root(next)).await {
+            Ok(h) => h.data.header.message,
             Err(e) => {
-                warn!(block = %next, error = %e, "cannot fetch block");
+                warn!(block = %next, error = %e, "cannot fetch block header");
                 return;
             }
         };
-        let (slot, parent) = (fetched.0.slot, fetched.0.parent_root);
-        chain.push_front(fetched);
+        let (slot, parent) = (Slot(header.slot.get()), header.parent_root);
+        path.push(next);
         let below_window = known.front().is_none_or(|(s, _)| slot <= *s);
         let at_start = known.is_empty() && (!from_genesis || slot.0 == 0 || parent == Root::ZERO);
-        if at_start || chain.len() >= MAX_GAP || (below_window && !known.is_empty()) {
+        if at_start || path.len() >= MAX_BACKFILL || (below_window && !known.is_empty()) {
             // No history (start at the head), or deeper than what we remember.
             if !known.is_empty() {
                 fork = Some((Slot(slot.0.saturating_sub(1)), parent));
+            }
+            if path.len() >= MAX_BACKFILL {
+                warn!(
+                    blocks = path.len(),
+                    "gap longer than the back-fill limit: older blocks are not fed"
+                );
             }
             break;
         }
@@ -188,12 +202,27 @@ async fn feed(
             }
         }
     }
-    for (info, data, graffiti) in chain {
+    let total = path.len();
+    if total > 1 {
+        info!(blocks = total, "back-filling the chain");
+    }
+    for (fed, root) in path.into_iter().rev().enumerate() {
+        let (info, data, graffiti) = match fetch_block(client, timing, root).await {
+            Ok(b) => b,
+            Err(e) => {
+                // The next head walks back to the last block fed and retries from there.
+                warn!(block = %root, error = %e, "cannot fetch block");
+                return;
+            }
+        };
         known.push_back((info.slot, info.root));
         while known.len() > MAX_GAP {
             known.pop_front();
         }
         debug!(slot = %info.slot, root = %info.root, "new block");
+        if total > 1 && (fed + 1) % 64 == 0 {
+            info!(fed = fed + 1, of = total, slot = %info.slot, "back-filling the chain");
+        }
         if tx.send(Input::Block { info, data, graffiti }).await.is_err() {
             return;
         }

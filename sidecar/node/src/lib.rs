@@ -38,7 +38,7 @@ mod verify;
 pub use backend::NodeApi;
 pub use clock::{ManualSlotClock, SlotClock, SlotTiming, SystemSlotClock, ZeroSlotDuration};
 pub use error::{NodeError, NodeResult};
-pub use follower::{ChainTiming, MAX_GAP, fetch_block};
+pub use follower::{ChainTiming, MAX_BACKFILL, MAX_GAP, fetch_block};
 pub use gossip::{GOSSIP_TOPICS, RECORD_TOPIC, gossip_payload, topic_name};
 pub use includer::{InclusionConfig, ValidatorClientConfig};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};

@@ -101,12 +101,31 @@ fn key(seq: u64) -> MessageKey {
 }
 
 /// Appends `input` as entry `seq` (durable when this returns).
+impl LoggedInput {
+    /// Whether losing this input in a crash (with every input after it) changes nothing a
+    /// restart cannot redo: verdicts (verification is deterministic: the check is asked and
+    /// answered again), clock ticks (the restarted node ticks at its own time), and messages
+    /// relayed by peers (they are gossiped and served again; nothing was acknowledged for
+    /// them). Such inputs are committed without waiting for the disk; the next other input's
+    /// commit makes them durable, and what a crash leaves is always a prefix of the log.
+    pub(crate) fn can_be_redone(&self) -> bool {
+        matches!(
+            self,
+            Self::Verdict(_) | Self::SettlingVerdict(_) | Self::Tick(_) | Self::Relayed { .. }
+        )
+    }
+}
+
 pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult<()> {
     let bytes = serde_json::to_vec(input)
         .map_err(|e| NodeError::CorruptLog { index: seq, reason: e.to_string() })?;
     let mut batch = StoreBatch::new();
     batch.put_message(LOG_NAMESPACE, key(seq), &bytes);
-    store.commit(batch)?;
+    if input.can_be_redone() {
+        store.commit_deferred(batch)?;
+    } else {
+        store.commit(batch)?;
+    }
     Ok(())
 }
 

@@ -39,6 +39,9 @@ pub(crate) const MAX_RANGE: u64 = 64;
 pub(crate) const MAX_IDS: usize = 256;
 /// How often the fetcher looks at what is missing.
 const FETCH_INTERVAL: Duration = Duration::from_millis(300);
+/// How soon it looks again after a round that fetched something (a node catching up asks for
+/// the next window as soon as the last one is handled).
+const FETCH_AGAIN: Duration = Duration::from_millis(20);
 
 /// What the settling engine waits for, and how far it got.
 #[derive(Clone, Debug, Default)]
@@ -143,16 +146,17 @@ pub(crate) fn spawn(
     });
     let fetcher = tokio::spawn(async move {
         let mut fetcher = Fetcher { handle, tx, sealer: Sealer::new(&ctx), metrics, turn: 0 };
-        let mut tick = tokio::time::interval(FETCH_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = FETCH_INTERVAL;
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => break,
             }
-            if !fetcher.round().await {
-                break;
-            }
+            wait = match fetcher.round().await {
+                Round::Stopped => break,
+                Round::Fetched => FETCH_AGAIN,
+                Round::Idle => FETCH_INTERVAL,
+            };
         }
     });
     (server, fetcher)
@@ -184,6 +188,16 @@ async fn serve(tx: &mpsc::Sender<Input>, protocol: SyncProtocol, payload: &[u8])
     }
 }
 
+/// How a fetch round went.
+enum Round {
+    /// The driver is gone.
+    Stopped,
+    /// Something came back.
+    Fetched,
+    /// Nothing was missing, no peer had it, or no peer answered.
+    Idle,
+}
+
 struct Fetcher {
     handle: NetworkHandle,
     tx: mpsc::Sender<Input>,
@@ -193,30 +207,29 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    /// One round: asks for what is missing. `false` once the driver is gone.
-    async fn round(&mut self) -> bool {
-        let Some(needs) = query(&self.tx, Driver::sync_needs).await else { return false };
+    /// One round: asks one peer for what is missing.
+    async fn round(&mut self) -> Round {
+        let Some(needs) = query(&self.tx, Driver::sync_needs).await else { return Round::Stopped };
         self.metrics.set_sync_wanted(needs.records.len(), needs.messages.len());
         if needs.records.is_empty() && needs.messages.is_empty() {
-            return true;
+            return Round::Idle;
         }
-        let Ok(peers) = self.handle.connected_peers().await else { return false };
+        let Ok(peers) = self.handle.connected_peers().await else { return Round::Stopped };
         if peers.is_empty() {
             debug!("sync: records or messages missing, but no peer to ask");
-            return true;
+            return Round::Idle;
         }
         self.turn = self.turn.wrapping_add(1);
-        let Some(&peer) = peers.get(self.turn % peers.len()) else { return true };
+        let Some(&peer) = peers.get(self.turn % peers.len()) else { return Round::Idle };
+        let mut fetched = 0;
         if let (Some(first), Some(last)) = (needs.records.first(), needs.records.last()) {
             let count = last.0.saturating_sub(first.0).saturating_add(1).min(MAX_RANGE);
-            self.fetch_records(peer, first.0, count).await;
+            fetched += self.fetch_records(peer, first.0, count).await;
         }
-        if !needs.messages.is_empty() {
-            for ids in needs.messages.chunks(MAX_IDS) {
-                self.fetch_messages(peer, ids).await;
-            }
+        for ids in needs.messages.chunks(MAX_IDS) {
+            fetched += self.fetch_messages(peer, ids).await;
         }
-        true
+        if fetched > 0 { Round::Fetched } else { Round::Idle }
     }
 
     async fn penalise(&self, peer: PeerId, reason: &'static str) {
@@ -224,59 +237,73 @@ impl Fetcher {
         let _ = self.handle.penalise(peer, reason).await;
     }
 
-    async fn fetch_records(&self, peer: PeerId, start: u64, count: u64) {
+    /// Asks `peer` for the records of `count` slots from `start`; returns how many came.
+    async fn fetch_records(&self, peer: PeerId, start: u64, count: u64) -> u64 {
         let request = records_request(start, count);
         let chunks =
             match self.handle.send_request(peer, SyncProtocol::RecordsByRange, request).await {
                 Ok(chunks) => chunks,
-                Err(e) => return self.failed(peer, &e).await,
+                Err(e) => {
+                    self.failed(peer, &e).await;
+                    return 0;
+                }
             };
         let mut fetched = 0u64;
         for chunk in chunks {
             let Ok(record) = InclusionRecord::from_ssz_bytes(&chunk) else {
-                return self.penalise(peer, "undecodable_record").await;
+                self.penalise(peer, "undecodable_record").await;
+                break;
             };
             if record.slot.0 < start || record.slot.0 >= start.saturating_add(count) {
-                return self.penalise(peer, "unrequested_record").await;
+                self.penalise(peer, "unrequested_record").await;
+                break;
             }
             fetched = fetched.saturating_add(1);
             let input = Input::Fetched { item: Gossiped::Record(record) };
             if self.tx.send(input).await.is_err() {
-                return;
+                break;
             }
         }
         if fetched > 0 {
             self.metrics.sync_fetched("record", fetched);
             info!(%peer, records = fetched, from_slot = start, "sync: inclusion records fetched");
         }
+        fetched
     }
 
-    async fn fetch_messages(&self, peer: PeerId, ids: &[Root]) {
+    /// Asks `peer` for the messages `ids`; returns how many came.
+    async fn fetch_messages(&self, peer: PeerId, ids: &[Root]) -> u64 {
         let request = ids.to_vec().as_ssz_bytes();
         let chunks = match self.handle.send_request(peer, SyncProtocol::MessagesById, request).await
         {
             Ok(chunks) => chunks,
-            Err(e) => return self.failed(peer, &e).await,
+            Err(e) => {
+                self.failed(peer, &e).await;
+                return 0;
+            }
         };
         let wanted: BTreeSet<Root> = ids.iter().copied().collect();
         let mut fetched = 0u64;
         for chunk in chunks {
             let Ok(message) = decode_message(&chunk) else {
-                return self.penalise(peer, "undecodable_message").await;
+                self.penalise(peer, "undecodable_message").await;
+                break;
             };
             if !wanted.contains(&self.sealer.signing_root(&message)) {
-                return self.penalise(peer, "unrequested_message").await;
+                self.penalise(peer, "unrequested_message").await;
+                break;
             }
             fetched = fetched.saturating_add(1);
             let input = Input::Fetched { item: Gossiped::Message(message) };
             if self.tx.send(input).await.is_err() {
-                return;
+                break;
             }
         }
         if fetched > 0 {
             self.metrics.sync_fetched("message", fetched);
             info!(%peer, messages = fetched, asked = ids.len(), "sync: messages fetched");
         }
+        fetched
     }
 
     async fn failed(&self, peer: PeerId, error: &sidecar_p2p::Error) {

@@ -138,6 +138,29 @@ async fn under_chaos_every_sidecar_settles_every_block_with_the_same_ledger() {
     assert!(matches!(unknown, Err(DevnetError::InvalidArgument { arg: "--chaos", .. })));
 }
 
+/// `--catch-up`: once the blocks are reported, a fresh sidecar with an empty store follows the
+/// chain from genesis, fetches every record and message from its peers, verifies them, and
+/// settles every reported block with the others' ledger root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_sidecar_catches_up_and_settles_the_same_ledgers() {
+    let mut flags = vec!["--catch-up", "--provers", "2", "--blocks", "6"];
+    flags.extend_from_slice(&SMALL);
+    let opts = DevnetOptions::from_args(&args(&flags), None).unwrap();
+    let mut out = Vec::new();
+    let summary = run(&opts, &mut out, std::future::pending()).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    summary.check().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let catch_up = summary.catch_up.as_ref().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!((catch_up.blocks, catch_up.identical, catch_up.differing), (6, 6, 0), "{text}");
+    assert!(catch_up.blocks_per_second > 0.0);
+    assert!(text.contains("a fresh sidecar settled 6 of 6 blocks"), "{text}");
+
+    // It settles past blocks only from the records.
+    let local =
+        DevnetOptions::from_args(&args(&["--catch-up", "--blocks", "3", "--no-inclusion"]), None);
+    assert!(matches!(local, Err(DevnetError::InvalidArgument { arg: "--catch-up", .. })));
+}
+
 /// `--chaos late-gossip` alone: the sidecar that receives every message 5 s late (too late for
 /// its own clock in most phases) settles the ledgers of the others, from the records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use phase_engine::{
-    Action, CanonicalAction, CanonicalRounds, InclusionCandidate, InclusionRecord, ProtocolMessage,
-    RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, Slot, UnixMillis, ValidatorIndex, Verdict,
-    build_record, record_cutoff,
+    Action, CanonicalAction, CanonicalRounds, InclusionCandidate, InclusionRecord,
+    RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, SealedMessage, Slot, UnixMillis,
+    ValidatorIndex, Verdict, build_record, record_cutoff,
 };
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
@@ -53,6 +53,9 @@ pub(super) struct Settling {
     pub(super) wanted_records: BTreeMap<Slot, RecordCommitment>,
     /// Messages named by canonical records and not held: asked of peers.
     pub(super) wanted_messages: BTreeMap<Root, Slot>,
+    /// When (local time) something of each slot was first wanted: a node catching up is given
+    /// the time to fetch it, however far behind the head the slot is.
+    wanted_since: BTreeMap<Slot, UnixMillis>,
 }
 
 impl Settling {
@@ -66,6 +69,7 @@ impl Settling {
             records: BTreeMap::new(),
             wanted_records: BTreeMap::new(),
             wanted_messages: BTreeMap::new(),
+            wanted_since: BTreeMap::new(),
         }
     }
 
@@ -149,6 +153,13 @@ impl Driver {
         let slot_ms = self.slot_ms();
         let genesis = self.genesis_ms();
         let Some(settling) = self.settling.as_mut() else { return };
+        let wanted: std::collections::BTreeSet<Slot> = settling
+            .wanted_records
+            .keys()
+            .chain(settling.wanted_messages.values())
+            .copied()
+            .collect();
+        settling.wanted_since.retain(|slot, _| wanted.contains(slot));
         settling.candidates.retain(|_, c| {
             let arrived_in = c.received.0.saturating_sub(genesis) / slot_ms.max(1);
             arrived_in.saturating_add(max_delay) >= info.slot.0
@@ -157,12 +168,10 @@ impl Driver {
 
     /// A message this node holds, for the settling engine (whatever the live engine thinks of
     /// its timing).
-    pub(super) fn settling_message(&mut self, message: &ProtocolMessage) {
-        let sealer = self.engine.sealer();
+    pub(super) fn settling_message(&mut self, sealed: &SealedMessage) {
         let Some(settling) = self.settling.as_mut() else { return };
-        let sealed = sealer.seal(message.clone());
         settling.wanted_messages.remove(&sealed.signing_root());
-        settling.rounds.on_message(sealed);
+        settling.rounds.on_message(sealed.clone());
     }
 
     /// A record for the settling engine (received, fetched, or this node's own).
@@ -187,16 +196,22 @@ impl Driver {
 
     /// The slots whose missing record or messages have been waited for long enough by the
     /// block at `head`: `inclusion.max_delay_slots` slots (the bound any message's inclusion
-    /// has anyway).
+    /// has anyway), both on the chain and on this node's clock since it first wanted them (a
+    /// node back-filling old blocks still gets that long to fetch them).
     pub(super) fn settling_overdue(&self, head: Slot) -> Vec<Slot> {
         let Some(settling) = self.settling.as_ref() else { return Vec::new() };
         let wait = self.inclusion.max_delay_slots;
+        let wait_ms = wait.saturating_mul(self.slot_ms());
+        let now = self.now();
+        let waited = |slot: &Slot| {
+            settling.wanted_since.get(slot).is_none_or(|t| now.0.saturating_sub(t.0) >= wait_ms)
+        };
         let mut due: Vec<Slot> = settling
             .wanted_records
             .keys()
             .chain(settling.wanted_messages.values())
             .copied()
-            .filter(|s| s.0.saturating_add(wait) <= head.0)
+            .filter(|s| s.0.saturating_add(wait) <= head.0 && waited(s))
             .collect();
         due.sort();
         due.dedup();
@@ -209,6 +224,7 @@ impl Driver {
         warn!(%slot, "settling: the record or messages of this slot did not come: resolved without them");
         settling.wanted_records.remove(&slot);
         settling.wanted_messages.retain(|_, s| *s != slot);
+        settling.wanted_since.remove(&slot);
         settling.rounds.give_up(slot);
     }
 
@@ -280,16 +296,19 @@ impl Driver {
     /// Executes the settling engine's queued actions.
     pub(super) fn process_settling(&mut self) -> NodeResult<()> {
         let mut signatures = Vec::new();
+        let now = self.now();
         while let Some(action) = self.settling.as_mut().and_then(|s| s.rounds.poll_action()) {
             let Some(settling) = self.settling.as_mut() else { break };
             match action {
                 CanonicalAction::FetchRecord { slot, commitment } => {
                     debug!(%slot, "settling: record wanted");
                     settling.wanted_records.insert(slot, commitment);
+                    settling.wanted_since.entry(slot).or_insert(now);
                 }
                 CanonicalAction::FetchMessage { slot, id } => {
                     debug!(%slot, message = %id, "settling: message wanted");
                     settling.wanted_messages.insert(id, slot);
+                    settling.wanted_since.entry(slot).or_insert(now);
                 }
                 CanonicalAction::RecordRejected { slot, reason } => {
                     warn!(%slot, %reason, "settling: the committed record counts as none");

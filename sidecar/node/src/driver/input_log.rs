@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use beacon_api::SubmissionReceipt;
 use phase_engine::{
-    BlsPublicKey, Progress, ProtocolMessage, ProverRecord, RequestId, Root, UnixMillis,
+    BlsPublicKey, Progress, ProverRecord, RequestId, Root, SealedMessage, UnixMillis,
 };
 use tracing::{info, warn};
 
@@ -81,13 +81,14 @@ impl Driver {
     /// Gives `message` to the live engine at `arrived` (received here at `received`).
     pub(super) fn apply_message(
         &mut self,
-        message: ProtocolMessage,
+        sealed: SealedMessage,
         arrived: UnixMillis,
         received: UnixMillis,
         publish: Option<UnixMillis>,
     ) -> phase_engine::Result<RequestId> {
-        let signing_root = message.signing_root(self.engine.signing_context());
-        let request = self.engine.on_message(message.clone(), arrived)?;
+        let signing_root = sealed.signing_root();
+        let message = sealed.message().clone();
+        let request = self.engine.on_sealed_message(sealed, arrived)?;
         self.in_flight.insert(signing_root, (message, publish));
         self.received.insert(signing_root, received);
         self.requests.insert(request, signing_root);
@@ -152,13 +153,15 @@ impl Driver {
             LoggedInput::Message { message, arrived } => {
                 let arrived = arrived.max(self.engine.now());
                 let publish = self.publish.is_some().then_some(arrived);
-                self.settling_message(&message);
-                let _ = self.apply_message(message, arrived, arrived, publish);
+                let sealed = self.engine.sealer().seal(message);
+                self.settling_message(&sealed);
+                let _ = self.apply_message(sealed, arrived, arrived, publish);
             }
             LoggedInput::Relayed { message, arrived, received } => {
-                self.settling_message(&message);
+                let sealed = self.engine.sealer().seal(message);
+                self.settling_message(&sealed);
                 let received = received.unwrap_or(arrived);
-                let _ = self.apply_message(message, arrived, received, None);
+                let _ = self.apply_message(sealed, arrived, received, None);
             }
             LoggedInput::Record(record) => self.settling_record(record),
             LoggedInput::GaveUp(slot) => self.settling_give_up(slot),

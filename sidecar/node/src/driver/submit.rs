@@ -105,7 +105,9 @@ impl Driver {
         relayed: bool,
     ) -> NodeResult<()> {
         let kind = message.kind();
-        let signing_root = message.signing_root(self.engine.signing_context());
+        // Hashed once: the signing root of a proof covers all its bytes.
+        let sealed = self.engine.sealer().seal(message);
+        let signing_root = sealed.signing_root();
         if self.in_flight.contains_key(&signing_root) {
             match waiter {
                 Some(Waiter::Http(reply)) => {
@@ -124,22 +126,19 @@ impl Driver {
             return Ok(());
         }
         // Write-ahead: the message is durable before the engine sees it.
+        let message = sealed.message().clone();
         let (input, at, received) = if relayed {
             let received = self.now().max(arrived);
-            let input = LoggedInput::Relayed {
-                message: message.clone(),
-                arrived,
-                received: Some(received),
-            };
+            let input = LoggedInput::Relayed { message, arrived, received: Some(received) };
             (input, arrived, received)
         } else {
             let at = arrived.max(self.engine.now());
-            (LoggedInput::Message { message: message.clone(), arrived }, at, at)
+            (LoggedInput::Message { message, arrived }, at, at)
         };
         self.append(input).await?;
-        self.settling_message(&message);
+        self.settling_message(&sealed);
         let publish = (!relayed && self.publish.is_some()).then_some(at);
-        match self.apply_message(message, at, received, publish) {
+        match self.apply_message(sealed, at, received, publish) {
             Ok(request) => {
                 if let Some(waiter) = waiter {
                     self.replies.insert(request, (kind, signing_root, waiter));

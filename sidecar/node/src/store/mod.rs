@@ -4,7 +4,8 @@
 //! snapshots, ledger entries and prover balances. Values are opaque bytes (SSZ, chosen by the
 //! protocol core); the store only knows their keys. Every write is one redb write transaction
 //! committed with [`redb::Durability::Immediate`]: when a method returns `Ok`, the data is on
-//! disk and survives a crash or `kill -9`. Several writes that must land together (a settlement's
+//! disk and survives a crash or `kill -9` ([`Store::commit_deferred`] is the one exception, for
+//! writes that can be derived again: durable with the next durable commit). Several writes that must land together (a settlement's
 //! ledger entries and balance changes) go in one [`StoreBatch`].
 //!
 //! The calls block on `fsync`; async code runs them in `tokio::task::spawn_blocking`.
@@ -192,10 +193,27 @@ impl Store {
     /// [`Error::Database`]; [`Error::CorruptValue`] if a balance would overflow (nothing of
     /// the batch is written then).
     pub fn commit(&self, batch: StoreBatch) -> Result<()> {
+        self.commit_with(batch, Durability::Immediate)
+    }
+
+    /// Commits every write of `batch` in one transaction, all or nothing, without waiting for
+    /// the disk: it is visible to reads at once and made durable by the next [`Store::commit`]
+    /// (of any batch). A crash before then loses it, with every deferred commit since the last
+    /// durable one: what survives is always a prefix of the commits, never part of one. For
+    /// writes that can be derived again (verdicts, which are deterministic; messages peers
+    /// serve again).
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_deferred(&self, batch: StoreBatch) -> Result<()> {
+        self.commit_with(batch, Durability::None)
+    }
+
+    fn commit_with(&self, batch: StoreBatch, durability: Durability) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let tx = self.begin_write()?;
+        let tx = self.begin_write_with(durability)?;
         {
             let mut messages = tx.open_table(MESSAGES).map_err(db)?;
             let mut rounds = tx.open_table(ROUNDS).map_err(db)?;
@@ -374,8 +392,12 @@ impl Store {
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        self.begin_write_with(Durability::Immediate)
+    }
+
+    fn begin_write_with(&self, durability: Durability) -> Result<redb::WriteTransaction> {
         let mut tx = self.db.begin_write().map_err(db)?;
-        tx.set_durability(Durability::Immediate).map_err(db)?;
+        tx.set_durability(durability).map_err(db)?;
         Ok(tx)
     }
 }
@@ -386,6 +408,26 @@ mod tests {
 
     fn root(b: u8) -> Root {
         Root::repeat_byte(b)
+    }
+
+    #[test]
+    fn a_deferred_commit_is_read_at_once_and_kept_with_the_next_durable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            let mut deferred = StoreBatch::new();
+            deferred.put_message(root(1), [1; 32], b"deferred");
+            store.commit_deferred(deferred).unwrap();
+            assert_eq!(store.messages(root(1)).unwrap(), vec![([1; 32], b"deferred".to_vec())]);
+            let mut durable = StoreBatch::new();
+            durable.put_message(root(1), [2; 32], b"durable");
+            store.commit(durable).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let kept: Vec<Vec<u8>> =
+            store.messages(root(1)).unwrap().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(kept, vec![b"deferred".to_vec(), b"durable".to_vec()]);
     }
 
     #[test]
