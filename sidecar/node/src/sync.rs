@@ -332,6 +332,85 @@ mod tests {
         assert!(decode_records_request(&[0; 17]).is_err());
     }
 
+    /// The fetcher against a peer that answers with what was not asked for, or with bytes that
+    /// do not decode: nothing of it reaches the driver, and the peer is penalised each time.
+    #[tokio::test]
+    async fn unrequested_or_undecodable_sync_data_is_dropped_and_penalised() {
+        use phase_engine::{Attempt, ProverIndex, RoundRef, SignedDecline, SubBlockIndex, bls};
+        use sidecar_p2p::{NetworkConfig, NodeKey, start_network};
+
+        let test = async {
+            let metrics = Metrics::new();
+            let network = |m| async move {
+                let config = NetworkConfig::loopback(NodeKey::generate().unwrap());
+                start_network(config, m).await.unwrap()
+            };
+            let us = network(Some(metrics.clone())).await;
+            let mut peer = network(None).await;
+            us.handle.dial(peer.handle.listen_address().clone()).await.unwrap();
+            let peer_id = peer.handle.local_peer_id();
+            while !us.handle.connected_peers().await.unwrap().contains(&peer_id) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+
+            // The peer answers records-by-range with a record of slot 2 and messages-by-id with
+            // a decline nobody asked for, then with garbage.
+            let ctx = SigningContext { fork_version: [0; 4], genesis_validators_root: Root::ZERO };
+            let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
+            let round = RoundRef {
+                slot: Slot(3),
+                block_root: Root::repeat_byte(1),
+                sub_block: SubBlockIndex(0),
+                attempt: Attempt(0),
+            };
+            let decline = phase_engine::Decline { round, prover: ProverIndex(2) };
+            let unasked = ProtocolMessage::Decline(SignedDecline::sign(decline, &key, &ctx));
+            let record = phase_engine::build_record(
+                Slot(2),
+                phase_engine::ValidatorIndex(1),
+                phase_engine::UnixMillis(0),
+                std::iter::empty(),
+            );
+            let mut requests = std::mem::replace(&mut peer.requests, mpsc::channel(1).1);
+            tokio::spawn(async move {
+                let mut garbage = false;
+                while let Some(request) = requests.recv().await {
+                    let chunk = match (request.protocol, garbage) {
+                        (_, true) => vec![0xff; 5],
+                        (SyncProtocol::RecordsByRange, false) => record.as_ssz_bytes(),
+                        (SyncProtocol::MessagesById, false) => encode_message(&unasked).unwrap(),
+                    };
+                    garbage = request.protocol == SyncProtocol::MessagesById;
+                    request.reply.send(Ok(vec![chunk]));
+                }
+            });
+
+            let (tx, mut rx) = mpsc::channel(8);
+            let fetcher = Fetcher {
+                handle: us.handle.clone(),
+                tx,
+                sealer: Sealer::new(&ctx),
+                metrics: metrics.clone(),
+                turn: 0,
+            };
+            assert_eq!(fetcher.fetch_records(peer_id, 10, 4).await, 0);
+            assert_eq!(fetcher.fetch_messages(peer_id, &[Root::repeat_byte(9)]).await, 0);
+            assert_eq!(fetcher.fetch_records(peer_id, 10, 4).await, 0);
+            assert!(rx.try_recv().is_err(), "nothing reaches the driver");
+            // The network runs its commands in order: once this one is answered, every
+            // penalty before it is counted.
+            let _ = us.handle.connected_peers().await;
+            let text = metrics.encode();
+            for reason in ["unrequested_record", "unrequested_message", "undecodable_record"] {
+                let line = format!("sidecar_p2p_peer_penalties_total{{reason=\"{reason}\"}} 1");
+                assert!(text.contains(&line), "{line} in {text}");
+            }
+            us.handle.shutdown().await;
+            peer.handle.shutdown().await;
+        };
+        tokio::time::timeout(Duration::from_secs(60), test).await.expect("finished in time");
+    }
+
     #[test]
     fn message_chunks_round_trip_and_bad_ones_are_errors() {
         use phase_engine::{Attempt, ProverIndex, RoundRef, SignedDecline, SubBlockIndex, bls};
