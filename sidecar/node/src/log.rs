@@ -130,6 +130,14 @@ pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult
 }
 
 /// Every logged input, in order.
+/// The input at `seq`, if the log has it.
+pub(crate) fn read(store: &Store, seq: u64) -> NodeResult<Option<LoggedInput>> {
+    let Some(bytes) = store.message(LOG_NAMESPACE, key(seq))? else { return Ok(None) };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| NodeError::CorruptLog { index: seq, reason: e.to_string() })
+}
+
 pub(crate) fn read_all(store: &Store) -> NodeResult<Vec<LoggedInput>> {
     store
         .messages(LOG_NAMESPACE)?

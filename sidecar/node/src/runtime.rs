@@ -220,7 +220,7 @@ impl Node {
         let (tx, rx) = mpsc::channel(1024);
         let parts = driver::DriverParts {
             engine,
-            store,
+            store: Arc::clone(&store),
             clock: Arc::clone(&clock),
             rewards: config.rewards,
             verifier: Arc::new(verify::StarkVerifier::new(prover)),
@@ -271,6 +271,7 @@ impl Node {
                     network.handle.clone(),
                     network.requests,
                     tx.clone(),
+                    Arc::clone(&store),
                     ctx,
                     metrics.clone(),
                     shutdown_rx.clone(),

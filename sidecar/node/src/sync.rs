@@ -16,7 +16,7 @@
 //! (signature, STARKs). A peer whose response does not decode, or carries what was not asked
 //! for, is penalised. Progress goes to the log and to `sidecar_sync_*` metrics.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use phase_engine::{InclusionRecord, ProtocolMessage, Root, Sealer, SigningContext, Slot};
 use sidecar_metrics::Metrics;
@@ -30,8 +30,10 @@ use tokio::{
 };
 use tracing::{debug, info};
 
+use crate::Store;
 use crate::driver::{Driver, Input};
 use crate::gossip::Gossiped;
+use crate::log::{self, LoggedInput};
 
 /// Most slots one records-by-range request covers.
 pub(crate) const MAX_RANGE: u64 = 64;
@@ -117,11 +119,13 @@ async fn query<T: Send + 'static>(
     answer.await.ok()
 }
 
-/// Starts the server of the sync protocols and the fetcher.
+/// Starts the server of the sync protocols and the fetcher; messages only the input log still
+/// has are read from `store`.
 pub(crate) fn spawn(
     handle: NetworkHandle,
     mut requests: mpsc::Receiver<InboundRequest>,
     tx: mpsc::Sender<Input>,
+    store: Arc<Store>,
     ctx: SigningContext,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
@@ -138,8 +142,9 @@ pub(crate) fn spawn(
                 _ = stop.wait_for(|s| *s) => break,
             };
             let tx = serve_tx.clone();
+            let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let answer = serve(&tx, request.protocol, &request.payload).await;
+                let answer = serve(&tx, &store, request.protocol, &request.payload).await;
                 request.reply.send(answer);
             });
         }
@@ -163,7 +168,12 @@ pub(crate) fn spawn(
 }
 
 /// Answers one inbound request from the driver's state.
-async fn serve(tx: &mpsc::Sender<Input>, protocol: SyncProtocol, payload: &[u8]) -> ResponseResult {
+async fn serve(
+    tx: &mpsc::Sender<Input>,
+    store: &Arc<Store>,
+    protocol: SyncProtocol,
+    payload: &[u8],
+) -> ResponseResult {
     let invalid = |reason: &str| ResponseError::new(ErrorCode::InvalidRequest, reason);
     let unavailable = || ResponseError::new(ErrorCode::ServerError, "the node is stopping");
     match protocol {
@@ -181,8 +191,13 @@ async fn serve(tx: &mpsc::Sender<Input>, protocol: SyncProtocol, payload: &[u8])
             if ids.len() > MAX_IDS {
                 return Err(invalid("more than 256 ids"));
             }
-            let messages =
+            let (mut messages, logged) =
                 query(tx, move |d| d.held_messages(&ids)).await.ok_or_else(unavailable)?;
+            if !logged.is_empty() {
+                let store = Arc::clone(store);
+                let read = tokio::task::spawn_blocking(move || read_logged(&store, &logged));
+                messages.extend(read.await.map_err(|_| unavailable())?);
+            }
             Ok(messages.iter().filter_map(encode_message).collect())
         }
     }
@@ -196,6 +211,22 @@ enum Round {
     Fetched,
     /// Nothing was missing, no peer had it, or no peer answered.
     Idle,
+}
+
+/// The messages at these input-log positions (those that are messages and still there).
+pub(crate) fn read_logged(store: &Store, seqs: &[u64]) -> Vec<ProtocolMessage> {
+    seqs.iter()
+        .filter_map(|seq| match log::read(store, *seq) {
+            Ok(Some(
+                LoggedInput::Message { message, .. } | LoggedInput::Relayed { message, .. },
+            )) => Some(message),
+            Ok(_) => None,
+            Err(e) => {
+                debug!(seq, error = %e, "sync: a logged message cannot be read");
+                None
+            }
+        })
+        .collect()
 }
 
 struct Fetcher {

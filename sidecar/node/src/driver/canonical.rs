@@ -30,6 +30,11 @@ const MAX_RECORDS_PER_SLOT: usize = 4;
 /// Verdicts remembered for the settling engine, at most (the oldest slots go first).
 const MAX_VERDICTS: usize = 65_536;
 
+/// Slots of records and messages served to peers that sync (about 3.4 hours of 12-second slots):
+/// records are kept in memory that long; messages stay in memory only within the reach of a
+/// reorg, and are read back from the input log after that.
+pub(crate) const SYNC_RETENTION_SLOTS: u64 = 1024;
+
 /// A message the live engine accepted: what this node's records may include.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Candidate {
@@ -56,6 +61,9 @@ pub(super) struct Settling {
     /// When (local time) something of each slot was first wanted: a node catching up is given
     /// the time to fetch it, however far behind the head the slot is.
     wanted_since: BTreeMap<Slot, UnixMillis>,
+    /// Where each message held is in the input log (its sequence number), with its slot: peers
+    /// are served messages the settling engine no longer keeps from there.
+    pub(super) logged: HashMap<Root, (Slot, u64)>,
 }
 
 impl Settling {
@@ -70,6 +78,7 @@ impl Settling {
             wanted_records: BTreeMap::new(),
             wanted_messages: BTreeMap::new(),
             wanted_since: BTreeMap::new(),
+            logged: HashMap::new(),
         }
     }
 
@@ -140,14 +149,18 @@ impl Driver {
         if let Err(e) = settling.rounds.on_block(info, commitment) {
             warn!(slot = %info.slot, error = %e, "block refused by the settling engine");
         }
-        // Nothing before the reach of a reorg can be resolved again.
+        // Nothing before the reach of a reorg can be resolved again; what peers may still ask
+        // for is kept for the sync retention.
         let keep = u64::try_from(SNAPSHOTS_KEPT).unwrap_or(u64::MAX).saturating_add(8);
-        if let Some(resolved) = settling.rounds.resolved_through()
-            && resolved.0 > keep
-        {
-            let before = Slot(resolved.0 - keep);
-            settling.rounds.prune_before(before);
-            settling.records = settling.records.split_off(&before);
+        if let Some(resolved) = settling.rounds.resolved_through() {
+            if resolved.0 > keep {
+                settling.rounds.prune_before(Slot(resolved.0 - keep));
+            }
+            if resolved.0 > SYNC_RETENTION_SLOTS && info.slot.0.is_multiple_of(64) {
+                let before = Slot(resolved.0 - SYNC_RETENTION_SLOTS);
+                settling.records = settling.records.split_off(&before);
+                settling.logged.retain(|_, (slot, _)| *slot >= before);
+            }
         }
         let max_delay = self.inclusion.max_delay_slots;
         let slot_ms = self.slot_ms();
@@ -168,8 +181,13 @@ impl Driver {
 
     /// A message this node holds, for the settling engine (whatever the live engine thinks of
     /// its timing).
+    /// It was just logged (the last input).
     pub(super) fn settling_message(&mut self, sealed: &SealedMessage) {
+        let seq = self.seq.saturating_sub(1);
         let Some(settling) = self.settling.as_mut() else { return };
+        if let Some((slot, _)) = super::early::message_block(sealed.message()) {
+            settling.logged.insert(sealed.signing_root(), (slot, seq));
+        }
         settling.wanted_messages.remove(&sealed.signing_root());
         settling.rounds.on_message(sealed.clone());
     }

@@ -45,12 +45,17 @@ impl Driver {
         settling.records.range(start..end).flat_map(|(_, list)| list.iter().cloned()).collect()
     }
 
-    /// The messages held among `ids`.
-    pub(crate) fn held_messages(&self, ids: &[Root]) -> Vec<ProtocolMessage> {
-        let Some(settling) = self.settling.as_ref() else { return Vec::new() };
-        ids.iter()
-            .filter_map(|id| settling.rounds.message(id))
-            .map(|m| m.message().clone())
-            .collect()
+    /// The messages held among `ids`: those in memory, and the input-log positions of those
+    /// only the log still has (within the sync retention).
+    pub(crate) fn held_messages(&self, ids: &[Root]) -> (Vec<ProtocolMessage>, Vec<u64>) {
+        let Some(settling) = self.settling.as_ref() else { return (Vec::new(), Vec::new()) };
+        let (mut held, mut logged) = (Vec::new(), Vec::new());
+        for id in ids {
+            match settling.rounds.message(id) {
+                Some(m) => held.push(m.message().clone()),
+                None => logged.extend(settling.logged.get(id).map(|(_, seq)| *seq)),
+            }
+        }
+        (held, logged)
     }
 }

@@ -376,3 +376,27 @@ async fn gossiped_records_beyond_a_few_per_slot_are_not_kept() {
     assert_eq!(kept, 4, "{results:?}");
     assert_eq!(driver.settling.as_ref().unwrap().records[&Slot(2)].len(), 4);
 }
+
+/// Sync serves messages older than the settling engine keeps in memory from the input log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pruned_from_memory_are_served_from_the_input_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 3_500);
+    let (mut driver, _tx, mut rx) = driver_full(dir.path(), now, None, true);
+    driver.handle(block(0)).await.unwrap();
+    driver.handle(block(1)).await.unwrap();
+    let message = decline(&[0, 1]);
+    let id = message.signing_root(driver.engine.signing_context());
+    let (reply, mut answer) = oneshot::channel();
+    let item = Gossiped::Message(message.clone());
+    driver.handle(Input::Gossip { item, arrived: now, reply }).await.unwrap();
+    until_answered(&mut driver, &mut rx, &mut answer).await;
+    let (held, logged) = driver.held_messages(&[id]);
+    assert_eq!((held, logged.len()), (vec![message.clone()], 0), "in memory first");
+
+    // Beyond the reach of a reorg the settling engine forgets it; the log still has it.
+    driver.settling.as_mut().unwrap().rounds.prune_before(Slot(100));
+    let (held, logged) = driver.held_messages(&[id, Root::repeat_byte(7)]);
+    assert!(held.is_empty());
+    assert_eq!(crate::sync::read_logged(&driver.store, &logged), vec![message]);
+}
