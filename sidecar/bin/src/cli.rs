@@ -63,6 +63,26 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Simulate many blocks and prover behaviours with a reward table.
     Simulate(SimulateArgs),
+    /// Inspect or shrink the validator node's store (`<data-dir>/node.redb`), offline.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// `sidecar db`: the store of `--data-dir`; no node may have it open.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Print the store's file size and, per table, its entries and bytes.
+    Stats(DbStatsArgs),
+    /// Rewrite the store so that freed pages go back to the file system.
+    Compact,
+}
+
+/// `sidecar db stats`.
+#[derive(Debug, Args)]
+pub struct DbStatsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Beacon node options.

@@ -7,7 +7,8 @@ use phase_engine::bls;
 use plonky3_prover::{ProofParams, Prover, SegmentWorkload};
 
 use crate::cli::{
-    Cli, Command, KdfChoice, KeysCommand, KeysNewArgs, KeysShowArgs, ProveArgs, VerifyArgs,
+    Cli, Command, DbCommand, KdfChoice, KeysCommand, KeysNewArgs, KeysShowArgs, ProveArgs,
+    VerifyArgs,
 };
 use crate::config::Config;
 use crate::{Error, Result};
@@ -109,6 +110,8 @@ pub async fn execute(
         Command::Verify(args) => verify(&args, out).await,
         // Synchronous and CPU-bound: the simulator runs on virtual time.
         Command::Simulate(args) => Ok(sidecar_simulator::run(args)?),
+        Command::Db(DbCommand::Stats(args)) => db_stats(&config, args.json, out),
+        Command::Db(DbCommand::Compact) => db_compact(&config, out),
     }
 }
 
@@ -230,6 +233,43 @@ fn keys_new(args: &KeysNewArgs, out: &mut (dyn Write + Send)) -> Result<()> {
     writeln!(out, "wrote {}", args.out.display())
         .and_then(|()| writeln!(out, "pubkey 0x{}", keystore.pubkey))
         .map_err(|e| Error::io("writing", "stdout", e))
+}
+
+fn db_stats(config: &Config, json: bool, out: &mut (dyn Write + Send)) -> Result<()> {
+    let path = config.node.database_path();
+    let store = sidecar_node::Store::open_existing(&path).map_err(store_error)?;
+    let stats = store.stats().map_err(store_error)?;
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(&stats)
+            .map_err(|e| Error::io("encoding", "stdout", std::io::Error::other(e)))?;
+        text.push('\n');
+        text
+    } else {
+        let mut text = format!("{}: {} bytes\n", path.display(), stats.file_bytes);
+        text.push_str(&format!(
+            "{:<10} {:>10} {:>14} {:>14} {:>14}\n",
+            "table", "entries", "stored bytes", "metadata", "fragmented"
+        ));
+        for t in &stats.tables {
+            text.push_str(&format!(
+                "{:<10} {:>10} {:>14} {:>14} {:>14}\n",
+                t.name, t.entries, t.stored_bytes, t.metadata_bytes, t.fragmented_bytes
+            ));
+        }
+        text
+    };
+    out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
+}
+
+fn db_compact(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
+    let path = config.node.database_path();
+    let (before, after) = sidecar_node::Store::compact(&path).map_err(store_error)?;
+    let text = format!("{}: {before} -> {after} bytes\n", path.display());
+    out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
+}
+
+fn store_error(e: sidecar_node::StoreError) -> Error {
+    Error::Node(Box::new(sidecar_node::NodeError::from(e)))
 }
 
 fn keys_show(args: &KeysShowArgs, out: &mut (dyn Write + Send)) -> Result<()> {

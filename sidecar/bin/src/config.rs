@@ -62,9 +62,9 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// The database file: `<data_dir>/sidecar.redb`.
+    /// The database file: `<data_dir>/node.redb` (where the validator node keeps its store).
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("sidecar.redb")
+        self.data_dir.join("node.redb")
     }
 
     /// The node's network key file: `<data_dir>/network/node-key`.

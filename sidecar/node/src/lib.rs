@@ -43,4 +43,6 @@ pub use gossip::{GOSSIP_TOPICS, RECORD_TOPIC, gossip_payload, topic_name};
 pub use includer::{InclusionConfig, ValidatorClientConfig};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
 pub use runtime::{Node, NodeConfig, NodeHandle};
-pub use store::{MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult};
+pub use store::{
+    MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult, StoreStats, TableSize,
+};

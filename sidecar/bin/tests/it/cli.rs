@@ -340,3 +340,43 @@ fn the_command_writes_tables_files_and_plots() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("NO_SUCH_KEY"));
 }
+
+/// `sidecar db stats` and `sidecar db compact` on a store a node wrote: sizes per table (text and
+/// JSON), compaction keeps the data; a data directory without a store is a clear error, and
+/// nothing is created there.
+#[test]
+fn db_stats_and_compact_read_the_store_and_refuse_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = sidecar_node::Store::open(&data.join("node.redb")).unwrap();
+        let mut batch = sidecar_node::StoreBatch::new();
+        batch.put_message(phase_engine::Root::repeat_byte(1), [2; 32], &[3; 1000]);
+        store.commit(batch).unwrap();
+    }
+    let data_arg = data.to_str().unwrap();
+    let out = sidecar(&["--data-dir", data_arg, "db", "stats"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("node.redb") && text.contains("messages"), "{text}");
+    let out = sidecar(&["--data-dir", data_arg, "db", "stats", "--json"], &[]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let messages = &json["tables"][0];
+    assert_eq!(
+        (messages["name"].as_str(), messages["entries"].as_u64()),
+        (Some("messages"), Some(1))
+    );
+
+    let out = sidecar(&["--data-dir", data_arg, "db", "compact"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" -> "));
+    let store = sidecar_node::Store::open(&data.join("node.redb")).unwrap();
+    assert_eq!(store.messages(phase_engine::Root::repeat_byte(1)).unwrap().len(), 1);
+    drop(store);
+
+    let empty = dir.path().join("empty");
+    let out = sidecar(&["--data-dir", empty.to_str().unwrap(), "db", "stats"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("node.redb"), "{}", stderr(&out));
+    assert!(!empty.exists());
+}

@@ -36,6 +36,10 @@ impl Driver {
                     }
                 }
                 Action::RoundStarted(start) => {
+                    self.block_airs
+                        .entry(start.key.block_root)
+                        .or_default()
+                        .insert(start.key.sub_block.0, start.num_airs);
                     if let Some(record) = self.blocks.get_mut(&start.key.block_root)
                         && let Some(work) = record.work.as_mut()
                     {

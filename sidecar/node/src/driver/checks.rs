@@ -8,7 +8,7 @@ use phase_engine::{RequestId, Root, SignatureCheck, StarkCheck, Verdict};
 use tracing::debug;
 
 use super::{Driver, Input, Lane, metrics::verify_label};
-use crate::verify::verify_signatures;
+use crate::verify::{BlockWork, verify_signatures};
 
 /// A verification request not answered yet.
 #[derive(Clone, Debug)]
@@ -26,6 +26,14 @@ impl Driver {
             Check::Stark(c, block) => {
                 let Some(tx) = self.tx.upgrade() else { return };
                 let work = self.blocks.get(&block).and_then(|b| b.work.clone());
+                // Payload data no longer in memory: read back from the input log.
+                let logged = match work {
+                    Some(_) => None,
+                    None => self.block_log.get(&block).map(|(_, seq)| {
+                        (*seq, self.block_airs.get(&block).cloned().unwrap_or_default())
+                    }),
+                };
+                let store = Arc::clone(&self.store);
                 let submitter = match &c.target {
                     phase_engine::StarkTarget::FullProof { submitter, .. }
                     | phase_engine::StarkTarget::AggProof { submitter, .. } => {
@@ -37,6 +45,16 @@ impl Driver {
                 let metrics = self.metrics.clone();
                 tokio::task::spawn_blocking(move || {
                     let started = std::time::Instant::now();
+                    let work = work.or_else(|| {
+                        let (seq, airs) = logged?;
+                        match crate::log::read(&store, seq) {
+                            Ok(Some(crate::log::LoggedInput::Block { info, data, .. })) => {
+                                let (root, gas_used) = (info.root, info.gas_used);
+                                Some(Arc::new(BlockWork { root, gas_used, data, airs }))
+                            }
+                            _ => None,
+                        }
+                    });
                     let result = match work {
                         Some(work) => verifier.check(&c, &work, submitter),
                         None => Err("unknown block".into()),

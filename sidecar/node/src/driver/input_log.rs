@@ -125,6 +125,13 @@ impl Driver {
                 }
                 self.last_block = Some((info.slot, info.root));
                 self.by_slot.insert(info.slot, info.root);
+                self.block_log.insert(info.root, (info.slot, self.seq.saturating_sub(1)));
+                let horizon = info.slot.0.saturating_sub(super::canonical::SYNC_RETENTION_SLOTS);
+                if info.slot.0.is_multiple_of(64) {
+                    self.block_log.retain(|_, (slot, _)| slot.0 >= horizon);
+                    let kept = &self.block_log;
+                    self.block_airs.retain(|root, _| kept.contains_key(root));
+                }
                 let work = BlockWork {
                     root: info.root,
                     gas_used: info.gas_used,

@@ -163,6 +163,11 @@ pub(crate) struct Driver {
     replaying: bool,
     last_block: Option<(Slot, Root)>,
     blocks: BTreeMap<Root, BlockRecord>,
+    /// Where each block is in the input log, with its slot, and the AIRs of its sub-blocks:
+    /// what a STARK check needs once the block's payload data has left memory (a node catching
+    /// up verifies proofs of blocks far behind its head).
+    block_log: BTreeMap<Root, (Slot, u64)>,
+    block_airs: BTreeMap<Root, BTreeMap<u32, u32>>,
     by_slot: BTreeMap<Slot, Root>,
     balances: rewards::Balances,
     /// The latest blocks settled, oldest first (each is settled once).
@@ -230,6 +235,8 @@ impl Driver {
             replaying: true,
             last_block: None,
             blocks: BTreeMap::new(),
+            block_log: BTreeMap::new(),
+            block_airs: BTreeMap::new(),
             by_slot: BTreeMap::new(),
             balances: rewards::Balances::new(),
             settled_recent: VecDeque::new(),

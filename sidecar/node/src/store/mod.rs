@@ -17,9 +17,11 @@ use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, Table
 use phase_engine::{Amount, ProverIndex, Root};
 
 mod error;
+mod stats;
 
 pub use error::{StoreError, StoreResult};
 use error::{StoreError as Error, StoreResult as Result, db};
+pub use stats::{StoreStats, TableSize};
 
 /// The schema version this build writes; opening a database with another version fails.
 pub const SCHEMA_VERSION: u32 = 1;
