@@ -144,6 +144,7 @@ fn check_slot(check: &Check) -> Slot {
 impl Driver {
     /// A canonical block for the settling engine, with what its graffiti commits to.
     pub(super) fn settling_block(&mut self, info: phase_engine::BlockInfo, graffiti: Option<Root>) {
+        let (genesis_ms, slot_ms) = (self.genesis_ms(), self.slot_ms());
         let Some(settling) = self.settling.as_mut() else { return };
         let commitment = graffiti.and_then(|g| RecordCommitment::from_graffiti(&g.0));
         if let Err(e) = settling.rounds.on_block(info, commitment) {
@@ -153,8 +154,13 @@ impl Driver {
         // for is kept for the sync retention.
         let keep = u64::try_from(SNAPSHOTS_KEPT).unwrap_or(u64::MAX).saturating_add(8);
         if let Some(resolved) = settling.rounds.resolved_through() {
-            if resolved.0 > keep {
-                settling.rounds.prune_before(Slot(resolved.0 - keep));
+            // Counted from what the settling engine has been fed, not only from what is
+            // resolved: a node catching up resolves slots (records and messages at hand) far
+            // ahead of feeding them, and a message must not leave before it is fed.
+            let fed = settling.rounds.engine().now().0.saturating_sub(genesis_ms) / slot_ms;
+            let reach = resolved.0.min(fed);
+            if reach > keep {
+                settling.rounds.prune_before(Slot(reach - keep));
             }
             if resolved.0 > SYNC_RETENTION_SLOTS && info.slot.0.is_multiple_of(64) {
                 let before = Slot(resolved.0 - SYNC_RETENTION_SLOTS);
