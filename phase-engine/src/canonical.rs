@@ -417,15 +417,20 @@ impl CanonicalRounds {
             if record.check(slot, proposer, record_cutoff(slot_start, &self.params)).is_err() {
                 continue;
             }
-            let missing: Vec<Root> = record
-                .messages
-                .iter()
-                .map(|m| m.id)
-                .filter(|id| !self.messages.contains_key(id))
-                .collect();
-            for id in missing {
-                self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot, id });
-            }
+            let missing = self.missing_messages(record);
+            self.request_messages(slot, missing);
+        }
+    }
+
+    /// The messages `record` names that are not known.
+    fn missing_messages(&self, record: &InclusionRecord) -> Vec<Root> {
+        record.messages.iter().map(|m| m.id).filter(|id| !self.messages.contains_key(id)).collect()
+    }
+
+    /// Asks for each of `ids`, named by the record of `slot` (once each).
+    fn request_messages(&mut self, slot: Slot, ids: Vec<Root>) {
+        for id in ids {
+            self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot, id });
         }
     }
 
@@ -466,16 +471,9 @@ impl CanonicalRounds {
             self.resolved(next, Vec::new());
             return true;
         }
-        let missing: Vec<Root> = record
-            .messages
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| !self.messages.contains_key(id))
-            .collect();
+        let missing = self.missing_messages(&record);
         if !missing.is_empty() && !given_up {
-            for id in missing {
-                self.request(Wanted::Message(id), CanonicalAction::FetchMessage { slot: next, id });
-            }
+            self.request_messages(next, missing);
             return false;
         }
         for id in &missing {

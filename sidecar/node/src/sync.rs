@@ -367,7 +367,6 @@ mod tests {
     /// do not decode: nothing of it reaches the driver, and the peer is penalised each time.
     #[tokio::test]
     async fn unrequested_or_undecodable_sync_data_is_dropped_and_penalised() {
-        use phase_engine::{Attempt, ProverIndex, RoundRef, SignedDecline, SubBlockIndex, bls};
         use sidecar_p2p::{NetworkConfig, NodeKey, start_network};
 
         let test = async {
@@ -386,16 +385,7 @@ mod tests {
 
             // The peer answers records-by-range with a record of slot 2 and messages-by-id with
             // a decline nobody asked for, then with garbage.
-            let ctx = SigningContext { fork_version: [0; 4], genesis_validators_root: Root::ZERO };
-            let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
-            let round = RoundRef {
-                slot: Slot(3),
-                block_root: Root::repeat_byte(1),
-                sub_block: SubBlockIndex(0),
-                attempt: Attempt(0),
-            };
-            let decline = phase_engine::Decline { round, prover: ProverIndex(2) };
-            let unasked = ProtocolMessage::Decline(SignedDecline::sign(decline, &key, &ctx));
+            let (unasked, ctx) = signed_decline();
             let record = phase_engine::build_record(
                 Slot(2),
                 phase_engine::ValidatorIndex(1),
@@ -442,8 +432,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(60), test).await.expect("finished in time");
     }
 
-    #[test]
-    fn message_chunks_round_trip_and_bad_ones_are_errors() {
+    /// A signed decline (the smallest round message) and its signing context.
+    fn signed_decline() -> (ProtocolMessage, SigningContext) {
         use phase_engine::{Attempt, ProverIndex, RoundRef, SignedDecline, SubBlockIndex, bls};
         let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
         let ctx = SigningContext { fork_version: [0; 4], genesis_validators_root: Root::ZERO };
@@ -454,7 +444,12 @@ mod tests {
             attempt: Attempt(0),
         };
         let decline = phase_engine::Decline { round, prover: ProverIndex(2) };
-        let message = ProtocolMessage::Decline(SignedDecline::sign(decline, &key, &ctx));
+        (ProtocolMessage::Decline(SignedDecline::sign(decline, &key, &ctx)), ctx)
+    }
+
+    #[test]
+    fn message_chunks_round_trip_and_bad_ones_are_errors() {
+        let (message, _) = signed_decline();
         let chunk = encode_message(&message).unwrap();
         assert_eq!(chunk[0], 2);
         assert_eq!(decode_message(&chunk).unwrap(), message);

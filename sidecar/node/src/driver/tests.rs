@@ -321,6 +321,25 @@ async fn accepted_submissions_are_published_and_published_again_after_a_crash() 
     assert!(published.try_recv().is_err());
 }
 
+/// A canonically settling driver at `now`, after blocks 0 and 1, that accepted a decline of block 1's round from gossip, first seen at `first_seen`; the decline
+/// and its signing root.
+async fn gossiped_decline(
+    dir: &std::path::Path,
+    now: UnixMillis,
+    first_seen: UnixMillis,
+) -> (Driver, ProtocolMessage, Root) {
+    let (mut driver, _tx, mut rx) = driver_full(dir, now, None, true);
+    driver.handle(block(0)).await.unwrap();
+    driver.handle(block(1)).await.unwrap();
+    let message = decline(&[0, 1]);
+    let id = message.signing_root(driver.engine.signing_context());
+    let (reply, mut answer) = oneshot::channel();
+    let item = Gossiped::Message(message.clone());
+    driver.handle(Input::Gossip { item, arrived: first_seen, reply }).await.unwrap();
+    assert_eq!(until_answered(&mut driver, &mut rx, &mut answer).await, GossipResult::Accepted);
+    (driver, message, id)
+}
+
 /// Backdating: a relay that writes `first_seen` 3 s early moves the live engine's arrival time
 /// (within the relay allowance), but the record this node builds states the time *it* received
 /// the message, so a relay cannot move a message's canonical time.
@@ -328,16 +347,8 @@ async fn accepted_submissions_are_published_and_published_again_after_a_crash() 
 async fn records_state_the_local_receive_time_not_a_relays_first_seen() {
     let dir = tempfile::tempdir().unwrap();
     let now = UnixMillis(tu::slot_start(1).0 + 3_500);
-    let (mut driver, _tx, mut rx) = driver_full(dir.path(), now, None, true);
-    driver.handle(block(0)).await.unwrap();
-    driver.handle(block(1)).await.unwrap();
-    let message = decline(&[0, 1]);
-    let id = message.signing_root(driver.engine.signing_context());
     let backdated = UnixMillis(now.0 - 3_000);
-    let (reply, mut answer) = oneshot::channel();
-    let item = Gossiped::Message(message);
-    driver.handle(Input::Gossip { item, arrived: backdated, reply }).await.unwrap();
-    assert_eq!(until_answered(&mut driver, &mut rx, &mut answer).await, GossipResult::Accepted);
+    let (mut driver, _, id) = gossiped_decline(dir.path(), now, backdated).await;
 
     let (reply, record) = oneshot::channel();
     let input =
@@ -382,15 +393,7 @@ async fn gossiped_records_beyond_a_few_per_slot_are_not_kept() {
 async fn messages_pruned_from_memory_are_served_from_the_input_log() {
     let dir = tempfile::tempdir().unwrap();
     let now = UnixMillis(tu::slot_start(1).0 + 3_500);
-    let (mut driver, _tx, mut rx) = driver_full(dir.path(), now, None, true);
-    driver.handle(block(0)).await.unwrap();
-    driver.handle(block(1)).await.unwrap();
-    let message = decline(&[0, 1]);
-    let id = message.signing_root(driver.engine.signing_context());
-    let (reply, mut answer) = oneshot::channel();
-    let item = Gossiped::Message(message.clone());
-    driver.handle(Input::Gossip { item, arrived: now, reply }).await.unwrap();
-    until_answered(&mut driver, &mut rx, &mut answer).await;
+    let (mut driver, message, id) = gossiped_decline(dir.path(), now, now).await;
     let (held, logged) = driver.held_messages(&[id]);
     assert_eq!((held, logged.len()), (vec![message.clone()], 0), "in memory first");
 
