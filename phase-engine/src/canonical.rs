@@ -18,6 +18,13 @@
 //! * An entry of the record of slot `S` counts once, for the first record (lowest slot) that
 //!   names the message, credited to that record's proposer, at the time it states; an entry
 //!   whose time lies in a slot more than `max_delay_slots` before `S` never counts.
+//! * An entry may name a prover registration instead of a round message (ids are signing roots,
+//!   whose domains never collide). It counts once, for the first record that names it, at any
+//!   delay; the prover joins the registry right before the block of slot
+//!   `S + registration_delay_slots` (the first block after, if that slot is missed), unless its
+//!   key is registered by then or its stake is below the minimum. Registrations are handed in
+//!   verified ([`CanonicalRounds::on_registration`]); [`CanonicalRounds::provers_at`] tells the
+//!   live engine which provers to have at each block.
 //! * Entries are fed in `(time, id)` order once no later record can add an earlier one: with
 //!   every slot up to `R` resolved, times in slots up to `R - max_delay_slots` are final. The
 //!   canonical blocks are fed at their slot starts, and the engine's clock never passes the
@@ -41,8 +48,9 @@ use crate::{
     engine::Engine,
     error::{Error, Result},
     inclusion::{InclusionRecord, RecordCommitment, record_cutoff},
+    messages::SignedProverRegistration,
     sealed::SealedMessage,
-    types::{Root, Slot, UnixMillis, ValidatorIndex},
+    types::{ProverIndex, Root, Slot, UnixMillis, ValidatorIndex},
 };
 
 /// The slot of a message's round (of its block, for an AggProof).
@@ -128,6 +136,16 @@ struct Queued {
     includer: ValidatorIndex,
 }
 
+/// A registration a resolved record includes, waiting for the block it joins at.
+#[derive(Clone, Debug)]
+struct Joining {
+    /// The slot of the record.
+    slot: Slot,
+    /// The registration's signing root.
+    id: Root,
+    record: ProverRecord,
+}
+
 /// What a reorg restores: everything that resolving slots and feeding changes.
 #[derive(Clone, Debug)]
 struct Progression {
@@ -140,6 +158,9 @@ struct Progression {
     queue: BTreeMap<(UnixMillis, Root), Queued>,
     fed_blocks_through: Option<Slot>,
     clock: UnixMillis,
+    /// Included registrations by the slot of the block they join right before, in the order
+    /// the records name them.
+    joining: BTreeMap<Slot, Vec<Joining>>,
 }
 
 /// The settling engine of canonical rounds.
@@ -151,15 +172,14 @@ pub struct CanonicalRounds {
     chain: BTreeMap<Slot, CanonicalSlot>,
     records: HashMap<RecordCommitment, InclusionRecord>,
     messages: HashMap<Root, SealedMessage>,
+    /// Verified registrations, by signing root.
+    registrations: HashMap<Root, SignedProverRegistration>,
     progress: Progression,
     /// `(slot, state before resolving it)`, oldest first.
     snapshots: VecDeque<(Slot, Box<Progression>)>,
     requested: HashSet<Wanted>,
     /// Slots the caller gave up waiting for ([`CanonicalRounds::give_up`]).
     given_up: HashSet<Slot>,
-    /// Provers that join the registry right before the block of a slot is fed
-    /// ([`CanonicalRounds::add_prover_at`]).
-    joining: BTreeMap<Slot, Vec<ProverRecord>>,
     actions: VecDeque<CanonicalAction>,
 }
 
@@ -189,6 +209,7 @@ impl CanonicalRounds {
             chain: BTreeMap::new(),
             records: HashMap::new(),
             messages: HashMap::new(),
+            registrations: HashMap::new(),
             progress: Progression {
                 engine,
                 pending: BTreeMap::new(),
@@ -197,11 +218,11 @@ impl CanonicalRounds {
                 queue: BTreeMap::new(),
                 fed_blocks_through: None,
                 clock: genesis,
+                joining: BTreeMap::new(),
             },
             snapshots: VecDeque::new(),
             requested: HashSet::new(),
             given_up: HashSet::new(),
-            joining: BTreeMap::new(),
             actions: VecDeque::new(),
         })
     }
@@ -244,6 +265,46 @@ impl CanonicalRounds {
         self.messages.contains_key(id)
     }
 
+    /// The known registration with this signing root.
+    #[must_use]
+    pub fn registration(&self, id: &Root) -> Option<&SignedProverRegistration> {
+        self.registrations.get(id)
+    }
+
+    /// The slot of the resolved record that first includes the message or registration with
+    /// this signing root.
+    #[must_use]
+    pub fn included_at(&self, id: &Root) -> Option<Slot> {
+        self.progress.included.get(id).copied()
+    }
+
+    /// The provers the registry holds right before the block of `slot`, as far as the resolved
+    /// records tell, from index `from` on, in index order: those the settling engine has
+    /// registered, then the included registrations that join at or before `slot` (less those
+    /// that will be refused: a key registered already, a stake below the minimum). The live
+    /// engine, holding the first `from` of them, adds these before its block of `slot`, so that
+    /// both engines select from the same registry.
+    #[must_use]
+    pub fn provers_at(&self, slot: Slot, from: u64) -> Vec<ProverRecord> {
+        let engine = &self.progress.engine;
+        let min_stake = engine.registry_params().min_stake;
+        let mut out: Vec<ProverRecord> = (from..engine.num_provers())
+            .filter_map(|i| engine.prover(ProverIndex(i)))
+            .cloned()
+            .collect();
+        let mut seen = HashSet::new();
+        let joining = self.progress.joining.range(..=slot).flat_map(|(_, list)| list.iter());
+        for j in joining {
+            let fresh = engine.prover_by_pubkey(&j.record.pubkey).is_none()
+                && seen.insert(j.record.pubkey)
+                && j.record.stake >= min_stake;
+            if fresh {
+                out.push(j.record.clone());
+            }
+        }
+        out
+    }
+
     /// The known record with this commitment.
     #[must_use]
     pub fn record(&self, commitment: &RecordCommitment) -> Option<&InclusionRecord> {
@@ -258,7 +319,6 @@ impl CanonicalRounds {
     pub fn prune_before(&mut self, slot: Slot) {
         self.records.retain(|_, r| r.slot >= slot);
         self.given_up.retain(|s| *s >= slot);
-        self.joining = self.joining.split_off(&slot);
         self.messages.retain(|_, m| message_slot(m.message()) >= slot);
     }
 
@@ -334,17 +394,13 @@ impl CanonicalRounds {
         self.step();
     }
 
-    /// A prover joins the registry right before the canonical block of `slot` is fed: the block
-    /// at which the live engine activated it, so that both engines have the same registry at
-    /// every block (and select the same provers). A registration the caller activates at a
-    /// block already fed joins before the next one.
-    pub fn add_prover_at(&mut self, record: ProverRecord, slot: Slot) {
-        let fed = self.progress.fed_blocks_through;
-        let slot = match fed {
-            Some(f) if slot <= f => Slot(f.0.saturating_add(1)),
-            _ => slot,
-        };
-        self.joining.entry(slot).or_default().push(record);
+    /// A registration this sidecar holds (received, fetched) whose signature and proof of
+    /// possession the caller verified, as it verifies a gossiped one: records may name it.
+    pub fn on_registration(&mut self, registration: SignedProverRegistration) {
+        let id = registration.signing_root(self.progress.engine.signing_context());
+        self.requested.remove(&Wanted::Message(id));
+        self.registrations.insert(id, registration);
+        self.step();
     }
 
     /// A record received (gossip, sync). Kept if a block commits to it now or may later.
@@ -424,7 +480,12 @@ impl CanonicalRounds {
 
     /// The messages `record` names that are not known.
     fn missing_messages(&self, record: &InclusionRecord) -> Vec<Root> {
-        record.messages.iter().map(|m| m.id).filter(|id| !self.messages.contains_key(id)).collect()
+        record
+            .messages
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| !self.messages.contains_key(id) && !self.registrations.contains_key(id))
+            .collect()
     }
 
     /// Asks for each of `ids`, named by the record of `slot` (once each).
@@ -509,6 +570,21 @@ impl CanonicalRounds {
             if self.progress.included.contains_key(&id) {
                 continue; // an earlier record includes it: the first inclusion counts
             }
+            if let Some(registration) = self.registrations.get(&id) {
+                // At any delay: its time decides nothing, its record's slot when it joins.
+                let m = &registration.message;
+                let record = ProverRecord {
+                    pubkey: m.pubkey,
+                    stake: m.stake,
+                    capabilities: m.capabilities,
+                    active: true,
+                    reputation: 0,
+                };
+                let joins = Slot(slot.0.saturating_add(self.params.registration_delay_slots));
+                self.progress.included.insert(id, slot);
+                self.progress.joining.entry(joins).or_default().push(Joining { slot, id, record });
+                continue;
+            }
             let arrived_in = self.slot_at(t);
             if arrived_in.0.saturating_add(self.params.max_delay_slots) < slot.0 {
                 let reason = Error::IncludedTooLate {
@@ -584,17 +660,19 @@ impl CanonicalRounds {
             if self.waiting() {
                 return;
             }
-            // Kept as inputs (a reorg may feed these slots again): those since the last block fed.
-            let since =
-                self.progress.fed_blocks_through.map_or(Slot(0), |s| Slot(s.0.saturating_add(1)));
-            let joining: Vec<ProverRecord> = self
-                .joining
-                .range(since..=info.slot)
-                .flat_map(|(_, records)| records.iter().cloned())
-                .collect();
-            for record in joining {
-                // Already registered (a replayed activation): nothing to do.
-                let _ = self.progress.engine.add_prover(record);
+            let later = self.progress.joining.split_off(&Slot(info.slot.0.saturating_add(1)));
+            let joining = std::mem::replace(&mut self.progress.joining, later);
+            let min_stake = self.progress.engine.registry_params().min_stake;
+            for j in joining.into_values().flatten() {
+                let joined = if j.record.stake < min_stake {
+                    Err(Error::InsufficientStake { stake: j.record.stake, minimum: min_stake })
+                } else {
+                    self.progress.engine.add_prover(j.record)
+                };
+                if let Err(reason) = joined {
+                    let (slot, id) = (j.slot, j.id);
+                    self.actions.push_back(CanonicalAction::EntryIgnored { slot, id, reason });
+                }
             }
             if let Err(reason) = self.progress.engine.on_block(info, info.slot_start) {
                 self.actions.push_back(CanonicalAction::RecordRejected { slot: info.slot, reason });

@@ -61,11 +61,21 @@ pub struct InclusionParams {
     /// A message counts only if a canonical record of one of the `max_delay_slots` slots after
     /// the slot it arrived in includes it.
     pub max_delay_slots: u64,
+    /// A prover registration included by the canonical record of slot `R` joins the registry
+    /// right before the block of slot `R + registration_delay_slots` (the first block after,
+    /// if that slot is missed): late enough that every sidecar has resolved `R` by then, so the
+    /// live engines select from the registry the settling engines use.
+    #[serde(default = "default_registration_delay_slots")]
+    pub registration_delay_slots: u64,
+}
+
+fn default_registration_delay_slots() -> u64 {
+    InclusionParams::default().registration_delay_slots
 }
 
 impl Default for InclusionParams {
     fn default() -> Self {
-        Self { cutoff_margin_ms: 2_000, max_delay_slots: 4 }
+        Self { cutoff_margin_ms: 2_000, max_delay_slots: 4, registration_delay_slots: 2 }
     }
 }
 

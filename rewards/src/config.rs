@@ -327,6 +327,8 @@ impl RewardsFile {
         let i = &self.inclusion;
         require(i.max_delay_slots >= 1, "inclusion.max_delay_slots", ">= 1")?;
         require(i.max_delay_slots <= 64, "inclusion.max_delay_slots", "<= 64")?;
+        require(i.registration_delay_slots >= 1, "inclusion.registration_delay_slots", ">= 1")?;
+        require(i.registration_delay_slots <= 64, "inclusion.registration_delay_slots", "<= 64")?;
         Ok(Config { table, engine: self.engine(), inclusion: self.inclusion })
     }
 
@@ -684,7 +686,7 @@ mod tests {
     #[test]
     fn keys_are_dotted_and_complete() {
         let keys = RewardsFile::keys();
-        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 7 + 2 + 2);
+        assert_eq!(keys.len(), 2 + Rule::ALL.len() + 2 + 1 + 3 + 7 + 2 + 3);
         assert!(keys.iter().any(|k| k == "phases.max_clock_disparity_ms"));
         assert!(keys.iter().any(|k| k == "inclusion.max_delay_slots"));
         assert!(keys.iter().any(|k| k == "PENALTY_PROVER_NOTREUSED_T5"));

@@ -110,6 +110,11 @@ impl Engine {
         usize::try_from(prover.0).ok().and_then(|i| self.provers.get(i))
     }
 
+    /// The registry rules (minimum stake).
+    pub fn registry_params(&self) -> RegistryParams {
+        self.params
+    }
+
     /// The index of a registered key.
     pub fn prover_by_pubkey(&self, pubkey: &BlsPublicKey) -> Option<ProverIndex> {
         self.by_pubkey.get(pubkey).copied()

@@ -13,7 +13,7 @@ use phase_engine::{
     InclusionCandidate, InclusionParams, InclusionRecord, Phase, ProtocolMessage, ProverIndex,
     RecordCommitment, Root, RoundKey, SealedMessage, Slot, UnixMillis, ValidatorIndex,
     build_record,
-    test_utils::{GENESIS_MILLIS, SLOT_MILLIS, Scenario, Verifier, block_info, proposer},
+    test_utils::{GENESIS_MILLIS, SLOT_MILLIS, STAKE, Scenario, Verifier, block_info, proposer},
 };
 
 use crate::scenarios::config;
@@ -558,36 +558,118 @@ fn giving_up_on_an_unavailable_record_or_message_resolves_the_slot_without_it() 
     assert_eq!(d.resolved_through(), Some(Slot(8)));
 }
 
-/// A registration the live engine activates at a block joins the settling engine's registry
-/// right before that block is fed there, whenever the caller announces it (before the block is
-/// fed, or after: then before the next one).
+/// The record of `slot` by its proposer naming `ids` (registrations or messages) at `t`.
+fn record_of_ids(slot: u64, t: UnixMillis, ids: &[Root]) -> InclusionRecord {
+    let cutoff =
+        UnixMillis(block_info(slot, 0).slot_start.0 - InclusionParams::default().cutoff_margin_ms);
+    build_record(
+        Slot(slot),
+        proposer(slot),
+        cutoff,
+        ids.iter().map(|id| InclusionCandidate { id: *id, round_start: t, arrived_at: t }),
+    )
+}
+
+/// A registration a canonical record of slot `R` includes joins the settling registry right
+/// before the block of `R + registration_delay_slots` (2), and `provers_at` tells the live
+/// engine so from that block on; a record naming an unknown registration asks for it.
 #[test]
-fn a_prover_joins_the_settling_registry_at_the_block_it_joined_the_live_one() {
+fn an_included_registration_joins_the_registry_two_slots_after_its_record() {
     let r = round();
-    let key = phase_engine::bls::SecretKey::from_ikm(&[42; 32]).unwrap();
-    let record = phase_engine::ProverRecord {
-        pubkey: key.public_key(),
-        stake: phase_engine::test_utils::STAKE,
-        capabilities: phase_engine::Capabilities::default(),
-        active: true,
-        reputation: 0,
-    };
-    let before = r.fresh.num_active();
+    let ctx = *r.fresh.signing_context();
+    let registration = phase_engine::test_utils::registration(100, STAKE, &ctx);
+    let id = registration.signing_root(&ctx);
+    let pubkey = registration.message.pubkey;
+    let before = r.fresh.num_provers();
+    let rec = record_of_ids(2, UnixMillis(GENESIS_MILLIS), &[id]);
     let mut c = canonical(&r.fresh);
-    c.add_prover_at(record.clone(), Slot(3));
-    blocks(&mut c, 1..=2, &[]);
+    c.on_record(rec.clone());
+    blocks(&mut c, 1..=2, &[(2, &rec)]);
+    let (_, actions) = run(&mut c);
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, CanonicalAction::FetchMessage { slot: Slot(2), id: x } if *x == id)
+        ),
+        "the named registration is asked for: {actions:?}"
+    );
+    assert_eq!(c.resolved_through(), Some(Slot(1)), "slot 2 waits for it");
+    c.on_registration(registration.clone());
+    assert_eq!(c.resolved_through(), Some(Slot(2)));
+    assert_eq!(c.included_at(&id), Some(Slot(2)));
+    assert!(c.provers_at(Slot(3), before).is_empty(), "not before slot 4's block");
+    let due = c.provers_at(Slot(4), before);
+    assert_eq!(due.iter().map(|p| p.pubkey).collect::<Vec<_>>(), [pubkey]);
+    // Blocks are fed `max_delay_slots` (4) behind resolution: up to block 7, block 3 is fed.
+    blocks(&mut c, 3..=7, &[]);
     let _ = run(&mut c);
-    assert_eq!(c.engine().num_active(), before, "not before slot 3's block");
-    blocks(&mut c, 3..=12, &[]);
+    assert_eq!(c.engine().prover_by_pubkey(&pubkey), None, "block 4 not fed yet");
+    blocks(&mut c, 8..=8, &[]);
     let _ = run(&mut c);
-    assert_eq!(c.engine().num_active(), before + 1);
-    assert!(c.engine().prover_by_pubkey(&record.pubkey).is_some());
-    // Announced once every block is fed: it joins with the next block.
-    let mut late = canonical(&r.fresh);
-    blocks(&mut late, 1..=12, &[]);
-    let _ = run(&mut late);
-    late.add_prover_at(record.clone(), Slot(3));
-    blocks(&mut late, 13..=20, &[]);
-    let _ = run(&mut late);
-    assert_eq!(late.engine().num_active(), before + 1);
+    assert_eq!(c.engine().prover_by_pubkey(&pubkey), Some(ProverIndex(before)));
+    assert_eq!(c.provers_at(Slot(9), before).len(), 1, "registered now: still reported");
+    assert!(c.provers_at(Slot(9), before + 1).is_empty());
+}
+
+/// A registration counts once, for the first record naming it; another registration of a key
+/// that is registered by then does not count, with its reason.
+#[test]
+fn a_registration_counts_once_and_a_second_one_for_the_same_key_does_not() {
+    let r = round();
+    let ctx = *r.fresh.signing_context();
+    let first = phase_engine::test_utils::registration(100, STAKE, &ctx);
+    let second = phase_engine::test_utils::registration(100, STAKE + 1, &ctx);
+    let (a, b) = (first.signing_root(&ctx), second.signing_root(&ctx));
+    let t = UnixMillis(GENESIS_MILLIS);
+    let rec2 = record_of_ids(2, t, &[a]);
+    let rec3 = record_of_ids(3, t, &[a, b]);
+    let mut c = canonical(&r.fresh);
+    c.on_registration(first);
+    c.on_registration(second);
+    c.on_record(rec2.clone());
+    c.on_record(rec3.clone());
+    blocks(&mut c, 1..=12, &[(2, &rec2), (3, &rec3)]);
+    let (_, actions) = run(&mut c);
+    assert_eq!(c.included_at(&a), Some(Slot(2)), "the first record counts");
+    assert_eq!(c.included_at(&b), Some(Slot(3)));
+    assert_eq!(c.engine().num_provers(), r.fresh.num_provers() + 1);
+    let ignored = actions.iter().find_map(|x| match x {
+        CanonicalAction::EntryIgnored { slot: Slot(3), id, reason } if *id == b => Some(reason),
+        _ => None,
+    });
+    assert!(
+        matches!(ignored, Some(Error::AlreadyRegistered { .. })),
+        "the second registration: {ignored:?} in {actions:?}"
+    );
+}
+
+/// A reorg that orphans the record including a registration undoes it; a record on the new
+/// chain includes it again, and it joins counted from that record.
+#[test]
+fn a_registration_in_an_orphaned_record_is_included_again_on_the_new_chain() {
+    let r = round();
+    let ctx = *r.fresh.signing_context();
+    let registration = phase_engine::test_utils::registration(100, STAKE, &ctx);
+    let id = registration.signing_root(&ctx);
+    let before = r.fresh.num_provers();
+    let t = UnixMillis(GENESIS_MILLIS);
+    let old = record_of_ids(2, t, &[id]);
+    let new = record_of_ids(3, t, &[id]);
+    let mut c = canonical(&r.fresh);
+    c.on_registration(registration);
+    c.on_record(old.clone());
+    c.on_record(new.clone());
+    blocks(&mut c, 1..=3, &[(2, &old)]);
+    let _ = run(&mut c);
+    assert_eq!(c.included_at(&id), Some(Slot(2)));
+    c.on_reorg(Slot(2)).unwrap();
+    assert_eq!(c.included_at(&id), None, "the orphaned record's inclusion is undone");
+    assert!(c.provers_at(Slot(4), before).is_empty());
+    blocks(&mut c, 2..=3, &[(3, &new)]);
+    let _ = run(&mut c);
+    assert_eq!(c.included_at(&id), Some(Slot(3)));
+    assert!(c.provers_at(Slot(4), before).is_empty(), "counted from the new record");
+    assert_eq!(c.provers_at(Slot(5), before).len(), 1);
+    blocks(&mut c, 4..=12, &[]);
+    let _ = run(&mut c);
+    assert_eq!(c.engine().num_provers(), before + 1);
 }

@@ -61,7 +61,8 @@ pub fn topic_name(kind: MessageKind) -> &'static str {
 
 /// What travels on gossip.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Gossiped {
+#[non_exhaustive]
+pub enum Gossiped {
     /// A round message.
     Message(ProtocolMessage),
     /// A prover registration.
@@ -70,9 +71,10 @@ pub(crate) enum Gossiped {
     Record(InclusionRecord),
 }
 
-/// Why a payload could not be decoded.
+/// Why a gossip payload could not be decoded.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum DecodeError {
+#[non_exhaustive]
+pub enum DecodeError {
     /// A topic this node does not serve.
     UnknownTopic,
     /// Bytes that are not the topic's SSZ envelope.
@@ -102,7 +104,7 @@ fn open_envelope<T: Decode>(bytes: &[u8]) -> Result<(UnixMillis, T), DecodeError
 }
 
 /// The topic name and payload of `item`, first seen at `first_seen`.
-pub(crate) fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, Vec<u8>) {
+pub fn encode(item: &Gossiped, first_seen: UnixMillis) -> (&'static str, Vec<u8>) {
     let kind = match item {
         Gossiped::Message(m) => m.kind(),
         Gossiped::Registration(_) => MessageKind::Registration,
@@ -129,8 +131,13 @@ pub fn gossip_payload(
     encode(&Gossiped::Message(message.clone()), first_seen)
 }
 
-/// Decodes a payload received on topic `name`.
-pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis), DecodeError> {
+/// Decodes a payload received on topic `name` (one of [`GOSSIP_TOPICS`]): the item and the
+/// `first_seen` time it carries (0 for records). Never panics: the entry point of the
+/// `gossip_envelope` fuzz target (`fuzz/`).
+///
+/// # Errors
+/// [`DecodeError`] for an unknown topic or bytes that are not the topic's SSZ.
+pub fn decode(name: &str, bytes: &[u8]) -> Result<(Gossiped, UnixMillis), DecodeError> {
     let msg = |(t, m): (UnixMillis, ProtocolMessage)| (Gossiped::Message(m), t);
     match name {
         "prover_registration" => open_envelope(bytes).map(|(t, m)| (Gossiped::Registration(m), t)),

@@ -39,10 +39,17 @@ pub use backend::NodeApi;
 pub use clock::{ManualSlotClock, SlotClock, SlotTiming, SystemSlotClock, ZeroSlotDuration};
 pub use error::{NodeError, NodeResult};
 pub use follower::{ChainTiming, MAX_BACKFILL, MAX_GAP, fetch_block};
-pub use gossip::{GOSSIP_TOPICS, RECORD_TOPIC, gossip_payload, topic_name};
+pub use gossip::{
+    DecodeError as GossipDecodeError, GOSSIP_TOPICS, Gossiped, RECORD_TOPIC,
+    decode as decode_gossip, encode as encode_gossip, gossip_payload, topic_name,
+};
 pub use includer::{InclusionConfig, ValidatorClientConfig};
 pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
 pub use runtime::{Node, NodeConfig, NodeHandle};
 pub use store::{
     MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult, StoreStats, TableSize,
+};
+pub use sync::{
+    SyncItem, decode_message as decode_sync_message, decode_records_request,
+    encode_message as encode_sync_message, records_request,
 };

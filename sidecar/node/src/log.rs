@@ -6,7 +6,8 @@
 //! keyed by their big-endian sequence number, as JSON.
 
 use phase_engine::{
-    BlockInfo, InclusionRecord, ProtocolMessage, ProverRecord, Root, UnixMillis, Verdict,
+    BlockInfo, InclusionRecord, ProtocolMessage, ProverRecord, Root, SignedProverRegistration,
+    UnixMillis, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,9 @@ pub enum LoggedInput {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         graffiti: Option<Root>,
     },
-    /// A registration whose signatures verified, pending until a block activates it.
+    /// A registration whose signatures verified, pending until it activates (canonical
+    /// rounds: a canonical record includes it; else a block a clock disparity after
+    /// `first_seen`).
     Registration {
         /// The prover.
         record: ProverRecord,
@@ -52,6 +55,10 @@ pub enum LoggedInput {
         /// written before gossip (such a registration joins at the next block).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         first_seen: Option<UnixMillis>,
+        /// The signed registration (what records name and peers fetch); absent in logs
+        /// written before canonical registrations (such a registration joins by the clock).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<Box<SignedProverRegistration>>,
     },
     /// A protocol message that passed the engine's synchronous checks, at its arrival time.
     Message {

@@ -5,9 +5,10 @@
 //!   `{start_slot: uint64, count: uint64}` (`count` at most [`MAX_RANGE`]); the response is one
 //!   chunk per known record of those slots, each the record's SSZ.
 //! * **Messages by id** ([`SyncProtocol::MessagesById`]): the request is an SSZ
-//!   `List[Root, MAX_IDS]` of signing roots; the response is one chunk per message held, each a
-//!   kind byte (1 commitment, 2 decline, 3 partial proof, 4 full proof, 5 AggProof) followed by
-//!   the signed message's SSZ.
+//!   `List[Root, MAX_IDS]` of signing roots (of round messages and of prover registrations,
+//!   which records name alike); the response is one chunk per message held, each a kind byte
+//!   (1 commitment, 2 decline, 3 partial proof, 4 full proof, 5 AggProof, 6 prover
+//!   registration) followed by the signed message's SSZ.
 //!
 //! The fetcher asks the driver what the settling engine waits for (records committed to by
 //! canonical blocks, messages named by canonical records), asks a connected peer (a different
@@ -18,7 +19,9 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use phase_engine::{InclusionRecord, ProtocolMessage, Root, Sealer, SigningContext, Slot};
+use phase_engine::{
+    InclusionRecord, ProtocolMessage, Root, Sealer, SignedProverRegistration, SigningContext, Slot,
+};
 use sidecar_metrics::Metrics;
 use sidecar_p2p::{
     ErrorCode, InboundRequest, NetworkHandle, PeerId, ResponseError, ResponseResult, SyncProtocol,
@@ -55,15 +58,19 @@ pub(crate) struct SyncNeeds {
 }
 
 /// The request of records by range.
-pub(crate) fn records_request(start_slot: u64, count: u64) -> Vec<u8> {
+pub fn records_request(start_slot: u64, count: u64) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(16);
     bytes.extend_from_slice(&start_slot.to_le_bytes());
     bytes.extend_from_slice(&count.to_le_bytes());
     bytes
 }
 
-/// Decodes a records-by-range request: `(start_slot, count)`.
-pub(crate) fn decode_records_request(bytes: &[u8]) -> Result<(u64, u64), &'static str> {
+/// Decodes a records-by-range request: `(start_slot, count)`. Never panics (a fuzz target of
+/// `fuzz/`).
+///
+/// # Errors
+/// Why the bytes are not a request: a wrong length or a count outside `1..=64`.
+pub fn decode_records_request(bytes: &[u8]) -> Result<(u64, u64), &'static str> {
     if bytes.len() != 16 {
         return Err("a records-by-range request is 16 bytes");
     }
@@ -76,15 +83,26 @@ pub(crate) fn decode_records_request(bytes: &[u8]) -> Result<(u64, u64), &'stati
     Ok((word(start)?, count))
 }
 
-/// A message as a response chunk: its kind byte and its SSZ.
-pub(crate) fn encode_message(message: &ProtocolMessage) -> Option<Vec<u8>> {
-    let (kind, body) = match message {
-        ProtocolMessage::Commitment(m) => (1u8, m.as_ssz_bytes()),
-        ProtocolMessage::Decline(m) => (2, m.as_ssz_bytes()),
-        ProtocolMessage::PartialProof(m) => (3, m.as_ssz_bytes()),
-        ProtocolMessage::FullProof(m) => (4, m.as_ssz_bytes()),
-        ProtocolMessage::AggProof(m) => (5, m.as_ssz_bytes()),
-        _ => return None,
+/// What a messages-by-id response carries: what inclusion records name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncItem {
+    /// A round message.
+    Message(ProtocolMessage),
+    /// A prover registration.
+    Registration(SignedProverRegistration),
+}
+
+/// A message as a messages-by-id response chunk: its kind byte and its SSZ (`None` for a kind
+/// sync does not carry).
+pub fn encode_message(item: &SyncItem) -> Option<Vec<u8>> {
+    let (kind, body) = match item {
+        SyncItem::Message(ProtocolMessage::Commitment(m)) => (1u8, m.as_ssz_bytes()),
+        SyncItem::Message(ProtocolMessage::Decline(m)) => (2, m.as_ssz_bytes()),
+        SyncItem::Message(ProtocolMessage::PartialProof(m)) => (3, m.as_ssz_bytes()),
+        SyncItem::Message(ProtocolMessage::FullProof(m)) => (4, m.as_ssz_bytes()),
+        SyncItem::Message(ProtocolMessage::AggProof(m)) => (5, m.as_ssz_bytes()),
+        SyncItem::Registration(m) => (6, m.as_ssz_bytes()),
+        SyncItem::Message(_) => return None,
     };
     let mut chunk = Vec::with_capacity(body.len().saturating_add(1));
     chunk.push(kind);
@@ -92,16 +110,22 @@ pub(crate) fn encode_message(message: &ProtocolMessage) -> Option<Vec<u8>> {
     Some(chunk)
 }
 
-/// Decodes a message chunk.
-pub(crate) fn decode_message(chunk: &[u8]) -> Result<ProtocolMessage, String> {
+/// Decodes a messages-by-id response chunk (see [`encode_message`]). Never panics (a fuzz
+/// target of `fuzz/`).
+///
+/// # Errors
+/// An empty chunk, an unknown kind byte, or a body that is not that kind's SSZ.
+pub fn decode_message(chunk: &[u8]) -> Result<SyncItem, String> {
     let ssz = |e: ssz::DecodeError| format!("{e:?}");
     let (kind, body) = chunk.split_first().ok_or("an empty message chunk")?;
+    let message = SyncItem::Message;
     Ok(match kind {
-        1 => ProtocolMessage::Commitment(Decode::from_ssz_bytes(body).map_err(ssz)?),
-        2 => ProtocolMessage::Decline(Decode::from_ssz_bytes(body).map_err(ssz)?),
-        3 => ProtocolMessage::PartialProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
-        4 => ProtocolMessage::FullProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
-        5 => ProtocolMessage::AggProof(Decode::from_ssz_bytes(body).map_err(ssz)?),
+        1 => message(ProtocolMessage::Commitment(Decode::from_ssz_bytes(body).map_err(ssz)?)),
+        2 => message(ProtocolMessage::Decline(Decode::from_ssz_bytes(body).map_err(ssz)?)),
+        3 => message(ProtocolMessage::PartialProof(Decode::from_ssz_bytes(body).map_err(ssz)?)),
+        4 => message(ProtocolMessage::FullProof(Decode::from_ssz_bytes(body).map_err(ssz)?)),
+        5 => message(ProtocolMessage::AggProof(Decode::from_ssz_bytes(body).map_err(ssz)?)),
+        6 => SyncItem::Registration(Decode::from_ssz_bytes(body).map_err(ssz)?),
         other => return Err(format!("unknown message kind {other}")),
     })
 }
@@ -150,7 +174,7 @@ pub(crate) fn spawn(
         }
     });
     let fetcher = tokio::spawn(async move {
-        let mut fetcher = Fetcher { handle, tx, sealer: Sealer::new(&ctx), metrics, turn: 0 };
+        let mut fetcher = Fetcher { handle, tx, sealer: Sealer::new(&ctx), ctx, metrics, turn: 0 };
         let mut wait = FETCH_INTERVAL;
         loop {
             tokio::select! {
@@ -196,7 +220,8 @@ async fn serve(
             if !logged.is_empty() {
                 let store = Arc::clone(store);
                 let read = tokio::task::spawn_blocking(move || read_logged(&store, &logged));
-                messages.extend(read.await.map_err(|_| unavailable())?);
+                let read = read.await.map_err(|_| unavailable())?;
+                messages.extend(read.into_iter().map(SyncItem::Message));
             }
             Ok(messages.iter().filter_map(encode_message).collect())
         }
@@ -233,6 +258,7 @@ struct Fetcher {
     handle: NetworkHandle,
     tx: mpsc::Sender<Input>,
     sealer: Sealer,
+    ctx: SigningContext,
     metrics: Metrics,
     turn: usize,
 }
@@ -316,16 +342,20 @@ impl Fetcher {
         let wanted: BTreeSet<Root> = ids.iter().copied().collect();
         let mut fetched = 0u64;
         for chunk in chunks {
-            let Ok(message) = decode_message(&chunk) else {
+            let Ok(item) = decode_message(&chunk) else {
                 self.penalise(peer, "undecodable_message").await;
                 break;
             };
-            if !wanted.contains(&self.sealer.signing_root(&message)) {
+            let (id, item) = match item {
+                SyncItem::Message(m) => (self.sealer.signing_root(&m), Gossiped::Message(m)),
+                SyncItem::Registration(r) => (r.signing_root(&self.ctx), Gossiped::Registration(r)),
+            };
+            if !wanted.contains(&id) {
                 self.penalise(peer, "unrequested_message").await;
                 break;
             }
             fetched = fetched.saturating_add(1);
-            let input = Input::Fetched { item: Gossiped::Message(message) };
+            let input = Input::Fetched { item };
             if self.tx.send(input).await.is_err() {
                 break;
             }
@@ -399,7 +429,9 @@ mod tests {
                     let chunk = match (request.protocol, garbage) {
                         (_, true) => vec![0xff; 5],
                         (SyncProtocol::RecordsByRange, false) => record.as_ssz_bytes(),
-                        (SyncProtocol::MessagesById, false) => encode_message(&unasked).unwrap(),
+                        (SyncProtocol::MessagesById, false) => {
+                            encode_message(&SyncItem::Message(unasked.clone())).unwrap()
+                        }
                     };
                     garbage = request.protocol == SyncProtocol::MessagesById;
                     request.reply.send(Ok(vec![chunk]));
@@ -411,6 +443,7 @@ mod tests {
                 handle: us.handle.clone(),
                 tx,
                 sealer: Sealer::new(&ctx),
+                ctx,
                 metrics: metrics.clone(),
                 turn: 0,
             };
@@ -449,10 +482,16 @@ mod tests {
 
     #[test]
     fn message_chunks_round_trip_and_bad_ones_are_errors() {
-        let (message, _) = signed_decline();
+        let (message, ctx) = signed_decline();
+        let message = SyncItem::Message(message);
         let chunk = encode_message(&message).unwrap();
         assert_eq!(chunk[0], 2);
         assert_eq!(decode_message(&chunk).unwrap(), message);
+        let registration =
+            SyncItem::Registration(phase_engine::test_utils::registration(3, 32, &ctx));
+        let chunk = encode_message(&registration).unwrap();
+        assert_eq!(chunk[0], 6, "registrations are kind 6");
+        assert_eq!(decode_message(&chunk).unwrap(), registration);
         assert!(decode_message(&[]).is_err());
         assert!(decode_message(&[9, 1, 2]).is_err());
         // The same body under another kind does not decode as that kind.

@@ -12,8 +12,8 @@ use std::hash::{Hash, Hasher};
 
 use phase_engine::{
     Action, CanonicalAction, CanonicalRounds, InclusionCandidate, InclusionRecord,
-    RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, SealedMessage, Slot, UnixMillis,
-    ValidatorIndex, Verdict, build_record, record_cutoff,
+    RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, SealedMessage, SignedProverRegistration,
+    Slot, UnixMillis, ValidatorIndex, Verdict, build_record, record_cutoff,
 };
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
@@ -35,11 +35,14 @@ const MAX_VERDICTS: usize = 65_536;
 /// reorg, and are read back from the input log after that.
 pub(crate) const SYNC_RETENTION_SLOTS: u64 = 1024;
 
-/// A message the live engine accepted: what this node's records may include.
+/// A message the live engine accepted, or a verified registration: what this node's records
+/// may include.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Candidate {
     /// When this node received it (its own clock, never a relay's `first_seen`).
     received: UnixMillis,
+    /// A registration: it may be included at any delay, so it is kept until it is.
+    registration: bool,
 }
 
 /// The settling side of the driver.
@@ -179,9 +182,11 @@ impl Driver {
             .copied()
             .collect();
         settling.wanted_since.retain(|slot, _| wanted.contains(slot));
-        settling.candidates.retain(|_, c| {
+        let included = |id: &Root| settling.rounds.is_included(id);
+        settling.candidates.retain(|id, c| {
             let arrived_in = c.received.0.saturating_sub(genesis) / slot_ms.max(1);
-            arrived_in.saturating_add(max_delay) >= info.slot.0
+            let recent = arrived_in.saturating_add(max_delay) >= info.slot.0;
+            if c.registration { !included(id) } else { recent }
         });
     }
 
@@ -255,7 +260,44 @@ impl Driver {
     /// A message the live engine accepted, received here at `received`.
     pub(super) fn settling_candidate(&mut self, id: Root, received: UnixMillis) {
         let Some(settling) = self.settling.as_mut() else { return };
-        settling.candidates.entry(id).or_insert(Candidate { received });
+        settling.candidates.entry(id).or_insert(Candidate { received, registration: false });
+    }
+
+    /// A verified registration, first seen at `first_seen` (older logs: unknown, then the
+    /// settling engine's clock): records may name it, this node's own included.
+    pub(super) fn settling_registration(
+        &mut self,
+        registration: SignedProverRegistration,
+        first_seen: Option<UnixMillis>,
+    ) {
+        let Some(settling) = self.settling.as_mut() else { return };
+        let id = registration.signing_root(settling.rounds.engine().signing_context());
+        let received = first_seen.unwrap_or_else(|| settling.rounds.engine().now());
+        settling.wanted_messages.remove(&id);
+        if !settling.rounds.is_included(&id) {
+            settling.candidates.entry(id).or_insert(Candidate { received, registration: true });
+        }
+        settling.rounds.on_registration(registration);
+    }
+
+    /// Before the live engine's block of `slot`: the provers canonical records have included
+    /// by then join its registry, in the settling engine's order (so both engines select from
+    /// the same registry, with the same indices).
+    pub(super) fn activate_canonical_registrations(&mut self, slot: Slot) {
+        let Some(settling) = self.settling.as_ref() else { return };
+        let due = settling.rounds.provers_at(slot, self.engine.num_provers());
+        for record in due {
+            if self.engine.prover_by_pubkey(&record.pubkey).is_some() {
+                continue;
+            }
+            let pubkey = record.pubkey;
+            match self.engine.add_prover(record) {
+                Ok(index) => {
+                    info!(prover = %index, %pubkey, %slot, "prover registered (included by a canonical record)")
+                }
+                Err(e) => warn!(error = %e, "registration not activated"),
+            }
+        }
     }
 
     /// Whether a record for `slot` is worth keeping: not resolved yet, not after the next slot.

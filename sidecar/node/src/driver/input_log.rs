@@ -99,7 +99,8 @@ impl Driver {
     pub(super) fn apply(&mut self, input: LoggedInput) -> NodeResult<()> {
         match input {
             LoggedInput::Block { info, data, now, graffiti } => {
-                // Registrations activate at block boundaries, in pubkey order: those first seen
+                self.activate_canonical_registrations(info.slot);
+                // By the clock, registrations activate at block boundaries, in pubkey order: those first seen
                 // at least the clock disparity before the block's slot start (every sidecar has
                 // them by then), or logged without a time (older logs).
                 let grace = self.engine.config().phases.max_clock_disparity_ms;
@@ -115,10 +116,6 @@ impl Driver {
                     match self.engine.add_prover(record.clone()) {
                         Ok(index) => {
                             info!(prover = %index, pubkey = %record.pubkey, "prover registered");
-                            // The settling engine's registry changes at the same block.
-                            if let Some(settling) = self.settling.as_mut() {
-                                settling.rounds.add_prover_at(record, info.slot);
-                            }
                         }
                         Err(e) => warn!(error = %e, "registration not activated"),
                     }
@@ -152,9 +149,18 @@ impl Driver {
                 self.settling_block(info, graffiti);
                 self.prune();
             }
-            LoggedInput::Registration { record, first_seen } => {
-                if self.engine.prover_by_pubkey(&record.pubkey).is_none() {
-                    self.pending_registrations.insert(record.pubkey, (record, first_seen));
+            LoggedInput::Registration { record, first_seen, signed } => {
+                match (signed, self.settling.is_some()) {
+                    (Some(registration), true) => {
+                        self.settling_registration(*registration, first_seen);
+                    }
+                    _ => {
+                        if self.engine.prover_by_pubkey(&record.pubkey).is_none() {
+                            self.pending_registrations
+                                .entry(record.pubkey)
+                                .or_insert((record, first_seen));
+                        }
+                    }
                 }
             }
             LoggedInput::Message { message, arrived } => {

@@ -324,7 +324,12 @@ impl Driver {
                 let now = self.now();
                 self.take_message(message, now, None, true).await
             }
-            Input::Fetched { item: Gossiped::Registration(_) } => Ok(()),
+            Input::Fetched { item: Gossiped::Registration(registration) } => {
+                // Nobody waits for the answer.
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let now = self.now();
+                self.register(registration, Waiter::Gossip(reply), now).await
+            }
             Input::BuildRecord { slot, proposer, reply } => {
                 let record = self.build_record(slot, proposer);
                 if let Some(record) = &record {

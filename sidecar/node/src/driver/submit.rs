@@ -19,8 +19,10 @@ use crate::{
 
 impl Driver {
     /// Checks a registration first seen at `first_seen` (here, or by the sidecar that gossiped
-    /// it) and queues it; it joins at the first block whose slot starts at least
-    /// `max_clock_disparity_ms` after `first_seen` (by then every sidecar has it).
+    /// it) and queues it. Canonically it joins `inclusion.registration_delay_slots` after the
+    /// slot of the canonical record that first includes it; by the clock, at the first block
+    /// whose slot starts at least `max_clock_disparity_ms` after `first_seen` (by then every
+    /// sidecar has it).
     pub(super) async fn register(
         &mut self,
         registration: SignedProverRegistration,
@@ -53,7 +55,13 @@ impl Driver {
             answer(reply, SubmissionStatus::Duplicate, Some(index));
             return Ok(());
         }
-        if self.pending_registrations.contains_key(&m.pubkey) {
+        // Canonically, each distinct registration is kept (a record may name any of them);
+        // by the clock, the first of a key.
+        let known = match self.settling.as_ref() {
+            Some(s) => s.rounds.registration(&signing_root).is_some(),
+            None => self.pending_registrations.contains_key(&m.pubkey),
+        };
+        if known {
             answer(reply, SubmissionStatus::Duplicate, None);
             return Ok(());
         }
@@ -83,12 +91,16 @@ impl Driver {
             active: true,
             reputation: 0,
         };
-        let logged = LoggedInput::Registration { record, first_seen: Some(first_seen) };
+        let logged = LoggedInput::Registration {
+            record,
+            first_seen: Some(first_seen),
+            signed: Some(Box::new(registration.clone())),
+        };
         self.log_and_apply(logged).await?;
         if matches!(reply, Waiter::Http(_)) {
             self.publish(Gossiped::Registration(registration), first_seen);
         }
-        // The index is assigned when the registration activates, at the next block.
+        // The index is assigned when the registration activates, at a later block.
         answer(reply, SubmissionStatus::Accepted, None);
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! What sync asks of the driver: what the settling engine waits for, and the records and
 //! messages peers ask for.
 
-use phase_engine::{InclusionRecord, ProtocolMessage, Root, Slot};
+use phase_engine::{InclusionRecord, Root, Slot};
 
 use super::Driver;
+use crate::sync::SyncItem;
 use crate::sync::{MAX_IDS, MAX_RANGE, SyncNeeds};
 
 impl Driver {
@@ -45,15 +46,18 @@ impl Driver {
         settling.records.range(start..end).flat_map(|(_, list)| list.iter().cloned()).collect()
     }
 
-    /// The messages held among `ids`: those in memory, and the input-log positions of those
-    /// only the log still has (within the sync retention).
-    pub(crate) fn held_messages(&self, ids: &[Root]) -> (Vec<ProtocolMessage>, Vec<u64>) {
+    /// The messages and registrations held among `ids`: those in memory, and the input-log
+    /// positions of the messages only the log still has (within the sync retention).
+    pub(crate) fn held_messages(&self, ids: &[Root]) -> (Vec<SyncItem>, Vec<u64>) {
         let Some(settling) = self.settling.as_ref() else { return (Vec::new(), Vec::new()) };
         let (mut held, mut logged) = (Vec::new(), Vec::new());
         for id in ids {
-            match settling.rounds.message(id) {
-                Some(m) => held.push(m.message().clone()),
-                None => logged.extend(settling.logged.get(id).map(|(_, seq)| *seq)),
+            if let Some(m) = settling.rounds.message(id) {
+                held.push(SyncItem::Message(m.message().clone()));
+            } else if let Some(r) = settling.rounds.registration(id) {
+                held.push(SyncItem::Registration(r.clone()));
+            } else {
+                logged.extend(settling.logged.get(id).map(|(_, seq)| *seq));
             }
         }
         (held, logged)

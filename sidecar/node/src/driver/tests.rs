@@ -1,5 +1,6 @@
 //! Unit tests of the driver: early gossip, proofs kept in memory, arrival times across a
-//! replay, registration activation, publishing and republishing after a crash.
+//! replay, registration activation (by the clock and by canonical records), publishing and
+//! republishing after a crash.
 
 use std::time::Duration;
 
@@ -395,11 +396,84 @@ async fn messages_pruned_from_memory_are_served_from_the_input_log() {
     let now = UnixMillis(tu::slot_start(1).0 + 3_500);
     let (mut driver, message, id) = gossiped_decline(dir.path(), now, now).await;
     let (held, logged) = driver.held_messages(&[id]);
-    assert_eq!((held, logged.len()), (vec![message.clone()], 0), "in memory first");
+    let item = crate::sync::SyncItem::Message(message.clone());
+    assert_eq!((held, logged.len()), (vec![item], 0), "in memory first");
 
     // Beyond the reach of a reorg the settling engine forgets it; the log still has it.
     driver.settling.as_mut().unwrap().rounds.prune_before(Slot(100));
     let (held, logged) = driver.held_messages(&[id, Root::repeat_byte(7)]);
     assert!(held.is_empty());
     assert_eq!(crate::sync::read_logged(&driver.store, &logged), vec![message]);
+}
+
+/// Block `slot` whose graffiti commits to `record`.
+fn block_committing(slot: u64, record: &InclusionRecord) -> Input {
+    Input::Block {
+        info: tu::block_info(slot, 1_000_000),
+        data: BlockData { parent_hash: Root::ZERO, transactions: Vec::new() },
+        graffiti: Root::from(record.graffiti()),
+    }
+}
+
+/// Canonically, a registration joins when a canonical record includes it: this node's record
+/// for slot 2 names it, and both engines register it right before block 4 (slot 2 +
+/// `registration_delay_slots`), with the same index; a replay reaches the same registry; a
+/// node that lacked it fetches it by the id the record names (sync serves it) and registers it
+/// at the same block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canonically_a_registration_joins_two_slots_after_the_record_that_includes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 100);
+    let (mut driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
+    driver.handle(block(0)).await.unwrap();
+    driver.handle(block(1)).await.unwrap();
+    let registration = tu::registration(PROVERS, tu::STAKE, &tu::signing_context());
+    let id = registration.signing_root(&tu::signing_context());
+    let pubkey = registration.message.pubkey;
+    let (reply, answer) = oneshot::channel();
+    let item = Gossiped::Registration(registration.clone());
+    driver.handle(Input::Gossip { item, arrived: now, reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), GossipResult::Accepted);
+
+    let (reply, record) = oneshot::channel();
+    let proposer = tu::block_info(2, 0).proposer;
+    driver.handle(Input::BuildRecord { slot: Slot(2), proposer, reply }).await.unwrap();
+    let record = record.await.unwrap().expect("a record");
+    assert!(record.messages.iter().any(|m| m.id == id), "the record names the registration");
+    driver.handle(block_committing(2, &record)).await.unwrap();
+    driver.handle(block(3)).await.unwrap();
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), None, "not at block 3");
+    driver.handle(block(4)).await.unwrap();
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+    for slot in 5..=9 {
+        driver.handle(block(slot)).await.unwrap();
+    }
+    let settling = driver.settling.as_ref().unwrap();
+    assert_eq!(
+        settling.rounds.engine().prover_by_pubkey(&pubkey),
+        Some(ProverIndex(PROVERS)),
+        "the settling engine has it, at the same index"
+    );
+    let (held, _) = driver.held_messages(&[id]);
+    assert_eq!(held, vec![crate::sync::SyncItem::Registration(registration.clone())]);
+
+    // Another node gets the record but not the registration: it asks for it by id.
+    let other = tempfile::tempdir().unwrap();
+    let (mut late, _tx2, _rx2) = driver_full(other.path(), now, None, true);
+    late.handle(block(0)).await.unwrap();
+    late.handle(block(1)).await.unwrap();
+    late.handle(Input::Fetched { item: Gossiped::Record(record.clone()) }).await.unwrap();
+    late.handle(block_committing(2, &record)).await.unwrap();
+    assert!(late.sync_needs().messages.contains(&id), "the named registration is wanted");
+    late.handle(Input::Fetched { item: Gossiped::Registration(registration) }).await.unwrap();
+    assert!(late.sync_needs().messages.is_empty());
+    late.handle(block(3)).await.unwrap();
+    assert_eq!(late.engine.prover_by_pubkey(&pubkey), None);
+    late.handle(block(4)).await.unwrap();
+    assert_eq!(late.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+
+    // A replay reaches the same registry.
+    drop(driver);
+    let (driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
+    assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
 }
