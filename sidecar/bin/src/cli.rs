@@ -153,6 +153,10 @@ pub struct RunArgs {
     /// Canonical rounds.
     #[command(flatten)]
     pub inclusion: InclusionArgs,
+    /// Below this many free bytes on the data directory's filesystem, refuse new work until
+    /// space returns; 0: never [config: storage.min_free_bytes].
+    #[arg(long, env = "SIDECAR_MIN_FREE_BYTES", value_name = "BYTES")]
+    pub min_free_bytes: Option<u64>,
 }
 
 /// `sidecar prover`.
@@ -266,6 +270,7 @@ impl Cli {
                 o.keymanager_url.clone_from(&i.keymanager_url);
                 o.keymanager_token_file.clone_from(&i.keymanager_token_file);
                 o.inclusion_validators.clone_from(&i.inclusion_validators);
+                o.min_free_bytes = a.min_free_bytes;
                 (Some(&a.beacon), Some(&a.p2p))
             }
             Command::Prover(a) => {

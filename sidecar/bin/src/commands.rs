@@ -352,6 +352,7 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutd
     node_config.rewards = config.rewards()?;
     node_config.genesis_provers = config.genesis_provers()?;
     node_config.inclusion = node_inclusion(config)?;
+    node_config.min_free_bytes = config.storage.min_free_bytes;
     // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
     let node_key = sidecar_p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
     node_config.p2p = Some(sidecar_p2p::NetworkConfig::from_config(&config.p2p, node_key)?);

@@ -35,6 +35,24 @@ pub struct Config {
     /// `[inclusion]`: canonical settlement and the validator client whose proposals include
     /// this node's records.
     pub inclusion: InclusionConfig,
+    /// `[storage]`: disk safety of the node's store.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Below this many free bytes on the data directory's filesystem the validator node refuses
+    /// new work (HTTP submissions answer 503; gossip and sync are ignored), keeps following the
+    /// chain and serving reads, and resumes when space returns. 0: never.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { min_free_bytes: 256 * 1024 * 1024 }
+    }
 }
 
 /// `[node]`.
@@ -255,6 +273,8 @@ pub struct ConfigOverrides {
     pub log_format: Option<LogFormat>,
     /// `inclusion.enabled`.
     pub inclusion_enabled: Option<bool>,
+    /// `storage.min_free_bytes`.
+    pub min_free_bytes: Option<u64>,
     /// `inclusion.keymanager_url`.
     pub keymanager_url: Option<String>,
     /// `inclusion.keymanager_token_file`.
@@ -327,6 +347,7 @@ impl Config {
             self.inclusion.keymanager_token_file.clone_from(&o.keymanager_token_file);
         }
         set(&mut self.inclusion.validators, &o.inclusion_validators);
+        set(&mut self.storage.min_free_bytes, &o.min_free_bytes);
     }
 
     /// Checks every value; the error names the key of the first bad one.
@@ -644,6 +665,18 @@ mod tests {
         assert_eq!(config.beacon.urls.len(), 2);
         assert_eq!(config.prover.key_file, Some(PathBuf::from("k.json")));
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn storage_minimum_free_space_comes_from_the_file_and_the_flag() {
+        assert_eq!(Config::default().storage.min_free_bytes, 256 << 20);
+        let mut config =
+            Config::from_toml("[storage]\nmin_free_bytes = 0\n", Path::new("x")).unwrap();
+        assert_eq!(config.storage.min_free_bytes, 0, "0 turns the guard off");
+        config.apply(&ConfigOverrides { min_free_bytes: Some(5_000), ..Default::default() });
+        assert_eq!(config.storage.min_free_bytes, 5_000);
+        let err = Config::from_toml("[storage]\nmin_free = 1\n", Path::new("x")).unwrap_err();
+        assert!(err.to_string().contains("min_free"), "{err}");
     }
 
     fn pubkey_hex(i: u8) -> String {

@@ -173,6 +173,9 @@ pub struct Metrics {
     sync_fetched: Family<SyncLabels, Counter>,
     sync_wanted: Family<SyncLabels, Gauge>,
     settled_through: Gauge,
+    disk_free_bytes: Gauge,
+    disk_low: Gauge,
+    db_size_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -256,8 +259,25 @@ impl Metrics {
             "Every slot up to this one has its inclusion record and messages (canonical rounds)",
             settled_through.clone(),
         );
+        let disk_free_bytes = Gauge::default();
+        registry.register(
+            "disk_free_bytes",
+            "Free bytes on the filesystem of the node's store (available to the node's user)",
+            disk_free_bytes.clone(),
+        );
+        let disk_low = Gauge::default();
+        registry.register(
+            "disk_low",
+            "1 while free disk space is below storage.min_free_bytes (new work is refused)",
+            disk_low.clone(),
+        );
+        let db_size_bytes = Gauge::default();
+        registry.register("db_size_bytes", "Size of the node's store file", db_size_bytes.clone());
         Self {
             registry: Arc::new(registry),
+            disk_free_bytes,
+            disk_low,
+            db_size_bytes,
             rounds,
             messages,
             proof_seconds,
@@ -286,6 +306,14 @@ impl Metrics {
         };
         set("record", records);
         set("message", messages);
+    }
+
+    /// Sets the disk figures: free bytes on the store's filesystem, whether that is below the
+    /// configured minimum, and the store file's size.
+    pub fn set_disk(&self, free_bytes: u64, low: bool, db_size_bytes: u64) {
+        self.disk_free_bytes.set(i64::try_from(free_bytes).unwrap_or(i64::MAX));
+        self.disk_low.set(i64::from(low));
+        self.db_size_bytes.set(i64::try_from(db_size_bytes).unwrap_or(i64::MAX));
     }
 
     /// Sets the slot canonical settlement has resolved every slot through.

@@ -183,6 +183,8 @@ pub(crate) enum GossipResult {
     /// Held for a block this node did not know yet, and that block never came in time (or the
     /// holding queue overflowed).
     Expired,
+    /// This node takes no new work now (free disk space below `storage.min_free_bytes`).
+    Unavailable,
 }
 
 /// The gossipsub validation result of `result`: accepted messages are forwarded; messages that
@@ -192,7 +194,9 @@ pub(crate) enum GossipResult {
 pub(crate) fn verdict(result: &GossipResult) -> MessageVerdict {
     match result {
         GossipResult::Accepted => MessageVerdict::Accept,
-        GossipResult::Duplicate | GossipResult::Expired => MessageVerdict::Ignore,
+        GossipResult::Duplicate | GossipResult::Expired | GossipResult::Unavailable => {
+            MessageVerdict::Ignore
+        }
         GossipResult::InvalidRegistration => MessageVerdict::Reject,
         GossipResult::Refused(e) => error_verdict(e),
     }
@@ -258,6 +262,11 @@ pub(crate) fn spawn(
                 },
                 _ = shutdown.wait_for(|s| *s) => break,
             };
+            if net.is_banned(&message.source) {
+                // Banned (its score fell) since it was queued: not worth verifying.
+                let _ = net.report_validation(&message, MessageVerdict::Ignore).await;
+                continue;
+            }
             let (item, first_seen) = match decode(message.topic.name(), &message.data) {
                 Ok(decoded) => decoded,
                 Err(e) => {
@@ -357,6 +366,40 @@ mod tests {
             prover: phase_engine::ProverIndex(4),
         };
         ProtocolMessage::Decline(phase_engine::SignedDecline::sign(message, &key, &ctx))
+    }
+
+    #[test]
+    fn every_topic_has_a_scoring_rate_and_a_size_cap() {
+        let config = sidecar_p2p::NetworkConfig::new(sidecar_p2p::NodeKey::generate().unwrap());
+        for name in GOSSIP_TOPICS {
+            assert!(config.scoring.topics.iter().any(|t| t.name == name), "{name}");
+            assert!(config.max_topic_sizes.contains_key(name), "{name}");
+        }
+        assert_eq!(config.scoring.topics.len(), GOSSIP_TOPICS.len());
+        assert_eq!(config.max_topic_sizes.len(), GOSSIP_TOPICS.len());
+
+        // The largest messages fit their caps.
+        let (name, bytes) = encode(&Gossiped::Message(decline()), UnixMillis(1));
+        assert!(bytes.len() <= config.max_topic_sizes[name], "{name}: {}", bytes.len());
+        let key = bls::SecretKey::from_ikm(&[7; 32]).unwrap();
+        let ctx = phase_engine::SigningContext {
+            fork_version: [0; 4],
+            genesis_validators_root: Root::repeat_byte(3),
+        };
+        let ProtocolMessage::Decline(d) = decline() else { unreachable!() };
+        let partial = phase_engine::PartialProof {
+            round: d.message.round,
+            prover: d.message.prover,
+            air: phase_engine::AirIndex(255),
+            trace_root: Root::repeat_byte(2),
+            proof: ssz_types::VariableList::new(vec![0xab; phase_engine::MAX_PARTIAL_PROOF_BYTES])
+                .unwrap(),
+        };
+        let partial = phase_engine::SignedPartialProof::sign(partial, &key, &ctx);
+        let (name, bytes) =
+            encode(&Gossiped::Message(ProtocolMessage::PartialProof(partial)), UnixMillis(1));
+        assert_eq!(name, "partial_proof");
+        assert!(bytes.len() <= config.max_topic_sizes[name], "{name}: {}", bytes.len());
     }
 
     #[test]

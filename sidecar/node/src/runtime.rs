@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// Fault injection (tests, `sidecar devnet --chaos`): every gossip message reaches the
     /// driver this much later than it arrived. Zero (the default) in any real deployment.
     pub gossip_delay: Duration,
+    /// Below this many free bytes on the data directory's filesystem the node refuses new work
+    /// (HTTP submissions answer 503; gossip and sync are ignored) and keeps serving reads; it
+    /// resumes when space returns. 0 (the default here; `sidecar run` defaults to 256 MiB):
+    /// never.
+    pub min_free_bytes: u64,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -95,6 +100,7 @@ impl NodeConfig {
             p2p: None,
             inclusion: None,
             gossip_delay: Duration::ZERO,
+            min_free_bytes: 0,
         }
     }
 }
@@ -229,6 +235,7 @@ impl Node {
             events: events.clone(),
             settled: settled.clone(),
             publish: network.is_some().then_some(publish_tx),
+            min_free_bytes: config.min_free_bytes,
         };
         // Replaying reads and writes the store: off the async workers.
         let tx2 = tx.clone();

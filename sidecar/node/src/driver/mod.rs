@@ -14,6 +14,7 @@ mod actions;
 mod blocks;
 mod canonical;
 mod checks;
+mod disk;
 mod early;
 mod input_log;
 mod metrics;
@@ -189,6 +190,7 @@ pub(crate) struct Driver {
     /// crash may have come before they were), if their block is still being proven.
     republish: Vec<(Gossiped, UnixMillis)>,
     early: VecDeque<Early>,
+    disk: disk::DiskGuard,
 }
 
 /// Everything the driver is built from.
@@ -213,6 +215,8 @@ pub(crate) struct DriverParts {
     pub settled: broadcast::Sender<rewards::Ledger>,
     /// Where accepted HTTP submissions go to be published on gossip (`None`: no gossip).
     pub publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    /// Below this many free bytes on the store's filesystem new work is refused (0: never).
+    pub min_free_bytes: u64,
 }
 
 impl Driver {
@@ -249,6 +253,7 @@ impl Driver {
             publish: parts.publish,
             republish: Vec::new(),
             early: VecDeque::new(),
+            disk: disk::DiskGuard::new(parts.min_free_bytes),
         };
         driver.replay()?;
         Ok(driver)
@@ -277,18 +282,34 @@ impl Driver {
             tokio::select! {
                 input = rx.recv() => {
                     let Some(input) = input else { return Ok(()) };
-                    self.handle(input).await?;
+                    self.handle(input).await.inspect_err(|e| self.fatal(e))?;
                 }
                 () = sleep => {
                     let now = self.now().max(timeout.unwrap_or(UnixMillis(0)));
-                    self.log_and_apply(LoggedInput::Tick(now)).await?;
+                    self.log_and_apply(LoggedInput::Tick(now)).await.inspect_err(|e| self.fatal(e))?;
                 }
-                _ = lag.tick() => self.update_beacon_lag(self.last_block.map(|(slot, _)| slot)),
+                _ = lag.tick() => {
+                    self.update_beacon_lag(self.last_block.map(|(slot, _)| slot));
+                    self.check_disk();
+                }
             }
         }
     }
 
+    /// Logs the error the driver stops on, with the store's path (a store error is fatal only
+    /// once it is logged with where and why).
+    fn fatal(&self, error: &crate::NodeError) {
+        tracing::error!(store = %self.store.path().display(), %error, "the driver stops");
+    }
+
     async fn handle(&mut self, input: Input) -> NodeResult<()> {
+        let input = match self.disk_refusal() {
+            Some(reason) => match self.refuse_for_disk(input, reason) {
+                Some(input) => input,
+                None => return Ok(()),
+            },
+            None => input,
+        };
         match input {
             Input::Block { info, data, graffiti } => {
                 if self.last_block.is_some_and(|(slot, _)| info.slot <= slot) {

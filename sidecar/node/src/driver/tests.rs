@@ -81,6 +81,7 @@ fn driver_full(
         events,
         settled,
         publish,
+        min_free_bytes: 1 << 20,
     };
     let (tx, rx) = mpsc::channel(64);
     (Driver::new(parts, &tx).unwrap(), tx, rx)
@@ -476,4 +477,50 @@ async fn canonically_a_registration_joins_two_slots_after_the_record_that_includ
     drop(driver);
     let (driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
     assert_eq!(driver.engine.prover_by_pubkey(&pubkey), Some(ProverIndex(PROVERS)));
+}
+
+/// Below `storage.min_free_bytes` new work is refused with the reason (HTTP: unavailable;
+/// gossip: ignored) while reads are served and blocks still followed; once space returns the
+/// same submission is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_space_minimum_new_work_is_refused_and_reads_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 100);
+    let (mut driver, _tx, mut rx) = driver(dir.path(), now);
+    driver.handle(block(1)).await.unwrap();
+    driver.set_free_bytes_for_test(1_000);
+
+    let message = decline(&[1]);
+    let (reply, answer) = oneshot::channel();
+    let input = Input::Message { message: message.clone(), arrived: now, reply: Some(reply) };
+    driver.handle(input).await.unwrap();
+    match answer.await.unwrap() {
+        Err(beacon_api::Error::Unavailable { reason }) => {
+            assert!(reason.contains("min_free_bytes"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let (reply, answer) = oneshot::channel();
+    let item = Gossiped::Message(message.clone());
+    driver.handle(Input::Gossip { item, arrived: now, reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), GossipResult::Unavailable);
+    assert_eq!(
+        crate::gossip::verdict(&GossipResult::Unavailable),
+        sidecar_p2p::MessageVerdict::Ignore
+    );
+    // Reads and blocks go on; nothing of the refused work was logged.
+    let seq = driver.seq;
+    driver.handle(block(2)).await.unwrap();
+    assert_eq!(driver.seq, seq + 1, "the block is logged");
+    assert_eq!(driver.last_block().map(|(slot, _)| slot), Some(Slot(2)));
+
+    // Space returns: the same submission is accepted.
+    driver.set_free_bytes_for_test(u64::MAX);
+    let (reply, mut answer) = oneshot::channel();
+    let input = Input::Message { message, arrived: now, reply: Some(reply) };
+    driver.handle(input).await.unwrap();
+    let verdicts = rx.recv().await.unwrap();
+    driver.handle(verdicts).await.unwrap();
+    let receipt = answer.try_recv().unwrap().unwrap();
+    assert_eq!(receipt.status, SubmissionStatus::Accepted);
 }

@@ -16,9 +16,11 @@ use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, Table
 
 use phase_engine::{Amount, ProverIndex, Root};
 
+mod disk;
 mod error;
 mod stats;
 
+pub(crate) use disk::free_bytes;
 pub use error::{StoreError, StoreResult};
 use error::{StoreError as Error, StoreResult as Result, db};
 pub use stats::{StoreStats, TableSize};
