@@ -50,6 +50,13 @@ pub enum Error {
         /// The libp2p error text.
         reason: String,
     },
+    /// The gossipsub peer scoring parameters were refused (by the derivation or by libp2p);
+    /// the network does not start without the scoring it was configured with.
+    #[error("gossipsub peer scoring refused: {reason}")]
+    PeerScoring {
+        /// Why, as the derivation or libp2p says it.
+        reason: String,
+    },
     /// Starting or running discv5 failed.
     #[error("discv5 {action} failed: {reason}")]
     Discovery {

@@ -19,6 +19,12 @@
 //! protocol ([`RateLimit`]). [`NetworkHandle::penalise`] scores peers for misbehaviour the
 //! application detects, and bans those that reach [`PEER_BAN_THRESHOLD`].
 //!
+//! Gossipsub peer scoring is on, with parameters derived from each topic's expected message
+//! rate ([`ScoringConfig`]): rejected messages count against their sender, the application
+//! score counts too, and a peer below [`GRAYLIST_THRESHOLD`] is disconnected and banned.
+//! Payload sizes are capped per topic before decompression, and each peer's share of the
+//! validation queue is bounded ([`NetworkConfig::max_pending_per_peer`]).
+//!
 //! A crate of its own so that only the programs that talk to peers (the validator node, the
 //! devnet) build libp2p.
 
@@ -28,6 +34,7 @@ mod error;
 mod identity;
 mod peer_score;
 mod reqresp;
+mod scoring;
 mod service;
 mod topic;
 mod validation;
@@ -45,7 +52,12 @@ pub use peer_score::{
 pub use reqresp::{
     CodecError, ErrorCode, InboundRequest, MAX_RECORDS_CHUNK_BYTES, MAX_REQUEST_BYTES,
     ProtocolLimits, RateLimit, ReqRespConfig, ResponseError, ResponseResult, ResponseSender,
-    SyncProtocol,
+    SyncProtocol, decode_request_bytes, decode_response_bytes, encode_request_bytes,
+    encode_response_bytes,
+};
+pub use scoring::{
+    APP_SPECIFIC_WEIGHT, DECAY_TO_ZERO, GOSSIP_THRESHOLD, GRAYLIST_THRESHOLD, PUBLISH_THRESHOLD,
+    ScoringConfig, TopicRate,
 };
 pub use service::{
     GossipMessage, MessageVerdict, Network, NetworkConfig, NetworkHandle, start_network,

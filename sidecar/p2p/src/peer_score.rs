@@ -81,6 +81,22 @@ impl PeerScores {
         Penalty::Scored(value)
     }
 
+    /// Bans `peer` for [`PEER_BAN_DURATION`] whatever its score (its gossipsub score fell below
+    /// the graylist threshold); it then starts again from 0. False if it is banned already.
+    pub(crate) fn ban(&mut self, peer: PeerId, now: Instant) -> bool {
+        if self.bans.contains_key(&peer) {
+            return false;
+        }
+        self.scores.remove(&peer);
+        self.bans.insert(peer, now + PEER_BAN_DURATION);
+        true
+    }
+
+    /// The scores of the peers with one, healed up to `now`.
+    pub(crate) fn current(&self, now: Instant) -> impl Iterator<Item = (PeerId, i32)> + '_ {
+        self.scores.iter().map(move |(peer, score)| (*peer, score.at(now)))
+    }
+
     /// Whether `peer` is banned.
     pub(crate) fn is_banned(&self, peer: &PeerId) -> bool {
         self.bans.contains_key(peer)
@@ -125,6 +141,24 @@ mod tests {
         assert_eq!(scores.next_unban(), None);
         // A fresh start after the ban.
         assert_eq!(scores.penalise(peer, t0 + PEER_BAN_DURATION), Penalty::Scored(-10));
+    }
+
+    #[test]
+    fn a_direct_ban_clears_the_score_and_lasts_as_long() {
+        let t0 = Instant::now();
+        let mut scores = PeerScores::default();
+        let peer = PeerId::random();
+        scores.penalise(peer, t0);
+        assert_eq!(scores.current(t0).collect::<Vec<_>>(), vec![(peer, -10)]);
+        assert!(scores.ban(peer, t0));
+        assert!(!scores.ban(peer, t0));
+        assert!(scores.is_banned(&peer));
+        assert_eq!(scores.current(t0).count(), 0);
+        assert_eq!(scores.lift_bans(t0 + PEER_BAN_DURATION), vec![peer]);
+        assert_eq!(scores.penalise(peer, t0 + PEER_BAN_DURATION), Penalty::Scored(-10));
+        // Healing shows in `current`.
+        let later = t0 + PEER_BAN_DURATION + PEER_SCORE_RECOVERY_INTERVAL * 4;
+        assert_eq!(scores.current(later).collect::<Vec<_>>(), vec![(peer, -6)]);
     }
 
     #[test]

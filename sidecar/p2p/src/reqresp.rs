@@ -33,7 +33,10 @@ use tokio::sync::oneshot;
 use crate::codec::MAX_GOSSIP_SIZE;
 use crate::error::{Error, Result};
 
-pub use codec::CodecError;
+pub use codec::{
+    CodecError, decode_request_bytes, decode_response_bytes, encode_request_bytes,
+    encode_response_bytes,
+};
 pub(crate) use codec::{RequestPayload, SyncCodec, SyncResponse};
 pub(crate) use rate_limit::RateLimiter;
 

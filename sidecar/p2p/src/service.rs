@@ -2,13 +2,14 @@
 //! protocols and a block list of banned peers) and discv5 discovery on one tokio task, driven
 //! through a cloneable [`NetworkHandle`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,13 +27,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::codec::{MAX_GOSSIP_SIZE, SnappyTransform, gossip_message_id};
+use super::codec::{MAX_GOSSIP_SIZE, SnappyTransform, gossip_message_id, sidecar_topic_sizes};
 use super::identity::{NodeKey, enr_peer_id};
 use super::peer_score::{PEER_BAN_DURATION, PeerScores, Penalty};
 use super::reqresp::{
     self, CodecError, ErrorCode, InboundRequest, RateLimiter, ReqRespConfig, RequestPayload,
     ResponseResult, ResponseSender, SyncCodec, SyncProtocol, SyncResponse, Unanswered,
 };
+use super::scoring::{GRAYLIST_THRESHOLD, ScoringConfig, enable_peer_scoring};
 use super::topic::GossipTopic;
 use crate::config::P2pConfig;
 use crate::error::{Error, Result};
@@ -97,8 +99,20 @@ pub struct NetworkConfig {
     pub discovery_interval: Duration,
     /// Largest message, compressed or decompressed.
     pub max_message_size: usize,
-    /// Capacity of the queue of messages waiting for validation; beyond it messages are ignored.
+    /// Largest decompressed payload per topic name, checked before decompression (at most
+    /// `max_message_size`; topics not listed get `max_message_size`). The defaults are the
+    /// proving sidecar's topics (docs/protocol.md, "Peer scoring and limits").
+    pub max_topic_sizes: BTreeMap<String, usize>,
+    /// Capacity of the queue of messages waiting for validation; beyond it the newest message
+    /// is ignored (and counted in [`NetworkHandle::gossip_dropped`]).
     pub validation_queue: usize,
+    /// Most messages from one peer waiting for their verdict (queued or being validated);
+    /// beyond it the peer's newest message is ignored (and counted), so that one peer cannot
+    /// fill the validation queue.
+    pub max_pending_per_peer: usize,
+    /// Gossipsub peer scoring: slot, mesh sizes and the expected rate of each topic, from which
+    /// the score parameters are derived. Every topic in `topics` must have a rate.
+    pub scoring: ScoringConfig,
     /// How long a received message stays in gossipsub's message cache: its verdict must come
     /// within this time for it to be forwarded (a STARK check under load, or a message held
     /// until its block arrives, can take seconds), and peers can fetch it (IWANT) meanwhile.
@@ -124,7 +138,10 @@ impl NetworkConfig {
             heartbeat_interval: Duration::from_millis(700),
             discovery_interval: Duration::from_secs(10),
             max_message_size: MAX_GOSSIP_SIZE,
+            max_topic_sizes: sidecar_topic_sizes(),
             validation_queue: 1024,
+            max_pending_per_peer: 256,
+            scoring: ScoringConfig::default(),
             validation_window: Duration::from_secs(30),
             reqresp: ReqRespConfig::default(),
         }
@@ -133,8 +150,17 @@ impl NetworkConfig {
     /// A node on loopback for tests and local devnets: `127.0.0.1`, free TCP (and UDP) ports,
     /// discovery off (connect nodes with [`NetworkHandle::dial`]; set `enable_discovery` and
     /// `bootnodes` to use discv5 instead), a short heartbeat so meshes form within a second,
-    /// and a low peer target.
+    /// a low peer target, and no IP-colocation penalty for loopback addresses (every local
+    /// node shares them).
     pub fn loopback(node_key: NodeKey) -> Self {
+        let base = Self::new(node_key);
+        let scoring = ScoringConfig {
+            ip_colocation_whitelist: vec![
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ],
+            ..base.scoring.clone()
+        };
         Self {
             listen_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             tcp_port: 0,
@@ -143,7 +169,8 @@ impl NetworkConfig {
             target_peers: 16,
             heartbeat_interval: Duration::from_millis(200),
             discovery_interval: Duration::from_secs(1),
-            ..Self::new(node_key)
+            scoring,
+            ..base
         }
     }
 
@@ -220,6 +247,7 @@ enum Command {
     MeshPeers { topic: GossipTopic, reply: oneshot::Sender<usize> },
     SendRequest { peer: PeerId, protocol: SyncProtocol, payload: Vec<u8>, reply: ChunksReply },
     ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
+    GossipScore { peer: PeerId, reply: oneshot::Sender<Option<f64>> },
     Penalise { peer: PeerId, reason: &'static str },
     Shutdown,
 }
@@ -229,6 +257,8 @@ enum Command {
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     peers: Arc<AtomicUsize>,
+    banned: Arc<Mutex<HashSet<PeerId>>>,
+    dropped: Arc<AtomicU64>,
     peer_id: PeerId,
     enr: Option<discv5::Enr>,
     listen_address: Multiaddr,
@@ -245,6 +275,7 @@ impl std::fmt::Debug for Command {
             Self::MeshPeers { .. } => "MeshPeers",
             Self::SendRequest { .. } => "SendRequest",
             Self::ConnectedPeers { .. } => "ConnectedPeers",
+            Self::GossipScore { .. } => "GossipScore",
             Self::Penalise { .. } => "Penalise",
             Self::Shutdown => "Shutdown",
         })
@@ -356,6 +387,28 @@ impl NetworkHandle {
             .map_err(|_| Error::NetworkStopped)
     }
 
+    /// The gossipsub score of `peer` (`None` if scoring is off; 0 for a peer never seen).
+    /// Below [`GRAYLIST_THRESHOLD`](crate::GRAYLIST_THRESHOLD) the peer is disconnected and
+    /// banned.
+    ///
+    /// # Errors
+    /// [`Error::NetworkStopped`].
+    pub async fn gossip_score(&self, peer: PeerId) -> Result<Option<f64>> {
+        self.request(|reply| Command::GossipScore { peer, reply }).await
+    }
+
+    /// Whether `peer` is banned (by its application score or its gossipsub score). A validator
+    /// can skip, as ignored, the queued messages of a peer banned meanwhile.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned.lock().unwrap_or_else(PoisonError::into_inner).contains(peer)
+    }
+
+    /// Gossip messages ignored, since the start, because the validation queue or the sender's
+    /// share of it ([`NetworkConfig::max_pending_per_peer`]) was full.
+    pub fn gossip_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
         self.peers.load(Ordering::Relaxed)
@@ -432,11 +485,21 @@ fn enr_dial_target(enr: &discv5::Enr) -> Option<(PeerId, Multiaddr)> {
     Some((peer, tcp_multiaddr(socket.ip(), socket.port())))
 }
 
+/// The wire size (protobuf message: compressed data, topic, fields) of a message whose
+/// decompressed payload is at most `max`.
+fn max_wire_size(max: usize) -> usize {
+    match snap::raw::max_compress_len(max) {
+        0 => usize::MAX,
+        n => n.saturating_add(1024),
+    }
+}
+
 /// Starts the network task on the current tokio runtime.
 ///
 /// # Errors
 /// [`Error::P2p`] or [`Error::Discovery`] if the swarm or discv5 cannot start (for example the
-/// ports are taken).
+/// ports are taken, or gossipsub refuses the mesh sizes); [`Error::PeerScoring`] if the scoring
+/// parameters are refused or a topic in `topics` has no expected rate.
 pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> Result<Network> {
     let p2p_err = |action: &'static str| move |e: String| Error::P2p { action, reason: e };
     let ip = config.listen_address;
@@ -457,11 +520,31 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         usize::try_from(config.validation_window.as_millis().div_ceil(heartbeat_ms))
             .unwrap_or(usize::MAX)
             .max(6);
-    let gossip_config = gossipsub::ConfigBuilder::default()
+    // Every topic subscribed at start is scored: one without a rate would take invalid messages
+    // without penalty.
+    if let Some(name) =
+        config.topics.iter().find(|name| !config.scoring.topics.iter().any(|t| &t.name == *name))
+    {
+        return Err(Error::PeerScoring {
+            reason: format!("topic `{name}` has no expected rate (`NetworkConfig::scoring`)"),
+        });
+    }
+    let scoring = &config.scoring;
+    let mut transform = SnappyTransform::new(config.max_message_size);
+    let mut builder = gossipsub::ConfigBuilder::default();
+    for (name, max) in &config.max_topic_sizes {
+        let topic = GossipTopic::new(&config.topic_prefix, name)?.hash();
+        transform = transform.with_topic_limit(topic.clone(), *max);
+        // The same cap on the wire, where gossipsub checks it before the transform: the
+        // longest compression of the cap and room for the protobuf fields around it.
+        let wire = max_wire_size(transform.limit(&topic)).min(config.max_message_size);
+        builder.max_transmit_size_for_topic(wire, topic);
+    }
+    let gossip_config = builder
         .heartbeat_interval(config.heartbeat_interval)
-        .mesh_n(8)
-        .mesh_n_low(6)
-        .mesh_n_high(12)
+        .mesh_n(scoring.mesh_n)
+        .mesh_n_low(scoring.mesh_n_low)
+        .mesh_n_high(scoring.mesh_n_high)
         .gossip_lazy(6)
         .history_length(history_length)
         .history_gossip(3)
@@ -472,12 +555,10 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         .duplicate_cache_time(Duration::from_secs(385))
         .build()
         .map_err(|e| p2p_err("configure gossipsub")(e.to_string()))?;
-    let gossipsub = Gossipsub::new_with_transform(
-        MessageAuthenticity::Anonymous,
-        gossip_config,
-        SnappyTransform::new(config.max_message_size),
-    )
-    .map_err(|e| p2p_err("create gossipsub")(e.to_owned()))?;
+    let mut gossipsub =
+        Gossipsub::new_with_transform(MessageAuthenticity::Anonymous, gossip_config, transform)
+            .map_err(|e| p2p_err("create gossipsub")(e.to_owned()))?;
+    enable_peer_scoring(&mut gossipsub, scoring, &config.topic_prefix)?;
     let behaviour = Behaviour {
         blocked: allow_block_list::Behaviour::default(),
         gossipsub,
@@ -593,11 +674,15 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
     let (messages_tx, messages_rx) = mpsc::channel(config.validation_queue.max(1));
     let (requests_tx, requests_rx) = mpsc::channel(config.reqresp.inbound_queue.max(1));
     let peers = Arc::new(AtomicUsize::new(0));
+    let banned = Arc::new(Mutex::new(HashSet::new()));
+    let dropped = Arc::new(AtomicU64::new(0));
     let mut listen_address = listen;
     listen_address.push(Protocol::P2p(peer_id));
     let handle = NetworkHandle {
         commands: commands_tx,
         peers: Arc::clone(&peers),
+        banned: Arc::clone(&banned),
+        dropped: Arc::clone(&dropped),
         peer_id,
         enr,
         listen_address,
@@ -614,6 +699,9 @@ pub async fn start_network(config: NetworkConfig, metrics: Option<Metrics>) -> R
         replies: FuturesUnordered::new(),
         rate_limiter: RateLimiter::new(config.reqresp.rate_limit, Instant::now()),
         scores: PeerScores::default(),
+        pending: HashMap::new(),
+        banned,
+        dropped,
         peers,
         metrics,
         config,
@@ -636,6 +724,12 @@ struct Driver {
     replies: FuturesUnordered<ReplyFuture>,
     rate_limiter: RateLimiter,
     scores: PeerScores,
+    /// Per peer, the messages it sent that wait for their verdict, with their arrival.
+    pending: HashMap<PeerId, HashMap<MessageId, Instant>>,
+    /// The banned peers, shared with the handles.
+    banned: Arc<Mutex<HashSet<PeerId>>>,
+    /// Gossip messages ignored because a queue was full.
+    dropped: Arc<AtomicU64>,
     peers: Arc<AtomicUsize>,
     metrics: Option<Metrics>,
     config: NetworkConfig,
@@ -646,6 +740,8 @@ impl Driver {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(self.config.discovery_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut score_tick = tokio::time::interval(self.config.heartbeat_interval);
+        score_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let discovery_on = self.discovery.is_some();
             let next_unban = self.scores.next_unban();
@@ -662,6 +758,7 @@ impl Driver {
                     }
                 }, if discovery_on => self.on_discovery_event(event),
                 _ = tick.tick(), if discovery_on => self.start_query(),
+                _ = score_tick.tick() => self.check_scores(),
                 Some(result) = self.queries.next(), if !self.queries.is_empty() => match result {
                     Ok(enrs) => enrs.iter().for_each(|enr| self.dial_enr(enr)),
                     Err(e) => tracing::debug!(error = %e, "discovery query failed"),
@@ -737,7 +834,15 @@ impl Driver {
                 let _ = reply.send(result);
             }
             Command::Report { id, source, verdict } => {
+                // A rejection counts against `source` (and any peer that sent the same message
+                // meanwhile): P4 of its gossipsub score.
                 gossip.report_message_validation_result(&id, &source, verdict.into());
+                if let Some(waiting) = self.pending.get_mut(&source) {
+                    waiting.remove(&id);
+                    if waiting.is_empty() {
+                        self.pending.remove(&source);
+                    }
+                }
             }
             Command::Dial { address, reply } => {
                 let result = self
@@ -754,6 +859,9 @@ impl Driver {
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::GossipScore { peer, reply } => {
+                let _ = reply.send(gossip.peer_score(&peer));
             }
             Command::Penalise { peer, reason } => self.penalise(peer, reason),
             Command::Shutdown => {}
@@ -788,7 +896,12 @@ impl Driver {
         if let Some(m) = &self.metrics {
             m.peer_penalised(reason);
         }
-        match self.scores.penalise(peer, Instant::now()) {
+        let penalty = self.scores.penalise(peer, Instant::now());
+        if let Penalty::Scored(score) | Penalty::Banned(score) = penalty {
+            // P5 of the gossipsub score.
+            self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, f64::from(score));
+        }
+        match penalty {
             Penalty::Scored(score) => tracing::debug!(%peer, reason, score, "peer penalised"),
             Penalty::Banned(score) => {
                 tracing::warn!(
@@ -798,17 +911,65 @@ impl Driver {
                     ban_secs = PEER_BAN_DURATION.as_secs(),
                     "peer penalised to the ban threshold; disconnecting and banning it",
                 );
-                // Closes its connections and refuses new ones, both ways.
-                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                self.block(peer);
             }
             Penalty::AlreadyBanned => tracing::trace!(%peer, reason, "banned peer penalised"),
         }
     }
 
+    /// Closes the connections of a banned peer and refuses new ones, both ways.
+    fn block(&mut self, peer: PeerId) {
+        self.banned.lock().unwrap_or_else(PoisonError::into_inner).insert(peer);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
     fn lift_bans(&mut self) {
         for peer in self.scores.lift_bans(Instant::now()) {
             tracing::info!(%peer, "peer ban lifted");
+            self.banned.lock().unwrap_or_else(PoisonError::into_inner).remove(&peer);
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            // The application score starts again from 0 (the gossipsub counters, kept for
+            // `retain_score`, still count).
+            self.swarm.behaviour_mut().gossipsub.set_application_score(&peer, 0.0);
+        }
+    }
+
+    /// Every heartbeat: forgets verdicts that will not come (gossipsub dropped their messages
+    /// after the validation window), gives gossipsub the healed application scores, and bans
+    /// the connected peers whose gossipsub score is below the graylist threshold.
+    fn check_scores(&mut self) {
+        let now = Instant::now();
+        let window = self.config.validation_window;
+        self.pending.retain(|_, waiting| {
+            waiting.retain(|_, at| now.saturating_duration_since(*at) < window);
+            !waiting.is_empty()
+        });
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        for (peer, score) in self.scores.current(now) {
+            gossip.set_application_score(&peer, f64::from(score));
+        }
+        let graylisted: Vec<(PeerId, f64)> = self
+            .swarm
+            .connected_peers()
+            .filter_map(|peer| {
+                let score = self.swarm.behaviour().gossipsub.peer_score(peer)?;
+                (score < GRAYLIST_THRESHOLD).then_some((*peer, score))
+            })
+            .collect();
+        for (peer, score) in graylisted {
+            if !self.scores.ban(peer, now) {
+                continue;
+            }
+            tracing::warn!(
+                %peer,
+                score,
+                ban_secs = PEER_BAN_DURATION.as_secs(),
+                "gossipsub score below the graylist threshold; disconnecting and banning the peer",
+            );
+            if let Some(m) = &self.metrics {
+                m.peer_penalised("gossipsub_graylisted");
+            }
+            self.block(peer);
         }
     }
 
@@ -960,15 +1121,42 @@ impl Driver {
                 return;
             }
         };
-        let pending = GossipMessage { id: id.clone(), source, topic, data: message.data };
-        if let Err(e) = self.messages.try_send(pending) {
-            tracing::warn!(error = %e, "validation queue full or closed; ignoring message");
+        if self.scores.is_banned(&source) {
+            // Sent before its connection closed.
             self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                 &id,
                 &source,
                 MessageAcceptance::Ignore,
             );
+            return;
         }
+        let waiting = self.pending.get(&source).map_or(0, HashMap::len);
+        if waiting >= self.config.max_pending_per_peer {
+            // Drop the newest: the older ones are already on their way to the validator.
+            tracing::debug!(%source, waiting, "the peer's share of the queue is full; ignoring");
+            self.ignore_dropped(&id, &source);
+            return;
+        }
+        let pending = GossipMessage { id: id.clone(), source, topic, data: message.data };
+        match self.messages.try_send(pending) {
+            Ok(()) => {
+                self.pending.entry(source).or_default().insert(id, Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "validation queue full or closed; ignoring message");
+                self.ignore_dropped(&id, &source);
+            }
+        }
+    }
+
+    /// Ignores (no penalty) a message that found no room, and counts it.
+    fn ignore_dropped(&mut self, id: &MessageId, source: &PeerId) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+            id,
+            source,
+            MessageAcceptance::Ignore,
+        );
     }
 }
 

@@ -25,7 +25,8 @@ where
 }
 
 /// Runs `validator` over the queue, in arrival order, reports each verdict to gossipsub and
-/// passes accepted messages on through the returned receiver. The task ends when the queue
+/// passes accepted messages on through the returned receiver. Messages from a peer banned
+/// since they were queued are ignored without validation. The task ends when the queue
 /// closes (the network stopped) or the network handle fails.
 pub fn spawn_validation<V: GossipValidator>(
     handle: NetworkHandle,
@@ -36,7 +37,12 @@ pub fn spawn_validation<V: GossipValidator>(
     let (tx, rx) = mpsc::channel(accepted_capacity.max(1));
     let task = tokio::spawn(async move {
         while let Some(message) = messages.recv().await {
-            let verdict = validator.validate(&message).await;
+            // A peer banned meanwhile (its score fell): its queued messages are not judged.
+            let verdict = if handle.is_banned(&message.source) {
+                MessageVerdict::Ignore
+            } else {
+                validator.validate(&message).await
+            };
             if handle.report_validation(&message, verdict).await.is_err() {
                 break;
             }

@@ -452,6 +452,70 @@ async fn write_response<W: AsyncWrite + Unpin>(
     io.flush().await
 }
 
+/// The codec error behind an I/O error of the in-memory entry points below (a cursor fails
+/// in no other way than the bytes it holds).
+fn in_memory(error: io::Error) -> CodecError {
+    CodecError::from_io(&error).cloned().unwrap_or(CodecError::Truncated)
+}
+
+/// Decodes a whole request stream held in memory, as a responder reads it: the payload, or
+/// why it does not decode. The in-memory entry point of the wire format, for the fuzz targets
+/// (`fuzz/`) and tools.
+///
+/// # Errors
+/// The [`CodecError`] the responder answers (or, for [`CodecError::Truncated`], drops).
+pub fn decode_request_bytes(bytes: &[u8], limits: &ProtocolLimits) -> Result<Vec<u8>, CodecError> {
+    futures::executor::block_on(read_payload(
+        &mut futures::io::Cursor::new(bytes),
+        limits.max_request_bytes,
+    ))
+    .map_err(in_memory)
+}
+
+/// Encodes a request as a requester writes it (see [`decode_request_bytes`]).
+///
+/// # Errors
+/// [`CodecError::PayloadTooLarge`] for a payload over `limits.max_request_bytes`.
+pub fn encode_request_bytes(
+    payload: &[u8],
+    limits: &ProtocolLimits,
+) -> Result<Vec<u8>, CodecError> {
+    check_len(payload.len(), limits.max_request_bytes)?;
+    let mut out = Vec::new();
+    encode_payload(payload, &mut out).map_err(in_memory)?;
+    Ok(out)
+}
+
+/// Decodes a whole response stream held in memory, as a requester reads it: the success
+/// chunks, then the error chunk that ended it, if any (see [`decode_request_bytes`]).
+///
+/// # Errors
+/// The first [`CodecError`] in the stream.
+pub fn decode_response_bytes(
+    bytes: &[u8],
+    limits: &ProtocolLimits,
+) -> Result<(Vec<Vec<u8>>, Option<ResponseError>), CodecError> {
+    futures::executor::block_on(read_response(&mut futures::io::Cursor::new(bytes), limits))
+        .map(|response| (response.chunks, response.error))
+        .map_err(in_memory)
+}
+
+/// Encodes a response as a responder writes it: the chunks, then the error chunk (its message
+/// cut to 256 bytes) if any (see [`decode_response_bytes`]).
+///
+/// # Errors
+/// [`CodecError::TooManyChunks`] or [`CodecError::PayloadTooLarge`] past `limits`.
+pub fn encode_response_bytes(
+    chunks: Vec<Vec<u8>>,
+    error: Option<ResponseError>,
+    limits: &ProtocolLimits,
+) -> Result<Vec<u8>, CodecError> {
+    let mut wire = futures::io::Cursor::new(Vec::new());
+    let response = SyncResponse { chunks, error };
+    futures::executor::block_on(write_response(&mut wire, limits, &response)).map_err(in_memory)?;
+    Ok(wire.into_inner())
+}
+
 /// `message` cut to at most [`MAX_ERROR_MESSAGE_LEN`] bytes, at a character boundary.
 fn truncate_message(message: &str) -> &str {
     let mut end = message.len().min(MAX_ERROR_MESSAGE_LEN);

@@ -2,3 +2,4 @@
 
 mod p2p;
 mod reqresp;
+mod scoring;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use sidecar_p2p::{
-    GossipMessage, MessageVerdict, Network, NetworkConfig, NetworkHandle, NodeKey,
+    GossipMessage, MessageVerdict, Network, NetworkConfig, NetworkHandle, NodeKey, TopicRate,
     spawn_validation, start_network,
 };
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ fn config(discovery: bool, bootnodes: Vec<sidecar_p2p::Enr>) -> NetworkConfig {
     c.bootnodes = bootnodes;
     c.topic_prefix = "sidecar-it".into();
     c.topics = vec![TOPIC.into()];
+    c.scoring.topics.push(TopicRate::new(TOPIC, 0.5, 10.0, 32));
     c.heartbeat_interval = Duration::from_millis(200);
     c.discovery_interval = Duration::from_millis(300);
     c
