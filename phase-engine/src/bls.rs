@@ -117,10 +117,17 @@ pub fn verify_batch(checks: &[SignatureCheck], randomness: &[u64]) -> bool {
     if randomness.len() != checks.len() || randomness.contains(&0) {
         return false;
     }
+    // Decompressed here (on the curve); the subgroup checks of keys and signatures are left to
+    // the multi-pairing, which runs them on blst's thread pool beside the pairings.
     let mut pks = Vec::with_capacity(checks.len());
     let mut sigs = Vec::with_capacity(checks.len());
     for check in checks {
-        let (Some(pk), Some(sig)) = (public_key(&check.pubkey), signature(&check.signature)) else {
+        if is_infinity(&check.pubkey) {
+            return false;
+        }
+        let pk = min_pk::PublicKey::from_bytes(check.pubkey.as_slice()).ok();
+        let sig = min_pk::Signature::from_bytes(check.signature.as_slice()).ok();
+        let (Some(pk), Some(sig)) = (pk, sig) else {
             return false;
         };
         if let Some(pop) = &check.proof_of_possession
@@ -148,12 +155,18 @@ pub fn verify_batch(checks: &[SignatureCheck], randomness: &[u64]) -> bool {
         &msgs,
         DST_SIGNATURE,
         &pk_refs,
-        false,
+        true,
         &sig_refs,
-        false,
+        true,
         &rands,
         64,
     ) == BLST_ERROR::BLST_SUCCESS
+}
+
+/// Whether a compressed public key is the point at infinity (its infinity flag, bit 6 of the
+/// first byte, is set): never a valid signer, whatever the pairing says.
+fn is_infinity(pk: &BlsPublicKey) -> bool {
+    pk.as_slice().first().is_some_and(|b| b & 0x40 != 0)
 }
 
 #[cfg(test)]
@@ -212,5 +225,17 @@ mod tests {
         assert!(!verify_batch(&bad, &rands));
         assert!(!verify_check(&bad[3]));
         assert!(!verify_batch(&checks, &rands[..7]));
+        // The point at infinity as key and signature satisfies the pairing equation for any
+        // message: refused, in a batch and alone.
+        let mut infinity = checks.clone();
+        let mut pk = [0u8; 48];
+        pk[0] = 0xc0;
+        let mut sig = [0u8; 96];
+        sig[0] = 0xc0;
+        infinity[2].pubkey = FixedBytes(pk);
+        infinity[2].signature = FixedBytes(sig);
+        infinity[2].proof_of_possession = None;
+        assert!(!verify_batch(&infinity, &rands));
+        assert!(!verify_check(&infinity[2]));
     }
 }

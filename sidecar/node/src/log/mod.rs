@@ -3,7 +3,10 @@
 //! to resume the open rounds.
 //!
 //! Entries live in the store's message table under the reserved round key [`LOG_NAMESPACE`],
-//! keyed by their big-endian sequence number, as JSON.
+//! keyed by their big-endian sequence number, in the compact binary form of [`encoding`]
+//! (protocol data as SSZ; older JSON entries still read).
+
+mod encoding;
 
 use phase_engine::{
     BlockInfo, InclusionRecord, ProtocolMessage, ProverRecord, Root, SignedProverRegistration,
@@ -124,8 +127,8 @@ impl LoggedInput {
 }
 
 pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult<()> {
-    let bytes = serde_json::to_vec(input)
-        .map_err(|e| NodeError::CorruptLog { index: seq, reason: e.to_string() })?;
+    let bytes =
+        encoding::encode(input).map_err(|reason| NodeError::CorruptLog { index: seq, reason })?;
     let mut batch = StoreBatch::new();
     batch.put_message(LOG_NAMESPACE, key(seq), &bytes);
     if input.can_be_redone() {
@@ -140,9 +143,9 @@ pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult
 /// The input at `seq`, if the log has it.
 pub(crate) fn read(store: &Store, seq: u64) -> NodeResult<Option<LoggedInput>> {
     let Some(bytes) = store.message(LOG_NAMESPACE, key(seq))? else { return Ok(None) };
-    serde_json::from_slice(&bytes)
+    encoding::decode(&bytes)
         .map(Some)
-        .map_err(|e| NodeError::CorruptLog { index: seq, reason: e.to_string() })
+        .map_err(|reason| NodeError::CorruptLog { index: seq, reason })
 }
 
 pub(crate) fn read_all(store: &Store) -> NodeResult<Vec<LoggedInput>> {
@@ -151,8 +154,8 @@ pub(crate) fn read_all(store: &Store) -> NodeResult<Vec<LoggedInput>> {
         .into_iter()
         .enumerate()
         .map(|(i, (_, bytes))| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| NodeError::CorruptLog { index: i as u64, reason: e.to_string() })
+            encoding::decode(&bytes)
+                .map_err(|reason| NodeError::CorruptLog { index: i as u64, reason })
         })
         .collect()
 }
