@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_main};
 use phase_engine::{RequestId, Root, SignatureCheck, bls};
 
 /// 200 checks: distinct keys, each signing its own root (as 200 provers' commitments do).
@@ -46,5 +46,8 @@ fn bench_bls(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_bls);
-criterion_main!(benches);
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench_bls);
+}
+criterion_main!(group::benches);

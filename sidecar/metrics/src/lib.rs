@@ -18,6 +18,7 @@ pub use error::{Error, Result};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -176,6 +177,22 @@ pub struct Metrics {
     disk_free_bytes: Gauge,
     disk_low: Gauge,
     db_size_bytes: Gauge,
+    peer_score: Family<ScoreLabels, Gauge<f64, AtomicU64>>,
+    missed_deadlines: Family<ProverLabels, Counter>,
+}
+
+/// Labels of `sidecar_p2p_peer_score`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ScoreLabels {
+    /// `min`, `median` or `max` over the connected peers.
+    pub stat: &'static str,
+}
+
+/// Labels of `sidecar_prover_missed_deadlines_total`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProverLabels {
+    /// The prover's registry index.
+    pub prover: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -271,6 +288,18 @@ impl Metrics {
             "1 while free disk space is below storage.min_free_bytes (new work is refused)",
             disk_low.clone(),
         );
+        let peer_score = Family::<ScoreLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "p2p_peer_score",
+            "Gossipsub scores of the connected peers: the lowest, the median and the highest",
+            peer_score.clone(),
+        );
+        let missed_deadlines = Family::<ProverLabels, Counter>::default();
+        registry.register(
+            "prover_missed_deadlines",
+            "Settled non-participation penalties (a phase deadline missed), by prover index",
+            missed_deadlines.clone(),
+        );
         let db_size_bytes = Gauge::default();
         registry.register("db_size_bytes", "Size of the node's store file", db_size_bytes.clone());
         Self {
@@ -278,6 +307,8 @@ impl Metrics {
             disk_free_bytes,
             disk_low,
             db_size_bytes,
+            peer_score,
+            missed_deadlines,
             rounds,
             messages,
             proof_seconds,
@@ -314,6 +345,23 @@ impl Metrics {
         self.disk_free_bytes.set(i64::try_from(free_bytes).unwrap_or(i64::MAX));
         self.disk_low.set(i64::from(low));
         self.db_size_bytes.set(i64::try_from(db_size_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the lowest, median and highest gossipsub score of the connected peers (all 0 with
+    /// no peer).
+    pub fn set_peer_scores(&self, scores: impl IntoIterator<Item = f64>) {
+        let mut scores: Vec<f64> = scores.into_iter().filter(|s| s.is_finite()).collect();
+        scores.sort_by(f64::total_cmp);
+        let at = |i: usize| scores.get(i).copied().unwrap_or(0.0);
+        let last = scores.len().saturating_sub(1);
+        for (stat, value) in [("min", at(0)), ("median", at(scores.len() / 2)), ("max", at(last))] {
+            self.peer_score.get_or_create(&ScoreLabels { stat }).set(value);
+        }
+    }
+
+    /// Counts settled non-participation penalties of `prover` (deadlines it missed).
+    pub fn missed_deadlines(&self, prover: u64, n: u64) {
+        self.missed_deadlines.get_or_create(&ProverLabels { prover }).inc_by(n);
     }
 
     /// Sets the slot canonical settlement has resolved every slot through.
@@ -415,6 +463,101 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sample names a registry exposes, from its `# TYPE` lines (so families with no
+    /// samples yet count too): counters as `_total`, histograms as `_bucket`/`_sum`/`_count`.
+    fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                match kind {
+                    "counter" => {
+                        names.insert(format!("{name}_total"));
+                    }
+                    "histogram" => {
+                        for suffix in ["_bucket", "_sum", "_count"] {
+                            names.insert(format!("{name}{suffix}"));
+                        }
+                    }
+                    _ => {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn dashboard_uses_only_metrics_the_sidecar_serves() {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../testnets/grafana/proving-sidecar.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut exprs = Vec::new();
+        let panels = dashboard["panels"].as_array().unwrap();
+        for panel in panels {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                exprs.push(target["expr"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(exprs.len() >= 15, "{} queries", exprs.len());
+        // Families appear once they have a sample: give each one.
+        let m = Metrics::new();
+        m.sync_fetched("record", 1);
+        m.set_sync_wanted(1, 1);
+        m.set_disk(1, false, 1);
+        m.set_peer_scores([1.0]);
+        m.missed_deadlines(0, 1);
+        m.round_ended(PhaseLabel::T1, RoundOutcomeLabel::FullProof);
+        m.message_verdict("commitment", VerdictLabel::Accept, "valid");
+        m.observe_verify_time(VerifyKindLabel::Bls, Duration::from_millis(1));
+        m.peer_penalised("test");
+        let served = exposed_names(&m.encode());
+        let mut used = std::collections::BTreeSet::new();
+        for expr in &exprs {
+            for (i, _) in expr.match_indices("sidecar_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(served.contains(&name), "{name} (in {expr}) is not served: {served:?}");
+                used.insert(name);
+            }
+        }
+        for wanted in [
+            "sidecar_db_size_bytes",
+            "sidecar_disk_free_bytes",
+            "sidecar_p2p_peer_score",
+            "sidecar_prover_missed_deadlines_total",
+        ] {
+            assert!(used.contains(wanted), "the dashboard shows {wanted}");
+        }
+    }
+
+    #[test]
+    fn peer_scores_are_summarised_and_missed_deadlines_counted_per_prover() {
+        let m = Metrics::new();
+        m.set_peer_scores([5.0, -20_000.0, 1.0, f64::NAN]);
+        m.missed_deadlines(7, 2);
+        m.missed_deadlines(7, 1);
+        m.set_disk(10, true, 3);
+        let text = m.encode();
+        for line in [
+            "sidecar_p2p_peer_score{stat=\"min\"} -20000.0",
+            "sidecar_p2p_peer_score{stat=\"median\"} 1.0",
+            "sidecar_p2p_peer_score{stat=\"max\"} 5.0",
+            "sidecar_prover_missed_deadlines_total{prover=\"7\"} 3",
+            "sidecar_disk_low 1",
+            "sidecar_disk_free_bytes 10",
+            "sidecar_db_size_bytes 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn every_family_is_exported_with_its_labels() {

@@ -948,14 +948,16 @@ impl Driver {
         for (peer, score) in self.scores.current(now) {
             gossip.set_application_score(&peer, f64::from(score));
         }
-        let graylisted: Vec<(PeerId, f64)> = self
+        let scores: Vec<(PeerId, f64)> = self
             .swarm
             .connected_peers()
-            .filter_map(|peer| {
-                let score = self.swarm.behaviour().gossipsub.peer_score(peer)?;
-                (score < GRAYLIST_THRESHOLD).then_some((*peer, score))
-            })
+            .filter_map(|peer| Some((*peer, self.swarm.behaviour().gossipsub.peer_score(peer)?)))
             .collect();
+        if let Some(m) = &self.metrics {
+            m.set_peer_scores(scores.iter().map(|(_, s)| *s));
+        }
+        let graylisted: Vec<(PeerId, f64)> =
+            scores.into_iter().filter(|(_, score)| *score < GRAYLIST_THRESHOLD).collect();
         for (peer, score) in graylisted {
             if !self.scores.ban(peer, now) {
                 continue;

@@ -212,11 +212,15 @@ impl Driver {
                     },
                     Err(e) => {
                         if let Some((kind, _, waiter)) = reply {
-                            self.metrics.message_verdict(
-                                kind_label(kind),
-                                sidecar_metrics::VerdictLabel::Reject,
-                                "verification",
-                            );
+                            // Labelled as gossip judges it: an equivocation (the first message
+                            // stands) is ignored, not rejected, as on arrival (`submit.rs`).
+                            let label = match crate::gossip::error_verdict(&e) {
+                                sidecar_p2p::MessageVerdict::Reject => {
+                                    sidecar_metrics::VerdictLabel::Reject
+                                }
+                                _ => sidecar_metrics::VerdictLabel::Ignore,
+                            };
+                            self.metrics.message_verdict(kind_label(kind), label, "verification");
                             match waiter {
                                 Waiter::Http(reply) => {
                                     let _ = reply.send(Err(beacon_api::Error::InvalidInput {

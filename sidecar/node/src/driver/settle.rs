@@ -2,6 +2,8 @@
 //! in one transaction, and the settlement events; and what the live engine's outcome says when
 //! the settling engine settles instead (whether the block is proven, its finalised proof).
 
+use std::collections::BTreeMap;
+
 use beacon_api::{BlockEventData, ProvingEvent};
 use phase_engine::BlockOutcome;
 use tracing::info;
@@ -81,6 +83,7 @@ impl Driver {
                 }
             }
             self.store.commit(batch)?;
+            self.count_missed_deadlines(&ledger);
         }
         info!(slot = %outcome.slot, block = %root, settlement_root = %ledger.settlement_root(), proven, "block settled");
         if let Some(b) = self.blocks.get_mut(&root) {
@@ -110,4 +113,29 @@ fn proven_by(outcome: &BlockOutcome) -> bool {
     !subs.is_empty()
         && subs.values().all(|done| *done)
         && (subs.len() <= 1 || !outcome.agg_proofs.is_empty())
+}
+
+impl Driver {
+    /// Counts, per prover, the non-participation penalties of a newly settled ledger: each is a
+    /// phase deadline the prover missed.
+    fn count_missed_deadlines(&self, ledger: &rewards::Ledger) {
+        use rewards::Rule as R;
+        let mut missed: BTreeMap<u64, u64> = BTreeMap::new();
+        for entry in ledger.entries() {
+            let deadline = matches!(
+                entry.rule,
+                R::PenaltyT1Prover
+                    | R::PenaltyT2Prover
+                    | R::PenaltyProverT3
+                    | R::PenaltyProverT4
+                    | R::PenaltyProverT5
+            );
+            if let (true, rewards::Account::Prover(p)) = (deadline, entry.account) {
+                *missed.entry(p.0).or_default() += 1;
+            }
+        }
+        for (prover, n) in missed {
+            self.metrics.missed_deadlines(prover, n);
+        }
+    }
 }
