@@ -4,6 +4,7 @@
 //! (`devnet`), and fault cases including `kill -9` of `sidecar run` (`faults`). The system tests
 //! live here, above every crate they exercise, so that one test binary links the whole program.
 
+mod bad_input;
 mod cli;
 mod devnet;
 mod e2e;
