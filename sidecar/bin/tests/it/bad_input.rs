@@ -592,7 +592,7 @@ fn t1_rows(w: &World, now: UnixMillis) -> Vec<Row> {
         row("replay", post_json(COMMITMENTS, &World::json(&c0)), Status(200, "duplicate")),
         row("replay", gossip_of(&c1, later), Ignored("commitment", "engine")),
         // A decline after the prover's commitment: the first stands, the pair is evidence.
-        row("equivocation", post_json(DECLINES, &World::json(&w.decline(p0))), Status(400, "equivocation")),
+        row("equivocation", post_json(DECLINES, &World::json(&w.decline(p0))), Status(409, "equivocation")),
         row("equivocation", gossip_of(&w.decline(p1), now), Ignored("decline", "verification")),
         // A selected prover's standalone full proof is taken from T2 on.
         row("wrong phase", post_json(FULL_PROOFS, &World::json(&w.full_proof(p3))), Status(400, "not accepted in phase T1")),

@@ -223,9 +223,7 @@ impl Driver {
                             self.metrics.message_verdict(kind_label(kind), label, "verification");
                             match waiter {
                                 Waiter::Http(reply) => {
-                                    let _ = reply.send(Err(beacon_api::Error::InvalidInput {
-                                        reason: e.to_string(),
-                                    }));
+                                    let _ = reply.send(Err(super::submit::api_error(&e)));
                                 }
                                 Waiter::Gossip(reply) => {
                                     let _ = reply.send(GossipResult::Refused(e));

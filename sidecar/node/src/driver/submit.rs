@@ -168,9 +168,7 @@ impl Driver {
                             phase_engine::Error::Duplicate { .. } => {
                                 Ok(receipt(kind, signing_root, SubmissionStatus::Duplicate, None))
                             }
-                            other => {
-                                Err(beacon_api::Error::InvalidInput { reason: other.to_string() })
-                            }
+                            other => Err(api_error(&other)),
                         };
                         let _ = reply.send(answer);
                     }
@@ -230,4 +228,14 @@ pub(super) fn receipt(
     prover_index: Option<ProverIndex>,
 ) -> SubmissionReceipt {
     SubmissionReceipt { kind, signing_root, status, prover_index }
+}
+
+/// The API answer to an engine refusal: an equivocation conflicts with what the node holds
+/// (409, the first message stands), anything else is invalid input (400).
+pub(super) fn api_error(error: &phase_engine::Error) -> beacon_api::Error {
+    let reason = error.to_string();
+    match error {
+        phase_engine::Error::Equivocation { .. } => beacon_api::Error::Conflict { reason },
+        _ => beacon_api::Error::InvalidInput { reason },
+    }
 }
