@@ -24,7 +24,7 @@ pub struct BlockInfo {
     /// RANDAO mix of the block's post-state (selection randomness).
     pub randao_mix: Root,
     /// Gas used by its execution payload.
-    #[serde(with = "serde_utils::quoted_u64")]
+    #[serde(with = "crate::checkpoint::quoted_u64")]
     pub gas_used: u64,
     /// Start of its slot (`genesis_time + slot * seconds_per_slot`, in ms). Attempt 0 of its
     /// rounds starts here, and it "includes" messages that arrived before this instant.
@@ -245,7 +245,7 @@ pub struct ProverRecord {
     /// Its BLS key.
     pub pubkey: BlsPublicKey,
     /// Its stake (Gwei).
-    #[serde(with = "serde_utils::quoted_u64")]
+    #[serde(with = "crate::checkpoint::quoted_u64")]
     pub stake: u64,
     /// Declared hardware.
     pub capabilities: Capabilities,
@@ -253,7 +253,7 @@ pub struct ProverRecord {
     pub active: bool,
     /// Reputation score (raises the selection weight, bounded by
     /// [`crate::ReputationBounds`]); set by the caller from settled history.
-    #[serde(with = "serde_utils::quoted_u64")]
+    #[serde(with = "crate::checkpoint::quoted_u64")]
     pub reputation: u64,
 }
 

@@ -42,6 +42,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     actions::{Action, BlockInfo, Progress, ProverRecord, RequestId, Verdict},
     config::InclusionParams,
@@ -73,7 +75,7 @@ pub const SNAPSHOTS_KEPT: usize = 96;
 pub const LOOKAHEAD_SLOTS: u64 = 64;
 
 /// What the settling engine needs or says.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CanonicalAction {
     /// The record of `slot` is committed to but not known: fetch it (gossip, sync by root).
@@ -117,27 +119,27 @@ pub enum CanonicalAction {
     Engine(Action),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct CanonicalSlot {
     info: BlockInfo,
     commitment: Option<RecordCommitment>,
 }
 
 /// Something asked for once (until it arrives).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Wanted {
     Record(RecordCommitment),
     Message(Root),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Queued {
     slot: Slot,
     includer: ValidatorIndex,
 }
 
 /// A registration a resolved record includes, waiting for the block it joins at.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Joining {
     /// The slot of the record.
     slot: Slot,
@@ -147,13 +149,14 @@ struct Joining {
 }
 
 /// What a reorg restores: everything that resolving slots and feeding changes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Progression {
     engine: Engine,
     /// The engine's verification requests not answered yet. Nothing is fed while one is
     /// pending, so that every verdict is applied before any later input, whenever it comes.
     pending: BTreeMap<RequestId, Action>,
     resolved_through: Option<Slot>,
+    #[serde(serialize_with = "crate::checkpoint::sorted_map")]
     included: HashMap<Root, Slot>,
     queue: BTreeMap<(UnixMillis, Root), Queued>,
     fed_blocks_through: Option<Slot>,
@@ -164,21 +167,26 @@ struct Progression {
 }
 
 /// The settling engine of canonical rounds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CanonicalRounds {
     params: InclusionParams,
     genesis: UnixMillis,
     slot_ms: u64,
     chain: BTreeMap<Slot, CanonicalSlot>,
+    #[serde(serialize_with = "crate::checkpoint::sorted_map")]
     records: HashMap<RecordCommitment, InclusionRecord>,
+    #[serde(serialize_with = "crate::checkpoint::sorted_map")]
     messages: HashMap<Root, SealedMessage>,
     /// Verified registrations, by signing root.
+    #[serde(serialize_with = "crate::checkpoint::sorted_map")]
     registrations: HashMap<Root, SignedProverRegistration>,
     progress: Progression,
     /// `(slot, state before resolving it)`, oldest first.
     snapshots: VecDeque<(Slot, Box<Progression>)>,
+    #[serde(serialize_with = "crate::checkpoint::sorted_set")]
     requested: HashSet<Wanted>,
     /// Slots the caller gave up waiting for ([`CanonicalRounds::give_up`]).
+    #[serde(serialize_with = "crate::checkpoint::sorted_set")]
     given_up: HashSet<Slot>,
     actions: VecDeque<CanonicalAction>,
 }
@@ -225,6 +233,29 @@ impl CanonicalRounds {
             given_up: HashSet::new(),
             actions: VecDeque::new(),
         })
+    }
+
+    /// The whole state as a checkpoint (as [`Engine::checkpoint`]): the chain, the pools of
+    /// records, messages and registrations, the settling engine, the snapshots a reorg restores,
+    /// the outstanding requests and the undrained actions. Restore it with
+    /// [`CanonicalRounds::restore`] and replay only the inputs given after it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCheckpoint`] if the encoder fails, which no state of this crate makes it
+    /// do.
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        crate::checkpoint::encode(self)
+    }
+
+    /// The settling engine saved by [`CanonicalRounds::checkpoint`]: every later input
+    /// (reorgs included) gives the outputs the saved one would have given.
+    ///
+    /// # Errors
+    /// [`Error::CheckpointVersion`] for a checkpoint of another format version,
+    /// [`Error::InvalidCheckpoint`] for bytes that are not a whole checkpoint of canonical
+    /// rounds.
+    pub fn restore(bytes: &[u8]) -> Result<Self> {
+        crate::checkpoint::decode(bytes)
     }
 
     /// The settling engine (read-only: its registry, its open rounds).

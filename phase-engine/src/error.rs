@@ -1,5 +1,7 @@
 //! The crate's error type. Every rejected input carries a typed reason.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     actions::RequestId,
     messages::MessageKind,
@@ -7,11 +9,16 @@ use crate::{
     types::{AirIndex, Phase, ProverIndex, Root, Slot, SubBlockIndex, UnixMillis},
 };
 
+/// A static text of an [`Error`]. Spelled through this alias so that serde's derive does not
+/// take it for a borrow of the input (which would restrict deserialising to `'static` input):
+/// a restored error's text is read by [`crate::checkpoint::static_str`].
+type StaticText = &'static str;
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why an input was rejected or a computation failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// An inclusion record fails its structural checks.
@@ -20,7 +27,8 @@ pub enum Error {
         /// The slot the record claims.
         slot: Slot,
         /// The first fault found.
-        reason: &'static str,
+        #[serde(deserialize_with = "crate::checkpoint::static_str")]
+        reason: StaticText,
     },
     /// An entry of an inclusion record names a message that arrived more than
     /// `inclusion.max_delay_slots` slots before the record's slot: it never counts.
@@ -300,14 +308,32 @@ pub enum Error {
     #[error("arithmetic overflow in {context}")]
     Overflow {
         /// What was being computed.
-        context: &'static str,
+        #[serde(deserialize_with = "crate::checkpoint::static_str")]
+        context: StaticText,
+    },
+    /// A checkpoint was written in another format version
+    /// ([`CHECKPOINT_VERSION`](crate::CHECKPOINT_VERSION)).
+    #[error("checkpoint format version {got}, this build reads version {expected}")]
+    CheckpointVersion {
+        /// The version byte found.
+        got: u8,
+        /// The version this build reads.
+        expected: u8,
+    },
+    /// The bytes are not a checkpoint of this version (truncated, corrupted, of another type).
+    #[error("invalid checkpoint: {reason}")]
+    InvalidCheckpoint {
+        /// What the decoder found.
+        reason: String,
     },
     /// A configuration value is invalid.
     #[error("invalid config `{key}`: {reason}")]
     InvalidConfig {
         /// The key, as named in the config file.
-        key: &'static str,
+        #[serde(deserialize_with = "crate::checkpoint::static_str")]
+        key: StaticText,
         /// Why.
-        reason: &'static str,
+        #[serde(deserialize_with = "crate::checkpoint::static_str")]
+        reason: StaticText,
     },
 }

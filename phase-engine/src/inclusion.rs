@@ -172,7 +172,7 @@ pub const GRAFFITI_PREFIX: &[u8; 4] = b"pv1:";
 pub const COMMITMENT_BYTES: usize = 21;
 
 /// The part of a record root a block's graffiti commits to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecordCommitment(pub [u8; COMMITMENT_BYTES]);
 
 impl RecordCommitment {

@@ -309,7 +309,7 @@ pub(crate) fn agg_proof_root(a: &AggProof) -> Root {
 }
 
 /// The signing domains of the round messages under one signing context, computed once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Domains {
     commitment: Root,
     decline: Root,

@@ -74,13 +74,13 @@ pub enum MessageKind {
 )]
 pub struct Capabilities {
     /// Number of GPUs.
-    #[serde(with = "serde_utils::quoted_u32")]
+    #[serde(with = "crate::checkpoint::quoted_u32")]
     pub gpu_count: u32,
     /// Memory per GPU in MiB (0 for CPU proving).
-    #[serde(with = "serde_utils::quoted_u64")]
+    #[serde(with = "crate::checkpoint::quoted_u64")]
     pub gpu_memory_mib: u64,
     /// Largest trace the prover can prove, as log2 of the row count.
-    #[serde(with = "serde_utils::quoted_u8")]
+    #[serde(with = "crate::checkpoint::quoted_u8")]
     pub max_trace_log_rows: u8,
 }
 
@@ -90,7 +90,7 @@ pub struct ProverRegistration {
     /// The prover's BLS public key.
     pub pubkey: BlsPublicKey,
     /// Stake, in Gwei.
-    #[serde(with = "serde_utils::quoted_u64")]
+    #[serde(with = "crate::checkpoint::quoted_u64")]
     pub stake: u64,
     /// Declared hardware.
     pub capabilities: Capabilities,
@@ -323,8 +323,10 @@ signed!(
 );
 
 /// Any round message, as given to [`crate::Engine::on_message`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+///
+/// JSON is `{"kind": "commitment", "data": {..}}`; compact (non-human-readable) formats, which
+/// cannot read that form, hold the variant index and the message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProtocolMessage {
     /// T1 commitment.
@@ -337,6 +339,93 @@ pub enum ProtocolMessage {
     FullProof(SignedFullProof),
     /// AggProof of a block.
     AggProof(SignedAggProof),
+}
+
+/// The serde forms of [`ProtocolMessage`]: `Tagged` (JSON: adjacently tagged) and `Compact`
+/// (externally tagged), with borrowing twins for serialising.
+mod protocol_message_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{
+        ProtocolMessage, SignedAggProof, SignedCommitment, SignedDecline, SignedFullProof,
+        SignedPartialProof,
+    };
+
+    macro_rules! forms {
+        ($($(#[$attr:meta])* $owned:ident, $borrowed:ident;)*) => {$(
+            #[derive(Deserialize)]
+            $(#[$attr])*
+            enum $owned {
+                Commitment(SignedCommitment),
+                Decline(SignedDecline),
+                PartialProof(SignedPartialProof),
+                FullProof(SignedFullProof),
+                AggProof(SignedAggProof),
+            }
+
+            #[derive(Serialize)]
+            $(#[$attr])*
+            enum $borrowed<'a> {
+                Commitment(&'a SignedCommitment),
+                Decline(&'a SignedDecline),
+                PartialProof(&'a SignedPartialProof),
+                FullProof(&'a SignedFullProof),
+                AggProof(&'a SignedAggProof),
+            }
+
+            impl<'a> From<&'a ProtocolMessage> for $borrowed<'a> {
+                fn from(m: &'a ProtocolMessage) -> Self {
+                    match m {
+                        ProtocolMessage::Commitment(m) => Self::Commitment(m),
+                        ProtocolMessage::Decline(m) => Self::Decline(m),
+                        ProtocolMessage::PartialProof(m) => Self::PartialProof(m),
+                        ProtocolMessage::FullProof(m) => Self::FullProof(m),
+                        ProtocolMessage::AggProof(m) => Self::AggProof(m),
+                    }
+                }
+            }
+
+            impl From<$owned> for ProtocolMessage {
+                fn from(m: $owned) -> Self {
+                    match m {
+                        $owned::Commitment(m) => Self::Commitment(m),
+                        $owned::Decline(m) => Self::Decline(m),
+                        $owned::PartialProof(m) => Self::PartialProof(m),
+                        $owned::FullProof(m) => Self::FullProof(m),
+                        $owned::AggProof(m) => Self::AggProof(m),
+                    }
+                }
+            }
+        )*};
+    }
+
+    forms! {
+        #[serde(rename = "ProtocolMessage")]
+        #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+        Tagged, TaggedRef;
+        #[serde(rename = "ProtocolMessage")]
+        Compact, CompactRef;
+    }
+
+    impl Serialize for ProtocolMessage {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            if serializer.is_human_readable() {
+                TaggedRef::from(self).serialize(serializer)
+            } else {
+                CompactRef::from(self).serialize(serializer)
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ProtocolMessage {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            if deserializer.is_human_readable() {
+                Tagged::deserialize(deserializer).map(Self::from)
+            } else {
+                Compact::deserialize(deserializer).map(Self::from)
+            }
+        }
+    }
 }
 
 impl ProtocolMessage {

@@ -109,7 +109,7 @@ impl RoundSealer {
 
 /// A [`ProtocolMessage`] with its signing root, made by [`Sealer::seal`] or
 /// [`RoundSealer::seal`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SealedMessage {
     message: ProtocolMessage,
     signing_root: Root,

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// What determines a shuffle: the list size, the seed and the number of rounds. Two
 /// [`Shuffler`]s with equal specs give the same positions; a spec is the key under which
 /// [`crate::Engine::prepare_shuffler`] keeps a shuffler built ahead of time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ShuffleSpec {
     /// Number of positions (at least 1 for a shuffler to exist).
     pub index_count: u64,

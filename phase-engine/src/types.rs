@@ -8,19 +8,29 @@ macro_rules! index_newtype {
         $(#[$meta])*
         ///
         /// JSON is a quoted decimal string (Beacon API convention); a bare JSON number is
-        /// accepted on input. SSZ and `hash_tree_root` are those of a `uint64`/`uint32`.
+        /// accepted on input. Compact (non-human-readable) formats hold the plain integer. SSZ and `hash_tree_root` are those of a `uint64`/`uint32`.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub $inner);
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(&self.0)
+                // A plain integer in compact formats (checkpoints), which cannot read "quoted
+                // or not".
+                if serializer.is_human_readable() {
+                    serializer.collect_str(&self.0)
+                } else {
+                    self.0.serialize(serializer)
+                }
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                quoted::deserialize::<D, $inner>(deserializer).map(Self)
+                if deserializer.is_human_readable() {
+                    quoted::deserialize::<D, $inner>(deserializer).map(Self)
+                } else {
+                    <$inner>::deserialize(deserializer).map(Self)
+                }
             }
         }
 

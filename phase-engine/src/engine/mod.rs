@@ -62,7 +62,10 @@ use crate::{
 const CLOSED_BLOCKS_KEPT: usize = 1024;
 
 /// The protocol engine: one per node, deterministic.
-#[derive(Clone, Debug)]
+///
+/// Its whole state serialises ([`Engine::checkpoint`], or serde directly) and deserialises to
+/// an engine that answers every later input exactly as the original would.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     config: EngineConfig,
     ctx: SigningContext,
@@ -100,6 +103,12 @@ pub struct Engine {
     /// Shufflers built ahead of time ([`Engine::prepare_shuffler`]), oldest first, at most one
     /// per spec and [`PREPARED_SHUFFLERS_MAX`] in all; emptied when [`Engine::on_block`]
     /// returns.
+    ///
+    /// Serialised as their specs (and whether each carries its whole list) and rebuilt on
+    /// load: a shuffler is a pure function of its spec, so the rebuilt ones are equal, and
+    /// keeping them keeps [`Engine::prepared_shufflers`] and the hit counts of
+    /// [`Engine::shuffler_cache_stats`] exact.
+    #[serde(with = "shuffler_cache::prepared_serde")]
     prepared: VecDeque<Shuffler>,
     shuffler_stats: ShufflerCacheStats,
 }
@@ -139,6 +148,29 @@ impl Engine {
             prepared: VecDeque::new(),
             shuffler_stats: ShufflerCacheStats::default(),
         }
+    }
+
+    /// The engine's whole state as a checkpoint: a version byte
+    /// ([`CHECKPOINT_VERSION`](crate::CHECKPOINT_VERSION)) and the compact encoding of every
+    /// field, the undrained actions and the prepared shufflers included. A restart restores it
+    /// with [`Engine::restore`] and replays only the inputs given after it. Equal states give
+    /// equal bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCheckpoint`] if the encoder fails, which no state of this crate makes it
+    /// do.
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        crate::checkpoint::encode(self)
+    }
+
+    /// The engine saved by [`Engine::checkpoint`]: every later input gives the outputs (actions,
+    /// results, timeouts, queries) the saved engine would have given.
+    ///
+    /// # Errors
+    /// [`Error::CheckpointVersion`] for a checkpoint of another format version,
+    /// [`Error::InvalidCheckpoint`] for bytes that are not a whole checkpoint of an engine.
+    pub fn restore(bytes: &[u8]) -> Result<Self> {
+        crate::checkpoint::decode(bytes)
     }
 
     /// The configuration.

@@ -15,7 +15,9 @@ use crate::{
 };
 
 /// Registry rules that are not part of [`EngineConfig`](crate::EngineConfig).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RegistryParams {
     /// Minimum stake (Gwei) of a registration.
     pub min_stake: u64,

@@ -19,7 +19,9 @@ pub const PREPARED_SHUFFLERS_MAX: usize = 64;
 /// How the shufflers the engine needed were obtained, since it was created: handed in by
 /// [`Engine::prepare_shuffler`] with exactly the needed spec (`hits`), or built on the spot
 /// (`misses`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ShufflerCacheStats {
     /// Shufflers taken from the prepared ones.
     pub hits: u64,
@@ -113,6 +115,37 @@ impl Engine {
         }
         self.shuffler_stats.misses = self.shuffler_stats.misses.saturating_add(1);
         Shuffler::from_spec(spec)
+    }
+}
+
+/// Serde of the prepared shufflers: each as its spec and whether it carries its whole list,
+/// rebuilt on load (equal to the one saved: a shuffler is a pure function of its spec).
+pub(super) mod prepared_serde {
+    use std::collections::VecDeque;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::shuffle::{ShuffleSpec, Shuffler};
+
+    pub(crate) fn serialize<S: Serializer>(
+        prepared: &VecDeque<Shuffler>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer
+            .collect_seq(prepared.iter().map(|s| (s.spec(), s.carried_whole_list().is_some())))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<VecDeque<Shuffler>, D::Error> {
+        let specs = Vec::<(ShuffleSpec, bool)>::deserialize(deserializer)?;
+        specs
+            .into_iter()
+            .map(|(spec, whole)| {
+                let shuffler = Shuffler::from_spec(spec).map_err(D::Error::custom)?;
+                Ok(if whole { shuffler.with_whole_list() } else { shuffler })
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     actions::{BlockInfo, Deadlines},
     config::EngineConfig,
@@ -12,14 +14,14 @@ use crate::{
     types::{AirIndex, Phase, ProverIndex, Root, Slot, UnixMillis, ValidatorIndex},
 };
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum T1Kind {
     /// Trace roots, aligned with the prover's assigned AIRs.
     Commit(Vec<Root>),
     Decline,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct T1Entry {
     pub(super) signing_root: Root,
     pub(super) arrived: UnixMillis,
@@ -27,7 +29,7 @@ pub(super) struct T1Entry {
     pub(super) kind: T1Kind,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct PartialEntry {
     pub(super) arrived: UnixMillis,
     pub(super) includer: Option<ValidatorIndex>,
@@ -35,7 +37,7 @@ pub(super) struct PartialEntry {
     pub(super) valid: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct FullEntry {
     pub(super) arrived: UnixMillis,
     pub(super) includer: Option<ValidatorIndex>,
@@ -44,7 +46,7 @@ pub(super) struct FullEntry {
     pub(super) valid: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct RoundState {
     pub(super) key: RoundKey,
     pub(super) slot: Slot,
@@ -93,7 +95,7 @@ impl RoundState {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct SubBlockState {
     pub(super) plan: SubBlockPlan,
     /// Attempts so far; the last is the current one.
@@ -113,14 +115,14 @@ impl SubBlockState {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct AggEntry {
     pub(super) arrived: UnixMillis,
     pub(super) includer: Option<ValidatorIndex>,
     pub(super) valid: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct BlockState {
     pub(super) info: BlockInfo,
     pub(super) sub_blocks: Vec<SubBlockState>,

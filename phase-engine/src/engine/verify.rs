@@ -1,6 +1,8 @@
 //! Verification requests: the checked messages waiting for a verdict, the signature and STARK
 //! requests, [`Engine::on_verification`], and the acceptance of verified messages.
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     Engine,
     state::{AggEntry, FullEntry, PartialEntry, T1Kind},
@@ -16,7 +18,7 @@ use crate::{
     types::{AirIndex, Phase, ProverIndex, Root, UnixMillis, ValidatorIndex},
 };
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum PendingData {
     Registration(ProverRecord),
     Commitment { roots: Vec<Root>, full: Option<FullProofBody> },
@@ -26,13 +28,13 @@ pub(super) enum PendingData {
     AggProof { target: Option<StarkTarget> },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum Stage {
     Signature,
     Proof,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Pending {
     pub(super) kind: MessageKind,
     pub(super) stage: Stage,

@@ -18,19 +18,19 @@ use phase_engine::{
 
 use crate::scenarios::config;
 
-struct Round {
-    fresh: Engine,
-    key: RoundKey,
-    t: UnixMillis,
+pub(crate) struct Round {
+    pub(crate) fresh: Engine,
+    pub(crate) key: RoundKey,
+    pub(crate) t: UnixMillis,
     /// The full proof's submitter first, then the other selected provers in index order.
-    provers: Vec<ProverIndex>,
+    pub(crate) provers: Vec<ProverIndex>,
     /// Their T1 messages (the submitter's carries its full proof).
-    messages: Vec<SealedMessage>,
+    pub(crate) messages: Vec<SealedMessage>,
 }
 
 /// Block 1 (3 AIRs, 4 selected provers) and its T1 messages: the first selected prover commits
 /// with a full proof of all AIRs, the others commit.
-fn round() -> Round {
+pub(crate) fn round() -> Round {
     let mut s = Scenario::new(config(), 12);
     let fresh = s.engine.clone();
     s.add_block(1, 10_000_000).unwrap();
@@ -52,7 +52,7 @@ fn round() -> Round {
     Round { fresh, key, t, provers, messages }
 }
 
-fn canonical(fresh: &Engine) -> CanonicalRounds {
+pub(crate) fn canonical(fresh: &Engine) -> CanonicalRounds {
     CanonicalRounds::new(
         fresh.clone(),
         InclusionParams::default(),
@@ -63,7 +63,7 @@ fn canonical(fresh: &Engine) -> CanonicalRounds {
 }
 
 /// The record of `slot` by `proposer`, naming `messages` at `t`.
-fn record(
+pub(crate) fn record(
     slot: u64,
     proposer: ValidatorIndex,
     t: UnixMillis,
@@ -83,7 +83,7 @@ fn record(
     )
 }
 
-fn commitment(r: &InclusionRecord) -> Option<RecordCommitment> {
+pub(crate) fn commitment(r: &InclusionRecord) -> Option<RecordCommitment> {
     Some(RecordCommitment::of(&r.root()))
 }
 

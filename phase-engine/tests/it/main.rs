@@ -2,6 +2,7 @@
 //! clock (the `test-utils` harness).
 
 mod canonical;
+mod checkpoint;
 mod golden;
 mod properties;
 mod scenarios;
