@@ -111,7 +111,7 @@ pub async fn execute(
         // Synchronous and CPU-bound: the simulator runs on virtual time.
         Command::Simulate(args) => Ok(sidecar_simulator::run(args)?),
         Command::Db(DbCommand::Stats(args)) => db_stats(&config, args.json, out),
-        Command::Db(DbCommand::Compact) => db_compact(&config, out),
+        Command::Db(DbCommand::Compact) => db_compact(&config, out).await,
     }
 }
 
@@ -261,9 +261,15 @@ fn db_stats(config: &Config, json: bool, out: &mut (dyn Write + Send)) -> Result
     out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
 }
 
-fn db_compact(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
+/// Compacts the store offline, on a blocking thread (a large store takes a while).
+async fn db_compact(config: &Config, out: &mut (dyn Write + Send)) -> Result<()> {
     let path = config.node.database_path();
-    let (before, after) = sidecar_node::Store::compact(&path).map_err(store_error)?;
+    let target = path.clone();
+    let (before, after) =
+        tokio::task::spawn_blocking(move || sidecar_node::Store::compact(&target))
+            .await
+            .map_err(|_| Error::Node(Box::new(sidecar_node::NodeError::Stopped)))?
+            .map_err(store_error)?;
     let text = format!("{}: {before} -> {after} bytes\n", path.display());
     out.write_all(text.as_bytes()).map_err(|e| Error::io("writing", "stdout", e))
 }

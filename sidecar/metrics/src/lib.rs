@@ -179,6 +179,7 @@ pub struct Metrics {
     db_size_bytes: Gauge,
     peer_score: Family<ScoreLabels, Gauge<f64, AtomicU64>>,
     missed_deadlines: Family<ProverLabels, Counter>,
+    gossip_dropped: Counter,
 }
 
 /// Labels of `sidecar_p2p_peer_score`.
@@ -300,6 +301,12 @@ impl Metrics {
             "Settled non-participation penalties (a phase deadline missed), by prover index",
             missed_deadlines.clone(),
         );
+        let gossip_dropped = Counter::default();
+        registry.register(
+            "p2p_gossip_dropped",
+            "Gossip messages ignored because the validation queue, or the sender's share of it, was full",
+            gossip_dropped.clone(),
+        );
         let db_size_bytes = Gauge::default();
         registry.register("db_size_bytes", "Size of the node's store file", db_size_bytes.clone());
         Self {
@@ -309,6 +316,7 @@ impl Metrics {
             db_size_bytes,
             peer_score,
             missed_deadlines,
+            gossip_dropped,
             rounds,
             messages,
             proof_seconds,
@@ -357,6 +365,11 @@ impl Metrics {
         for (stat, value) in [("min", at(0)), ("median", at(scores.len() / 2)), ("max", at(last))] {
             self.peer_score.get_or_create(&ScoreLabels { stat }).set(value);
         }
+    }
+
+    /// Counts a gossip message ignored for want of room in the validation queue.
+    pub fn gossip_dropped(&self) {
+        self.gossip_dropped.inc();
     }
 
     /// Counts settled non-participation penalties of `prover` (deadlines it missed).

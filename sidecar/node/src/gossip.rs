@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 
 use super::driver::Input;
 use crate::SlotClock;
+use sidecar_metrics::VerdictLabel;
 use sidecar_p2p::{GossipMessage, MessageVerdict, NetworkHandle};
 
 /// The gossip topic names, one per message kind, and the inclusion records' topic: the topics
@@ -187,6 +188,21 @@ pub(crate) enum GossipResult {
     Unavailable,
 }
 
+/// The `kind` label of `sidecar_messages_total` for a topic name (as the driver labels what it
+/// judges).
+fn kind_of_topic(name: &str) -> &'static str {
+    match name {
+        "prover_registration" => "registration",
+        "trace_commitment" => "commitment",
+        "prover_decline" => "decline",
+        "partial_proof" => "partial_proof",
+        "full_proof" => "full_proof",
+        "agg_proof" => "agg_proof",
+        RECORD_TOPIC => "inclusion_record",
+        _ => "other",
+    }
+}
+
 /// The gossipsub validation result of `result`: accepted messages are forwarded; messages that
 /// are invalid whoever looks at them are rejected (the peer that sent them is at fault); messages
 /// whose fate depends on this node's view (duplicates, too early, too late, a round or block it
@@ -249,6 +265,7 @@ pub(crate) fn spawn(
     mut publish: mpsc::Receiver<(Gossiped, UnixMillis)>,
     tx: mpsc::Sender<Input>,
     arrival: ArrivalClock,
+    metrics: sidecar_metrics::Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> (JoinHandle<()>, JoinHandle<()>) {
     let ArrivalClock { clock, grace_ms, delay } = arrival;
@@ -271,6 +288,8 @@ pub(crate) fn spawn(
                 Ok(decoded) => decoded,
                 Err(e) => {
                     debug!(topic = %message.topic, error = ?e, "undecodable gossip: rejected");
+                    let kind = kind_of_topic(message.topic.name());
+                    metrics.message_verdict(kind, VerdictLabel::Reject, "undecodable");
                     let _ = net.report_validation(&message, MessageVerdict::Reject).await;
                     continue;
                 }
@@ -294,8 +313,20 @@ pub(crate) fn spawn(
             }
             // The verdict may take a STARK verification: wait for it off this loop.
             let net = net.clone();
+            let metrics = metrics.clone();
             tokio::spawn(async move {
                 let result = verdict_rx.await.unwrap_or(GossipResult::Expired);
+                // What the driver does not count itself.
+                match &result {
+                    GossipResult::InvalidRegistration => {
+                        metrics.message_verdict("registration", VerdictLabel::Reject, "invalid");
+                    }
+                    GossipResult::Expired => {
+                        let kind = kind_of_topic(message.topic.name());
+                        metrics.message_verdict(kind, VerdictLabel::Ignore, "expired");
+                    }
+                    _ => {}
+                }
                 let v = verdict(&result);
                 if v != MessageVerdict::Accept {
                     debug!(topic = %message.topic, ?result, verdict = ?v, "gossip not forwarded");

@@ -296,6 +296,7 @@ impl Node {
                     grace_ms,
                     delay: config.gossip_delay,
                 },
+                metrics.clone(),
                 shutdown_rx.clone(),
             );
             tasks.push(receive);

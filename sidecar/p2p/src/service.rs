@@ -1145,7 +1145,10 @@ impl Driver {
                 self.pending.entry(source).or_default().insert(id, Instant::now());
             }
             Err(e) => {
-                tracing::warn!(error = %e, "validation queue full or closed; ignoring message");
+                // Once per 1,024 drops: a flood must not flood the log too.
+                if self.dropped.load(Ordering::Relaxed).is_multiple_of(1024) {
+                    tracing::warn!(error = %e, dropped = self.dropped.load(Ordering::Relaxed), "validation queue full or closed; ignoring messages");
+                }
                 self.ignore_dropped(&id, &source);
             }
         }
@@ -1154,6 +1157,9 @@ impl Driver {
     /// Ignores (no penalty) a message that found no room, and counts it.
     fn ignore_dropped(&mut self, id: &MessageId, source: &PeerId) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.gossip_dropped();
+        }
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
             id,
             source,
