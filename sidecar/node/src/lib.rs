@@ -44,7 +44,10 @@ pub use gossip::{
     decode as decode_gossip, encode as encode_gossip, gossip_payload, topic_name,
 };
 pub use includer::{InclusionConfig, ValidatorClientConfig};
-pub use log::{BlockData, LOG_NAMESPACE, LoggedInput};
+pub use log::{
+    BlockData, LOG_NAMESPACE, LoggedInput, decode_entry as decode_log_entry,
+    encode_entry as encode_log_entry,
+};
 pub use runtime::{Node, NodeConfig, NodeHandle};
 pub use store::{
     MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult, StoreStats, TableSize,

@@ -126,6 +126,23 @@ impl LoggedInput {
     }
 }
 
+/// The bytes of a log entry (the compact binary form of [`encoding`]).
+///
+/// # Errors
+/// A reason, for an input no encoding holds (none of this crate's).
+pub fn encode_entry(input: &LoggedInput) -> Result<Vec<u8>, String> {
+    encoding::encode(input)
+}
+
+/// The input a log entry holds (the binary form, or an older JSON entry). Never panics: the
+/// entry point of the `input_log` fuzz target (`fuzz/`).
+///
+/// # Errors
+/// What is wrong with the bytes.
+pub fn decode_entry(bytes: &[u8]) -> Result<LoggedInput, String> {
+    encoding::decode(bytes)
+}
+
 pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult<()> {
     let bytes =
         encoding::encode(input).map_err(|reason| NodeError::CorruptLog { index: seq, reason })?;
