@@ -529,6 +529,22 @@ mod tests {
         )
     }
 
+    /// Regression (fuzz target `keystore`): KDF params are kept as opaque JSON; a float one
+    /// must read back as written, so the keystore re-serialises to the same text.
+    #[test]
+    fn opaque_float_params_round_trip_exactly() {
+        let json = eip2335_vector(
+            "pbkdf2",
+            r#"{"dklen": 32, "c": 8.888888888888887e+46, "prf": ":hmac-sha638", "salt": "00"}"#,
+            "84ef4f2f08d5b32109f0be6d40f6497deaeb27af4aea5bbbdf51e5e82c8b3a9a",
+            "02d57700a62ce023f008f818b3146899942c326ece916e8ad2a053b982d2afd1",
+        );
+        let first = Keystore::from_json(&json, Path::new("fuzz.json")).unwrap().to_json();
+        let again = Keystore::from_json(&first, Path::new("fuzz.json")).unwrap().to_json();
+        assert_eq!(again, first);
+        assert!(first.contains("8.888888888888887e+46"), "{first}");
+    }
+
     #[test]
     fn eip2335_golden_vectors_decrypt() {
         const SALT: &str = "d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3";
