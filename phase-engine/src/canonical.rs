@@ -603,14 +603,7 @@ impl CanonicalRounds {
             }
             if let Some(registration) = self.registrations.get(&id) {
                 // At any delay: its time decides nothing, its record's slot when it joins.
-                let m = &registration.message;
-                let record = ProverRecord {
-                    pubkey: m.pubkey,
-                    stake: m.stake,
-                    capabilities: m.capabilities,
-                    active: true,
-                    reputation: 0,
-                };
+                let record = registration.message.record();
                 let joins = Slot(slot.0.saturating_add(self.params.registration_delay_slots));
                 self.progress.included.insert(id, slot);
                 self.progress.joining.entry(joins).or_default().push(Joining { slot, id, record });

@@ -98,6 +98,20 @@ pub struct ProverRegistration {
     pub proof_of_possession: BlsSignature,
 }
 
+impl ProverRegistration {
+    /// The registry record this registration makes: active, with no reputation yet.
+    #[must_use]
+    pub fn record(&self) -> crate::actions::ProverRecord {
+        crate::actions::ProverRecord {
+            pubkey: self.pubkey,
+            stake: self.stake,
+            capabilities: self.capabilities,
+            active: true,
+            reputation: 0,
+        }
+    }
+}
+
 /// Names a round in a message: the block (slot and root), sub-block and attempt.
 #[derive(
     Clone,

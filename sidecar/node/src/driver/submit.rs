@@ -4,8 +4,8 @@
 
 use beacon_api::{SubmissionReceipt, SubmissionStatus};
 use phase_engine::{
-    InclusionRecord, MessageKind, ProtocolMessage, ProverIndex, ProverRecord, RequestId, Root,
-    SignatureCheck, SignedProverRegistration, UnixMillis,
+    InclusionRecord, MessageKind, ProtocolMessage, ProverIndex, RequestId, Root, SignatureCheck,
+    SignedProverRegistration, UnixMillis,
 };
 use tracing::{debug, warn};
 
@@ -84,13 +84,7 @@ impl Driver {
             invalid(reply, "invalid registration signature or proof of possession");
             return Ok(());
         }
-        let record = ProverRecord {
-            pubkey: m.pubkey,
-            stake: m.stake,
-            capabilities: m.capabilities,
-            active: true,
-            reputation: 0,
-        };
+        let record = m.record();
         let logged = LoggedInput::Registration {
             record,
             first_seen: Some(first_seen),
