@@ -18,14 +18,66 @@ use crate::error::{Error, Result};
 use crate::table::Rule;
 
 /// Who an entry pays or charges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "index")]
+///
+/// JSON is `{"kind": "prover", "index": "3"}`; compact (non-human-readable) formats such as
+/// the node's checkpoints, which cannot read that form, hold the variant index and the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Account {
     /// A prover of the prover registry.
     Prover(ProverIndex),
     /// A beacon chain validator (the proposer that included a message).
     Validator(ValidatorIndex),
+}
+
+/// The serde forms of [`Account`]: `Tagged` (JSON: adjacently tagged) and `Compact`
+/// (externally tagged).
+mod account_serde {
+    use phase_engine::{ProverIndex, ValidatorIndex};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Account;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Account", rename_all = "snake_case", tag = "kind", content = "index")]
+    enum Tagged {
+        Prover(ProverIndex),
+        Validator(ValidatorIndex),
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Account")]
+    enum Compact {
+        Prover(ProverIndex),
+        Validator(ValidatorIndex),
+    }
+
+    impl Serialize for Account {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match (s.is_human_readable(), *self) {
+                (true, Account::Prover(p)) => Tagged::Prover(p).serialize(s),
+                (true, Account::Validator(v)) => Tagged::Validator(v).serialize(s),
+                (false, Account::Prover(p)) => Compact::Prover(p).serialize(s),
+                (false, Account::Validator(v)) => Compact::Validator(v).serialize(s),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Account {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(if d.is_human_readable() {
+                match Tagged::deserialize(d)? {
+                    Tagged::Prover(p) => Account::Prover(p),
+                    Tagged::Validator(v) => Account::Validator(v),
+                }
+            } else {
+                match Compact::deserialize(d)? {
+                    Compact::Prover(p) => Account::Prover(p),
+                    Compact::Validator(v) => Account::Validator(v),
+                }
+            })
+        }
+    }
 }
 
 impl Account {
@@ -492,6 +544,28 @@ mod tests {
             },
             amount: Amount(amount),
         }
+    }
+
+    #[test]
+    fn accounts_keep_their_json_form_and_round_trip_in_compact_formats() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let v7 = Account::Validator(ValidatorIndex(7));
+        assert_eq!(serde_json::to_string(&p1).unwrap(), r#"{"kind":"prover","index":"1"}"#);
+        assert_eq!(
+            serde_json::from_str::<Account>(r#"{"kind":"validator","index":"7"}"#).unwrap(),
+            v7
+        );
+        let ledger = Ledger::new(
+            Root::repeat_byte(3),
+            Slot(9),
+            vec![entry(v7, Rule::RewardT1Validator, 3), entry(p1, Rule::PenaltyT1Prover, -1)],
+        )
+        .unwrap();
+        let bytes = postcard::to_allocvec(&ledger).unwrap();
+        assert_eq!(postcard::from_bytes::<Ledger>(&bytes).unwrap(), ledger);
+        let balances = Balances::from_ledgers([&ledger]).unwrap();
+        let bytes = postcard::to_allocvec(&balances).unwrap();
+        assert_eq!(postcard::from_bytes::<Balances>(&bytes).unwrap(), balances);
     }
 
     #[test]

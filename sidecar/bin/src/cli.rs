@@ -157,6 +157,10 @@ pub struct RunArgs {
     /// space returns; 0: never [config: storage.min_free_bytes].
     #[arg(long, env = "SIDECAR_MIN_FREE_BYTES", value_name = "BYTES")]
     pub min_free_bytes: Option<u64>,
+    /// Slots of messages and proofs kept in the store before they are pruned (ledgers and
+    /// balances are kept for ever) [config: storage.retention_slots; default 1024].
+    #[arg(long, env = "SIDECAR_RETENTION_SLOTS", value_name = "SLOTS")]
+    pub retention_slots: Option<u64>,
 }
 
 /// `sidecar prover`.
@@ -271,6 +275,7 @@ impl Cli {
                 o.keymanager_token_file.clone_from(&i.keymanager_token_file);
                 o.inclusion_validators.clone_from(&i.inclusion_validators);
                 o.min_free_bytes = a.min_free_bytes;
+                o.retention_slots = a.retention_slots;
                 (Some(&a.beacon), Some(&a.p2p))
             }
             Command::Prover(a) => {

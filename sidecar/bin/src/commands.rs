@@ -239,9 +239,13 @@ fn db_stats(config: &Config, json: bool, out: &mut (dyn Write + Send)) -> Result
     let path = config.node.database_path();
     let store = sidecar_node::Store::open_existing(&path).map_err(store_error)?;
     let stats = store.stats().map_err(store_error)?;
+    let checkpoint =
+        sidecar_node::checkpoint_position(&store).map_err(|e| Error::Node(Box::new(e)))?;
     let text = if json {
-        let mut text = serde_json::to_string_pretty(&stats)
-            .map_err(|e| Error::io("encoding", "stdout", std::io::Error::other(e)))?;
+        let encoding = |e| Error::io("encoding", "stdout", std::io::Error::other(e));
+        let mut value = serde_json::to_value(&stats).map_err(encoding)?;
+        value["checkpoint"] = serde_json::to_value(checkpoint).map_err(encoding)?;
+        let mut text = serde_json::to_string_pretty(&value).map_err(encoding)?;
         text.push('\n');
         text
     } else {
@@ -255,6 +259,14 @@ fn db_stats(config: &Config, json: bool, out: &mut (dyn Write + Send)) -> Result
                 "{:<10} {:>10} {:>14} {:>14} {:>14}\n",
                 t.name, t.entries, t.stored_bytes, t.metadata_bytes, t.fragmented_bytes
             ));
+        }
+        match checkpoint {
+            Some(c) => text.push_str(&format!(
+                "checkpoint at slot {} ({} bytes): a restart replays the input log from entry {}; \
+                 entries before {} are pruned\n",
+                c.slot, c.bytes, c.next_entry, c.log_start
+            )),
+            None => text.push_str("no checkpoint: a restart replays the whole input log\n"),
         }
         text
     };
@@ -359,6 +371,7 @@ async fn run_node(config: &Config, out: &mut (dyn Write + Send), shutdown: Shutd
     node_config.genesis_provers = config.genesis_provers()?;
     node_config.inclusion = node_inclusion(config)?;
     node_config.min_free_bytes = config.storage.min_free_bytes;
+    node_config.retention_slots = config.storage.retention_slots;
     // Validator sidecars gossip: the `[p2p]` section, the node key kept in the data directory.
     let node_key = sidecar_p2p::NodeKey::load_or_create(&config.node.node_key_path())?;
     node_config.p2p = Some(sidecar_p2p::NetworkConfig::from_config(&config.p2p, node_key)?);

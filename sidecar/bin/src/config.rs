@@ -39,6 +39,10 @@ pub struct Config {
     pub storage: StorageConfig,
 }
 
+/// The most slots `storage.retention_slots` may be (about 9 days of 12-second slots: inclusion
+/// records of that many slots stay in memory).
+const MAX_RETENTION_SLOTS: u64 = 65_536;
+
 /// `[storage]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,11 +51,17 @@ pub struct StorageConfig {
     /// new work (HTTP submissions answer 503; gossip and sync are ignored), keeps following the
     /// chain and serving reads, and resumes when space returns. 0: never.
     pub min_free_bytes: u64,
+    /// Slots of messages and proofs kept before they are pruned (and served to peers that
+    /// sync); ledgers, balances and the registry are kept for ever.
+    pub retention_slots: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { min_free_bytes: 256 * 1024 * 1024 }
+        Self {
+            min_free_bytes: 256 * 1024 * 1024,
+            retention_slots: sidecar_node::DEFAULT_RETENTION_SLOTS,
+        }
     }
 }
 
@@ -275,6 +285,8 @@ pub struct ConfigOverrides {
     pub inclusion_enabled: Option<bool>,
     /// `storage.min_free_bytes`.
     pub min_free_bytes: Option<u64>,
+    /// `storage.retention_slots`.
+    pub retention_slots: Option<u64>,
     /// `inclusion.keymanager_url`.
     pub keymanager_url: Option<String>,
     /// `inclusion.keymanager_token_file`.
@@ -348,6 +360,7 @@ impl Config {
         }
         set(&mut self.inclusion.validators, &o.inclusion_validators);
         set(&mut self.storage.min_free_bytes, &o.min_free_bytes);
+        set(&mut self.storage.retention_slots, &o.retention_slots);
     }
 
     /// Checks every value; the error names the key of the first bad one.
@@ -376,6 +389,18 @@ impl Config {
             .map_err(|reason| Error::invalid("p2p.topic_prefix", &self.p2p.topic_prefix, reason))?;
         if self.p2p.target_peers == 0 {
             return Err(Error::invalid("p2p.target_peers", 0, "must be greater than 0"));
+        }
+        let retention = self.storage.retention_slots;
+        if !(sidecar_node::MIN_RETENTION_SLOTS..=MAX_RETENTION_SLOTS).contains(&retention) {
+            return Err(Error::invalid(
+                "storage.retention_slots",
+                retention,
+                format!(
+                    "must be {}..={MAX_RETENTION_SLOTS} (past the reach of a reorg and of a \
+                     message's inclusion)",
+                    sidecar_node::MIN_RETENTION_SLOTS
+                ),
+            ));
         }
         if self.prover.threads > 4096 {
             return Err(Error::invalid("prover.threads", self.prover.threads, "at most 4096"));
@@ -675,6 +700,13 @@ mod tests {
         assert_eq!(config.storage.min_free_bytes, 0, "0 turns the guard off");
         config.apply(&ConfigOverrides { min_free_bytes: Some(5_000), ..Default::default() });
         assert_eq!(config.storage.min_free_bytes, 5_000);
+        assert_eq!(Config::default().storage.retention_slots, 1024);
+        config.apply(&ConfigOverrides { retention_slots: Some(200), ..Default::default() });
+        assert_eq!(config.storage.retention_slots, 200);
+        config.validate().unwrap();
+        let short = Config::from_toml("[storage]\nretention_slots = 16\n", Path::new("x")).unwrap();
+        let e = short.validate().unwrap_err().to_string();
+        assert!(e.contains("storage.retention_slots"), "{e}");
         let err = Config::from_toml("[storage]\nmin_free = 1\n", Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("min_free"), "{err}");
     }

@@ -177,6 +177,9 @@ pub struct Metrics {
     disk_free_bytes: Gauge,
     disk_low: Gauge,
     db_size_bytes: Gauge,
+    store_pruned_bytes: Counter,
+    checkpoint_slot: Gauge,
+    checkpoint_age_slots: Gauge,
     peer_score: Family<ScoreLabels, Gauge<f64, AtomicU64>>,
     missed_deadlines: Family<ProverLabels, Counter>,
     gossip_dropped: Counter,
@@ -309,11 +312,32 @@ impl Metrics {
         );
         let db_size_bytes = Gauge::default();
         registry.register("db_size_bytes", "Size of the node's store file", db_size_bytes.clone());
+        let store_pruned_bytes = Counter::default();
+        registry.register(
+            "store_pruned_bytes",
+            "Bytes of messages and proofs pruned from the store (older than storage.retention_slots)",
+            store_pruned_bytes.clone(),
+        );
+        let checkpoint_slot = Gauge::default();
+        registry.register(
+            "checkpoint_slot",
+            "Head slot of the node's latest checkpoint (a restart replays only the inputs after it)",
+            checkpoint_slot.clone(),
+        );
+        let checkpoint_age_slots = Gauge::default();
+        registry.register(
+            "checkpoint_age_slots",
+            "Slots from the latest checkpoint to the head followed",
+            checkpoint_age_slots.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             disk_free_bytes,
             disk_low,
             db_size_bytes,
+            store_pruned_bytes,
+            checkpoint_slot,
+            checkpoint_age_slots,
             peer_score,
             missed_deadlines,
             gossip_dropped,
@@ -353,6 +377,18 @@ impl Metrics {
         self.disk_free_bytes.set(i64::try_from(free_bytes).unwrap_or(i64::MAX));
         self.disk_low.set(i64::from(low));
         self.db_size_bytes.set(i64::try_from(db_size_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts bytes pruned from the store.
+    pub fn store_pruned(&self, bytes: u64) {
+        self.store_pruned_bytes.inc_by(bytes);
+    }
+
+    /// Sets the head slot of the latest checkpoint and how far the head followed is past it.
+    pub fn set_checkpoint(&self, checkpoint: Slot, head: Slot) {
+        self.checkpoint_slot.set(i64::try_from(checkpoint.0).unwrap_or(i64::MAX));
+        let age = head.0.saturating_sub(checkpoint.0);
+        self.checkpoint_age_slots.set(i64::try_from(age).unwrap_or(i64::MAX));
     }
 
     /// Sets the lowest, median and highest gossipsub score of the connected peers (all 0 with
@@ -558,6 +594,8 @@ mod tests {
         m.missed_deadlines(7, 2);
         m.missed_deadlines(7, 1);
         m.set_disk(10, true, 3);
+        m.store_pruned(4096);
+        m.set_checkpoint(Slot(64), Slot(70));
         let text = m.encode();
         for line in [
             "sidecar_p2p_peer_score{stat=\"min\"} -20000.0",
@@ -567,6 +605,9 @@ mod tests {
             "sidecar_disk_low 1",
             "sidecar_disk_free_bytes 10",
             "sidecar_db_size_bytes 3",
+            "sidecar_store_pruned_bytes_total 4096",
+            "sidecar_checkpoint_slot 64",
+            "sidecar_checkpoint_age_slots 6",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -46,6 +46,12 @@ pub enum NodeError {
     /// The node's driver task stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The stored checkpoint cannot be used.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// What is wrong.
+        reason: String,
+    },
     /// The configuration is invalid.
     #[error("invalid node configuration: {reason}")]
     Config {

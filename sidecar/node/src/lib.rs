@@ -37,6 +37,7 @@ mod verify;
 
 pub use backend::NodeApi;
 pub use clock::{ManualSlotClock, SlotClock, SlotTiming, SystemSlotClock, ZeroSlotDuration};
+pub use driver::checkpoint::{CheckpointPosition, checkpoint_position};
 pub use error::{NodeError, NodeResult};
 pub use follower::{ChainTiming, MAX_BACKFILL, MAX_GAP, fetch_block};
 pub use gossip::{
@@ -48,7 +49,7 @@ pub use log::{
     BlockData, LOG_NAMESPACE, LoggedInput, decode_entry as decode_log_entry,
     encode_entry as encode_log_entry,
 };
-pub use runtime::{Node, NodeConfig, NodeHandle};
+pub use runtime::{DEFAULT_RETENTION_SLOTS, MIN_RETENTION_SLOTS, Node, NodeConfig, NodeHandle};
 pub use store::{
     MessageKey, SCHEMA_VERSION, Store, StoreBatch, StoreError, StoreResult, StoreStats, TableSize,
 };

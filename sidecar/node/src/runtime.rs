@@ -66,7 +66,20 @@ pub struct NodeConfig {
     /// resumes when space returns. 0 (the default here; `sidecar run` defaults to 256 MiB):
     /// never.
     pub min_free_bytes: u64,
+    /// Slots of messages and proofs the store keeps (and serves to peers that sync) before it
+    /// prunes them; ledgers, balances and the registry are kept for ever
+    /// ([`DEFAULT_RETENTION_SLOTS`]).
+    pub retention_slots: u64,
 }
+
+/// The default of [`NodeConfig::retention_slots`]: 1024 slots (about 3.4 hours of 12-second
+/// slots), what sync (a peer back from downtime fetches what it missed) and the API need.
+pub const DEFAULT_RETENTION_SLOTS: u64 = 1024;
+
+/// The fewest slots [`NodeConfig::retention_slots`] may be: past the reach of a reorg
+/// (`phase_engine::SNAPSHOTS_KEPT`) and of a message's inclusion (`inclusion.max_delay_slots`
+/// at its largest).
+pub const MIN_RETENTION_SLOTS: u64 = 128;
 
 impl std::fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +114,7 @@ impl NodeConfig {
             inclusion: None,
             gossip_delay: Duration::ZERO,
             min_free_bytes: 0,
+            retention_slots: DEFAULT_RETENTION_SLOTS,
         }
     }
 }
@@ -131,6 +145,14 @@ impl Node {
     /// # Errors
     /// The beacon node unreachable, the store unusable, the address taken.
     pub async fn spawn(config: NodeConfig) -> NodeResult<NodeHandle> {
+        if config.retention_slots < MIN_RETENTION_SLOTS {
+            return Err(NodeError::Config {
+                reason: format!(
+                    "retention_slots {} is below the minimum {MIN_RETENTION_SLOTS}",
+                    config.retention_slots
+                ),
+            });
+        }
         let client = BeaconClient::builder()
             .urls(config.beacon_urls.clone())
             .request_timeout(Duration::from_secs(10))
@@ -236,6 +258,7 @@ impl Node {
             settled: settled.clone(),
             publish: network.is_some().then_some(publish_tx),
             min_free_bytes: config.min_free_bytes,
+            retention_slots: config.retention_slots,
         };
         // Replaying reads and writes the store: off the async workers.
         let tx2 = tx.clone();

@@ -15,6 +15,7 @@ use phase_engine::{
     RecordCommitment, RequestId, Root, SNAPSHOTS_KEPT, SealedMessage, SignedProverRegistration,
     Slot, UnixMillis, ValidatorIndex, Verdict, build_record, record_cutoff,
 };
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
 
@@ -30,14 +31,30 @@ const MAX_RECORDS_PER_SLOT: usize = 4;
 /// Verdicts remembered for the settling engine, at most (the oldest slots go first).
 const MAX_VERDICTS: usize = 65_536;
 
-/// Slots of records and messages served to peers that sync (about 3.4 hours of 12-second slots):
-/// records are kept in memory that long; messages stay in memory only within the reach of a
-/// reorg, and are read back from the input log after that.
-pub(crate) const SYNC_RETENTION_SLOTS: u64 = 1024;
+/// The settling engine in a checkpoint: its own checkpoint bytes (with their version byte).
+mod rounds_checkpoint {
+    use phase_engine::CanonicalRounds;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(
+        rounds: &CanonicalRounds,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let bytes = rounds.checkpoint().map_err(S::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<CanonicalRounds, D::Error> {
+        let bytes = <Vec<u8>>::deserialize(d)?;
+        CanonicalRounds::restore(&bytes).map_err(D::Error::custom)
+    }
+}
 
 /// A message the live engine accepted, or a verified registration: what this node's records
 /// may include.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(super) struct Candidate {
     /// When this node received it (its own clock, never a relay's `first_seen`).
     received: UnixMillis,
@@ -45,9 +62,10 @@ pub(super) struct Candidate {
     registration: bool,
 }
 
-/// The settling side of the driver.
-#[derive(Debug)]
+/// The settling side of the driver (checkpointed whole: [`super::checkpoint`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Settling {
+    #[serde(with = "rounds_checkpoint")]
     pub(super) rounds: CanonicalRounds,
     /// The settling engine's checks not answered yet.
     pub(super) outstanding: BTreeMap<RequestId, Check>,
@@ -148,6 +166,7 @@ impl Driver {
     /// A canonical block for the settling engine, with what its graffiti commits to.
     pub(super) fn settling_block(&mut self, info: phase_engine::BlockInfo, graffiti: Option<Root>) {
         let (genesis_ms, slot_ms) = (self.genesis_ms(), self.slot_ms());
+        let retention = self.retention_slots;
         let Some(settling) = self.settling.as_mut() else { return };
         let commitment = graffiti.and_then(|g| RecordCommitment::from_graffiti(&g.0));
         if let Err(e) = settling.rounds.on_block(info, commitment) {
@@ -165,8 +184,8 @@ impl Driver {
             if reach > keep {
                 settling.rounds.prune_before(Slot(reach - keep));
             }
-            if resolved.0 > SYNC_RETENTION_SLOTS && info.slot.0.is_multiple_of(64) {
-                let before = Slot(resolved.0 - SYNC_RETENTION_SLOTS);
+            if resolved.0 > retention && info.slot.0.is_multiple_of(64) {
+                let before = Slot(resolved.0 - retention);
                 settling.records = settling.records.split_off(&before);
                 settling.logged.retain(|_, (slot, _)| *slot >= before);
             }

@@ -11,7 +11,7 @@ use super::{Driver, Input, Lane, metrics::verify_label};
 use crate::verify::{BlockWork, verify_signatures};
 
 /// A verification request not answered yet.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) enum Check {
     Signature(SignatureCheck),
     Stark(StarkCheck, Root),

@@ -22,13 +22,19 @@ use crate::{
 };
 
 impl Driver {
-    /// Replays the stored input log into the engine (at start), then publishes again the
-    /// accepted submissions of rounds still open and runs the checks whose verdict was never
-    /// logged.
+    /// Replays the stored input log after the restored checkpoint (all of it without one) into
+    /// the engine (at start), then publishes again the accepted submissions of rounds still
+    /// open and runs the checks whose verdict was never logged.
     pub(super) fn replay(&mut self) -> NodeResult<()> {
-        let logged = log::read_all(&self.store)?;
+        let logged = log::read_from(&self.store, self.seq)?;
         let replayed = logged.len();
-        for input in logged {
+        for (seq, input) in logged {
+            if seq != self.seq {
+                return Err(crate::NodeError::CorruptLog {
+                    index: self.seq,
+                    reason: format!("missing: the next entry is {seq}"),
+                });
+            }
             self.seq = self.seq.saturating_add(1);
             self.apply(input)?;
         }
@@ -123,9 +129,18 @@ impl Driver {
                 self.last_block = Some((info.slot, info.root));
                 self.by_slot.insert(info.slot, info.root);
                 self.block_log.insert(info.root, (info.slot, self.seq.saturating_sub(1)));
-                let horizon = info.slot.0.saturating_sub(super::canonical::SYNC_RETENTION_SLOTS);
+                let horizon = info.slot.0.saturating_sub(self.retention_slots);
                 if info.slot.0.is_multiple_of(64) {
-                    self.block_log.retain(|_, (slot, _)| slot.0 >= horizon);
+                    let expired: Vec<Root> = self
+                        .block_log
+                        .iter()
+                        .filter(|(_, (slot, _))| slot.0 < horizon)
+                        .map(|(root, _)| *root)
+                        .collect();
+                    for root in &expired {
+                        self.block_log.remove(root);
+                    }
+                    self.expired.extend(expired);
                     let kept = &self.block_log;
                     self.block_airs.retain(|root, _| kept.contains_key(root));
                 }

@@ -7,12 +7,13 @@
 //! blocks not seen yet), [`actions`] (executing the engine's actions), [`checks`] (BLS and STARK
 //! verification scheduling), [`blocks`] (per-block records and their memory bounds),
 //! [`canonical`] (the settling engine of canonical rounds, and this node's inclusion records),
-//! [`settle`] (settlement and ledgers), [`sync_reads`] (what sync asks of the driver), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
+//! [`settle`] (settlement and ledgers), [`checkpoint`] (checkpoints and pruning), [`sync_reads`] (what sync asks of the driver), [`queries`] (reads for the HTTP API), [`metrics`] (labels and
 //! gauges).
 
 mod actions;
 mod blocks;
 mod canonical;
+pub(crate) mod checkpoint;
 mod checks;
 mod disk;
 mod early;
@@ -191,6 +192,15 @@ pub(crate) struct Driver {
     republish: Vec<(Gossiped, UnixMillis)>,
     early: VecDeque<Early>,
     disk: disk::DiskGuard,
+    /// Slots of messages and proofs kept (`storage.retention_slots`).
+    retention_slots: u64,
+    /// The first input-log entry the store still holds.
+    log_start: u64,
+    /// The head slot of the latest checkpoint.
+    checkpoint_slot: Option<Slot>,
+    /// Blocks that left the retention window: their finalised proofs are deleted with the
+    /// next checkpoint.
+    expired: Vec<Root>,
 }
 
 /// Everything the driver is built from.
@@ -217,10 +227,12 @@ pub(crate) struct DriverParts {
     pub publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
     /// Below this many free bytes on the store's filesystem new work is refused (0: never).
     pub min_free_bytes: u64,
+    /// Slots of messages and proofs kept in the store (and served to peers that sync).
+    pub retention_slots: u64,
 }
 
 impl Driver {
-    /// Builds the driver and replays the stored input log into the engine.
+    /// Builds the driver: restores the latest checkpoint, then replays the input log after it.
     pub(crate) fn new(parts: DriverParts, tx: &mpsc::Sender<Input>) -> NodeResult<Self> {
         let mut driver = Self {
             engine: parts.engine,
@@ -254,7 +266,12 @@ impl Driver {
             republish: Vec::new(),
             early: VecDeque::new(),
             disk: disk::DiskGuard::new(parts.min_free_bytes),
+            retention_slots: parts.retention_slots,
+            log_start: 0,
+            checkpoint_slot: None,
+            expired: Vec::new(),
         };
+        driver.restore_checkpoint()?;
         driver.replay()?;
         Ok(driver)
     }
@@ -323,7 +340,14 @@ impl Driver {
                 for slot in self.settling_overdue(info.slot) {
                     self.log_and_apply(LoggedInput::GaveUp(slot)).await?;
                 }
-                self.retry_early().await
+                self.retry_early().await?;
+                if self.checkpoint_due(info.slot) {
+                    self.checkpoint().await?;
+                }
+                if let Some(checkpoint) = self.checkpoint_slot {
+                    self.metrics.set_checkpoint(checkpoint, info.slot);
+                }
+                Ok(())
             }
             Input::Message { message, arrived, reply } => {
                 self.take_message(message, arrived, reply.map(Waiter::Http), false).await

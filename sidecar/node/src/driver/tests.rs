@@ -42,6 +42,18 @@ fn driver_full(
     publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
     canonical: bool,
 ) -> (Driver, mpsc::Sender<Input>, mpsc::Receiver<Input>) {
+    let parts = driver_parts(dir, now, publish, canonical);
+    let (tx, rx) = mpsc::channel(64);
+    (Driver::new(parts, &tx).unwrap(), tx, rx)
+}
+
+/// What [`driver_full`] builds its driver from.
+fn driver_parts(
+    dir: &std::path::Path,
+    now: UnixMillis,
+    publish: Option<mpsc::Sender<(Gossiped, UnixMillis)>>,
+    canonical: bool,
+) -> DriverParts {
     let rewards = rewards::Config::default();
     let mut engine = Engine::new(rewards.engine, tu::signing_context());
     for i in 0..PROVERS {
@@ -62,7 +74,7 @@ fn driver_full(
     let (events, _) = broadcast::channel(64);
     let (settled, _) = broadcast::channel(64);
     let settling_engine = canonical.then(|| engine.clone());
-    let parts = DriverParts {
+    DriverParts {
         engine,
         store: Arc::new(Store::open(&dir.join("node.redb")).unwrap()),
         clock: Arc::new(clock),
@@ -82,9 +94,8 @@ fn driver_full(
         settled,
         publish,
         min_free_bytes: 1 << 20,
-    };
-    let (tx, rx) = mpsc::channel(64);
-    (Driver::new(parts, &tx).unwrap(), tx, rx)
+        retention_slots: crate::DEFAULT_RETENTION_SLOTS,
+    }
 }
 
 fn block(slot: u64) -> Input {
@@ -523,4 +534,110 @@ async fn below_the_free_space_minimum_new_work_is_refused_and_reads_still_served
     driver.handle(verdicts).await.unwrap();
     let receipt = answer.try_recv().unwrap().unwrap();
     assert_eq!(receipt.status, SubmissionStatus::Accepted);
+}
+
+/// Blocks `slots` (their slots' time) with four ticks each, nobody answering (the rounds fail
+/// and settle), a checkpoint whenever one is due (as [`Driver::handle`] takes them).
+async fn run_blocks(driver: &mut Driver, slots: std::ops::RangeInclusive<u64>) {
+    for slot in slots {
+        let info = tu::block_info(slot, 1_000_000);
+        let data = BlockData { parent_hash: Root::ZERO, transactions: vec![vec![1; 64]] };
+        let now = tu::slot_start(slot);
+        driver.log_and_apply(LoggedInput::Block { info, data, now, graffiti: None }).await.unwrap();
+        if driver.checkpoint_due(Slot(slot)) {
+            driver.checkpoint().await.unwrap();
+        }
+        for step in 1..=4 {
+            let now = UnixMillis(tu::slot_start(slot).0 + step * tu::SLOT_MILLIS / 4 - 1);
+            driver.log_and_apply(LoggedInput::Tick(now)).await.unwrap();
+        }
+    }
+}
+
+/// What a restart must reach again: both engines, the balances, every block's ledger, the
+/// next log entry.
+fn state_of(driver: &Driver) -> (Vec<u8>, Option<Vec<u8>>, rewards::Balances, Vec<u8>, u64) {
+    let settling = driver.settling.as_ref().map(|s| s.rounds.checkpoint().unwrap());
+    let ledgers: Vec<u8> = driver
+        .blocks
+        .values()
+        .filter_map(|b| b.ledger.as_ref())
+        .flat_map(|l| l.as_ssz_bytes())
+        .collect();
+    (driver.engine.checkpoint().unwrap(), settling, driver.balances.clone(), ledgers, driver.seq)
+}
+
+/// A restart restores the latest checkpoint and replays only the inputs after it, reaching
+/// the state it stopped in, with canonical rounds and without; the checkpoint is taken every
+/// `CHECKPOINT_EVERY_SLOTS` slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_restores_the_checkpoint_and_replays_only_the_inputs_after_it() {
+    for canonical in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let now = tu::slot_start(1);
+        let before = {
+            let (mut driver, _tx, _rx) = driver_full(dir.path(), now, None, canonical);
+            run_blocks(&mut driver, 1..=20).await;
+            assert_eq!(driver.checkpoint_slot, Some(Slot(17)), "checkpoints at 1, 9 and 17");
+            if !canonical {
+                let ledgers = driver.blocks.values().filter(|b| b.ledger.is_some()).count();
+                assert!(ledgers >= 10, "{ledgers} ledgers");
+            }
+            state_of(&driver)
+        };
+        let store = Store::open(&dir.path().join("node.redb")).unwrap();
+        let saved = checkpoint::checkpoint_position(&store).unwrap().unwrap().next_entry;
+        drop(store);
+        assert!(saved < before.4, "the checkpoint holds a prefix of the log");
+        let (driver, _tx, _rx) = driver_full(dir.path(), now, None, canonical);
+        assert_eq!(state_of(&driver), before, "canonical: {canonical}");
+        assert_eq!(driver.checkpoint_slot, Some(Slot(17)));
+    }
+}
+
+/// With a short retention the input log is pruned by key range at each checkpoint: what it
+/// holds stays bounded however long the chain, the ledgers and balances stay, and a restart
+/// from the pruned store reaches the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_log_is_pruned_behind_the_retention_window_and_still_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = tu::slot_start(1);
+    let entries = |driver: &Driver| driver.store.messages(crate::log::LOG_NAMESPACE).unwrap().len();
+    let (before, held_at_200) = {
+        let (mut driver, _tx, _rx) = driver(dir.path(), now);
+        driver.retention_slots = crate::MIN_RETENTION_SLOTS;
+        run_blocks(&mut driver, 1..=200).await;
+        let held_at_200 = entries(&driver);
+        run_blocks(&mut driver, 201..=400).await;
+        assert!(driver.log_start > 0, "the log was pruned");
+        // Five entries per block, for the retention window, the 64 slots between moves of its
+        // horizon and the slots between checkpoints: not 400 blocks.
+        let held = entries(&driver);
+        let bound = 5 * (crate::MIN_RETENTION_SLOTS + 64 + checkpoint::CHECKPOINT_EVERY_SLOTS + 1);
+        assert!(held as u64 <= bound, "{held} entries at 400 blocks ({held_at_200} at 200)");
+        assert_eq!(driver.store.meta(checkpoint::META_LOG_START).unwrap(), Some(driver.log_start));
+        // Ledgers are kept for ever.
+        assert!(!driver.store.ledger_entries(tu::block_root(2)).unwrap().is_empty());
+        (state_of(&driver), held_at_200)
+    };
+    assert!(held_at_200 > 0);
+    let (driver, _tx, _rx) = driver(dir.path(), now);
+    assert_eq!(state_of(&driver), before);
+}
+
+/// A checkpoint this build cannot read stops the start with the reason; nothing is replayed
+/// over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_checkpoint_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&dir.path().join("node.redb")).unwrap();
+        let mut batch = crate::StoreBatch::new();
+        batch.put_checkpoint(&[9, 1, 2, 3]);
+        store.commit(batch).unwrap();
+    }
+    let parts = driver_parts(dir.path(), tu::slot_start(1), None, false);
+    let (tx, _rx) = mpsc::channel(8);
+    let error = Driver::new(parts, &tx).err().expect("refused").to_string();
+    assert!(error.contains("checkpoint") && error.contains("version 9"), "{error}");
 }

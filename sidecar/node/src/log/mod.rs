@@ -156,7 +156,6 @@ pub(crate) fn append(store: &Store, seq: u64, input: &LoggedInput) -> NodeResult
     Ok(())
 }
 
-/// Every logged input, in order.
 /// The input at `seq`, if the log has it.
 pub(crate) fn read(store: &Store, seq: u64) -> NodeResult<Option<LoggedInput>> {
     let Some(bytes) = store.message(LOG_NAMESPACE, key(seq))? else { return Ok(None) };
@@ -165,16 +164,38 @@ pub(crate) fn read(store: &Store, seq: u64) -> NodeResult<Option<LoggedInput>> {
         .map_err(|reason| NodeError::CorruptLog { index: seq, reason })
 }
 
+/// Every logged input, in order.
+#[cfg(test)]
 pub(crate) fn read_all(store: &Store) -> NodeResult<Vec<LoggedInput>> {
+    Ok(read_from(store, 0)?.into_iter().map(|(_, input)| input).collect())
+}
+
+/// Every logged input from entry `seq` on, in order, with its sequence number.
+pub(crate) fn read_from(store: &Store, seq: u64) -> NodeResult<Vec<(u64, LoggedInput)>> {
     store
-        .messages(LOG_NAMESPACE)?
+        .messages_from(LOG_NAMESPACE, key(seq))?
         .into_iter()
-        .enumerate()
-        .map(|(i, (_, bytes))| {
+        .map(|(k, bytes)| {
+            let index = seq_of(&k);
             encoding::decode(&bytes)
-                .map_err(|reason| NodeError::CorruptLog { index: i as u64, reason })
+                .map(|input| (index, input))
+                .map_err(|reason| NodeError::CorruptLog { index, reason })
         })
         .collect()
+}
+
+/// Adds to `batch` the deletion of entries `from..to` (a key range: only those entries are
+/// visited).
+pub(crate) fn prune(batch: &mut StoreBatch, from: u64, to: u64) {
+    if from < to {
+        batch.delete_messages(LOG_NAMESPACE, key(from), key(to));
+    }
+}
+
+fn seq_of(key: &MessageKey) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&key[24..]);
+    u64::from_be_bytes(b)
 }
 
 mod hex_list {

@@ -1,7 +1,7 @@
 //! Durable storage in an embedded transactional database ([`redb`]).
 //!
 //! The store keeps what the node must never lose: accepted protocol messages, round state
-//! snapshots, ledger entries and prover balances. Values are opaque bytes (SSZ, chosen by the
+//! snapshots, ledger entries, prover balances and the node's latest checkpoint. Values are opaque bytes (SSZ, chosen by the
 //! protocol core); the store only knows their keys. Every write is one redb write transaction
 //! committed with [`redb::Durability::Immediate`]: when a method returns `Ok`, the data is on
 //! disk and survives a crash or `kill -9` ([`Store::commit_deferred`] is the one exception, for
@@ -41,7 +41,11 @@ const LEDGER: TableDefinition<'_, ([u8; 32], u64), &[u8]> = TableDefinition::new
 const BALANCES: TableDefinition<'_, u64, i64> = TableDefinition::new("balances");
 /// Metadata: key -> number.
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// The node's checkpoints: name -> bytes (one, [`CHECKPOINT_LATEST`]). A table of its own, so a
+/// store written before checkpoints opens as one without a checkpoint.
+const CHECKPOINTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("checkpoints");
 const META_SCHEMA: &str = "schema_version";
+const CHECKPOINT_LATEST: &str = "latest";
 
 /// One write in a [`StoreBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +56,10 @@ enum Op {
     Ledger { block: Root, index: u64, bytes: Vec<u8> },
     AddBalance { prover: ProverIndex, delta: Amount },
     SetBalance { prover: ProverIndex, amount: Amount },
+    DeleteMessages { round: Root, from: MessageKey, to: MessageKey },
+    DeleteMessage { round: Root, id: MessageKey },
+    Checkpoint { bytes: Vec<u8> },
+    Meta { key: &'static str, value: u64 },
 }
 
 /// Writes that commit together, atomically and durably, with [`Store::commit`].
@@ -100,6 +108,31 @@ impl StoreBatch {
     /// Sets a prover's balance.
     pub fn set_balance(&mut self, prover: ProverIndex, amount: Amount) -> &mut Self {
         self.ops.push(Op::SetBalance { prover, amount });
+        self
+    }
+
+    /// Deletes the messages of `round` with ids in `from..to` (by key range: only those keys
+    /// are visited, never the whole table).
+    pub fn delete_messages(&mut self, round: Root, from: MessageKey, to: MessageKey) -> &mut Self {
+        self.ops.push(Op::DeleteMessages { round, from, to });
+        self
+    }
+
+    /// Deletes one message.
+    pub fn delete_message(&mut self, round: Root, id: MessageKey) -> &mut Self {
+        self.ops.push(Op::DeleteMessage { round, id });
+        self
+    }
+
+    /// Stores the node's checkpoint (replaces the previous one).
+    pub fn put_checkpoint(&mut self, bytes: &[u8]) -> &mut Self {
+        self.ops.push(Op::Checkpoint { bytes: bytes.to_vec() });
+        self
+    }
+
+    /// Sets a metadata number.
+    pub fn put_meta(&mut self, key: &'static str, value: u64) -> &mut Self {
+        self.ops.push(Op::Meta { key, value });
         self
     }
 
@@ -155,6 +188,7 @@ impl Store {
             tx.open_table(ROUNDS).map_err(db)?;
             tx.open_table(LEDGER).map_err(db)?;
             tx.open_table(BALANCES).map_err(db)?;
+            tx.open_table(CHECKPOINTS).map_err(db)?;
             let mut meta = tx.open_table(META).map_err(db)?;
             let found = meta.get(META_SCHEMA).map_err(db)?.map(|v| v.value());
             match found {
@@ -197,6 +231,15 @@ impl Store {
     /// [`Error::Database`]; [`Error::CorruptValue`] if a balance would overflow (nothing of
     /// the batch is written then).
     pub fn commit(&self, batch: StoreBatch) -> Result<()> {
+        self.commit_with(batch, Durability::Immediate).map(drop)
+    }
+
+    /// [`Store::commit`], returning the bytes of the values its deletions removed (what
+    /// pruning gave back).
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_counting_removed(&self, batch: StoreBatch) -> Result<u64> {
         self.commit_with(batch, Durability::Immediate)
     }
 
@@ -210,19 +253,22 @@ impl Store {
     /// # Errors
     /// As [`Store::commit`].
     pub fn commit_deferred(&self, batch: StoreBatch) -> Result<()> {
-        self.commit_with(batch, Durability::None)
+        self.commit_with(batch, Durability::None).map(drop)
     }
 
-    fn commit_with(&self, batch: StoreBatch, durability: Durability) -> Result<()> {
+    fn commit_with(&self, batch: StoreBatch, durability: Durability) -> Result<u64> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let mut removed = 0u64;
         let tx = self.begin_write_with(durability)?;
         {
             let mut messages = tx.open_table(MESSAGES).map_err(db)?;
             let mut rounds = tx.open_table(ROUNDS).map_err(db)?;
             let mut ledger = tx.open_table(LEDGER).map_err(db)?;
             let mut balances = tx.open_table(BALANCES).map_err(db)?;
+            let mut checkpoints = tx.open_table(CHECKPOINTS).map_err(db)?;
+            let mut meta = tx.open_table(META).map_err(db)?;
             for op in batch.ops {
                 match op {
                     Op::Message { round, id, bytes } => {
@@ -253,10 +299,70 @@ impl Store {
                     Op::SetBalance { prover, amount } => {
                         balances.insert(prover.0, amount.0).map_err(db)?;
                     }
+                    Op::DeleteMessages { round, from, to } => {
+                        messages
+                            .retain_in((round.0, from)..(round.0, to), |_, v| {
+                                removed = removed.saturating_add(v.len() as u64);
+                                false
+                            })
+                            .map_err(db)?;
+                    }
+                    Op::DeleteMessage { round, id } => {
+                        if let Some(v) = messages.remove((round.0, id)).map_err(db)? {
+                            removed = removed.saturating_add(v.value().len() as u64);
+                        }
+                    }
+                    Op::Checkpoint { bytes } => {
+                        checkpoints.insert(CHECKPOINT_LATEST, bytes.as_slice()).map_err(db)?;
+                    }
+                    Op::Meta { key, value } => {
+                        meta.insert(key, value).map_err(db)?;
+                    }
                 }
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        Ok(removed)
+    }
+
+    /// The node's latest checkpoint, if one was stored.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(CHECKPOINTS).map_err(db)?;
+        Ok(table.get(CHECKPOINT_LATEST).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// A metadata number, if set.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn meta(&self, key: &str) -> Result<Option<u64>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(META).map_err(db)?;
+        Ok(table.get(key).map_err(db)?.map(|v| v.value()))
+    }
+
+    /// The messages of `round` with ids from `from` on, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn messages_from(
+        &self,
+        round: Root,
+        from: MessageKey,
+    ) -> Result<Vec<(MessageKey, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(MESSAGES).map_err(db)?;
+        let range = table.range((round.0, from)..=(round.0, [0xffu8; 32])).map_err(db)?;
+        range
+            .map(|entry| {
+                let (k, v) = entry.map_err(db)?;
+                Ok((k.value().1, v.value().to_vec()))
+            })
+            .collect()
     }
 
     /// Stores an accepted message, durably.

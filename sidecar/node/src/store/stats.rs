@@ -6,7 +6,7 @@ use std::path::Path;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 use serde::Serialize;
 
-use super::{BALANCES, LEDGER, MESSAGES, META, ROUNDS, Store, error::db};
+use super::{BALANCES, CHECKPOINTS, LEDGER, MESSAGES, META, ROUNDS, Store, error::db};
 use super::{StoreError as Error, StoreResult as Result};
 
 /// The size of one table.
@@ -59,6 +59,7 @@ impl Store {
         size!(LEDGER);
         size!(BALANCES);
         size!(META);
+        size!(CHECKPOINTS);
         let file_bytes = file_size(&self.path)?;
         Ok(StoreStats { file_bytes, tables })
     }
