@@ -582,6 +582,8 @@ mod tests {
             "sidecar_disk_free_bytes",
             "sidecar_p2p_peer_score",
             "sidecar_prover_missed_deadlines_total",
+            "sidecar_store_pruned_bytes_total",
+            "sidecar_checkpoint_age_slots",
         ] {
             assert!(used.contains(wanted), "the dashboard shows {wanted}");
         }
