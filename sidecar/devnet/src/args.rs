@@ -72,6 +72,11 @@ pub struct DevnetArgs {
         require_equals = false
     )]
     pub chaos: Option<String>,
+    /// With the `restart` fault of `--chaos`: sidecar 2 is killed after this block instead of
+    /// block 4 (it restarts 3 blocks later, its start-up time logged): how long a restart takes
+    /// after a long chain.
+    #[arg(long, value_name = "BLOCK")]
+    pub kill_at: Option<u64>,
     /// Once the blocks are reported, start one more sidecar with an empty store and measure how
     /// fast it catches up: it follows the chain from genesis, fetches the inclusion records and
     /// messages from its peers, verifies them and settles every block the others settled. The

@@ -43,20 +43,35 @@ pub struct ChaosFaults {
     pub late_gossip: bool,
     /// Sidecar 1 starts after [`LATE_START_AFTER`] blocks with an empty store.
     pub late_start: bool,
-    /// Sidecar 2 is killed after [`KILL_AT`] blocks and restarts [`KILL_FOR`] blocks later.
+    /// Sidecar 2 is killed after [`ChaosFaults::kill_at`] blocks and restarts [`KILL_FOR`]
+    /// blocks later.
     pub restart: bool,
+    /// The block after which sidecar 2 is killed (default [`KILL_AT`]; `--kill-at`): a late
+    /// kill measures a restart after a long chain.
+    pub kill_at: u64,
 }
 
 impl ChaosFaults {
     /// Every fault.
-    pub const ALL: Self = Self { late_gossip: true, late_start: true, restart: true };
+    pub const ALL: Self =
+        Self { late_gossip: true, late_start: true, restart: true, kill_at: KILL_AT };
+
+    /// No fault.
+    pub const NONE: Self =
+        Self { late_gossip: false, late_start: false, restart: false, kill_at: KILL_AT };
+
+    /// The fewest blocks a run with these faults reports: every fault happens, and the
+    /// restarted sidecar settles blocks after its restart.
+    pub fn min_blocks(self) -> u64 {
+        MIN_BLOCKS.max(self.kill_at.saturating_add(KILL_FOR + 2))
+    }
 
     /// Parses `all` or a comma-separated list of `late-gossip`, `late-start` and `restart`.
     ///
     /// # Errors
     /// The unknown name, or an empty list.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut faults = Self { late_gossip: false, late_start: false, restart: false };
+        let mut faults = Self::NONE;
         for name in text.split(',').map(str::trim) {
             match name {
                 "all" => faults = Self::ALL,
@@ -85,7 +100,8 @@ impl ChaosFaults {
         }
         if self.restart {
             parts.push(format!(
-                "sidecar 2 is killed after block {KILL_AT} and restarts {KILL_FOR} blocks later"
+                "sidecar 2 is killed after block {} and restarts {KILL_FOR} blocks later",
+                self.kill_at
             ));
         }
         parts.join("; ")
@@ -100,6 +116,8 @@ pub(crate) struct Chaos {
     pub(crate) killed: Option<(NodeHandle, NodeConfig)>,
     /// Where the other sidecars listen (to dial after a (re)start).
     pub(crate) peers: Vec<Multiaddr>,
+    /// The block after which sidecar 2 is killed.
+    pub(crate) kill_at: u64,
 }
 
 /// What the chaos task hands back: the sidecars it runs at the end, by index, and their
@@ -119,7 +137,7 @@ impl Chaos {
     ) -> JoinHandle<ChaosNodes> {
         let mut heads = devnet.subscribe();
         tokio::spawn(async move {
-            let Self { mut late, killed, peers } = self;
+            let Self { mut late, killed, peers, kill_at } = self;
             let (mut killed_node, killed_config) = match killed {
                 Some((node, config)) => (Some(node), Some(config)),
                 None => (None, None),
@@ -149,7 +167,7 @@ impl Chaos {
                         late_node = Some(node);
                     }
                 }
-                if seen == KILL_AT
+                if seen == kill_at
                     && let Some(node) = killed_node.take()
                 {
                     info!("chaos: sidecar 2 killed");
@@ -158,7 +176,7 @@ impl Chaos {
                     }
                     node.abort().await;
                 }
-                if seen == KILL_AT + KILL_FOR
+                if seen == kill_at + KILL_FOR
                     && killed_node.is_none()
                     && let Some(config) = killed_config.clone()
                 {
@@ -184,8 +202,14 @@ impl Chaos {
 
 /// Starts a sidecar and dials `peers`.
 async fn start(config: NodeConfig, peers: &[Multiaddr], index: usize) -> Option<NodeHandle> {
+    let started = std::time::Instant::now();
     let node = match Node::spawn(config).await {
-        Ok(node) => node,
+        Ok(node) => {
+            // From the start to serving: store opened, checkpoint restored, log replayed.
+            let ms = started.elapsed().as_millis();
+            info!(sidecar = index, start_ms = ms, "chaos: sidecar {index} started in {ms} ms");
+            node
+        }
         Err(e) => {
             warn!(sidecar = index, error = %e, "chaos: the sidecar does not start");
             return None;

@@ -83,20 +83,36 @@ impl DevnetOptions {
         if args.min_gas > args.max_gas {
             return invalid("--min-gas", &args.min_gas, "must not exceed --max-gas");
         }
-        let chaos = match args.chaos.as_deref().map(ChaosFaults::parse).transpose() {
+        let mut chaos = match args.chaos.as_deref().map(ChaosFaults::parse).transpose() {
             Ok(chaos) => chaos,
             Err(reason) => {
                 return invalid("--chaos", &args.chaos.as_deref().unwrap_or(""), &reason);
             }
         };
+        if let Some(kill_at) = args.kill_at {
+            match chaos.as_mut() {
+                Some(faults) if faults.restart && kill_at >= 1 => faults.kill_at = kill_at,
+                Some(faults) if faults.restart => {
+                    return invalid("--kill-at", &kill_at, "must be at least 1");
+                }
+                _ => {
+                    return invalid("--kill-at", &kill_at, "needs the `restart` fault of --chaos");
+                }
+            }
+        }
         if chaos.is_some() && args.sidecars != 3 {
             return invalid("--sidecars", &args.sidecars, "--chaos runs exactly 3 sidecars");
         }
-        if chaos.is_some() && args.blocks.is_some_and(|b| b < crate::chaos::MIN_BLOCKS) {
+        if let (Some(faults), Some(blocks)) = (chaos, args.blocks)
+            && blocks < faults.min_blocks()
+        {
             return invalid(
                 "--blocks",
-                &args.blocks.unwrap_or(0),
-                "--chaos needs at least 9 blocks (every fault, then blocks after the restart)",
+                &blocks,
+                &format!(
+                    "--chaos needs at least {} blocks (every fault, then blocks after the restart)",
+                    faults.min_blocks()
+                ),
             );
         }
         if args.catch_up && args.no_inclusion {

@@ -134,8 +134,7 @@ pub async fn run(
     let mut nodes: Vec<NodeHandle> = Vec::with_capacity(opts.sidecars);
     // The sidecar index of each entry of `nodes` (a late starter is not in it yet).
     let mut indices: Vec<usize> = Vec::with_capacity(opts.sidecars);
-    let faults =
-        opts.chaos.unwrap_or(ChaosFaults { late_gossip: false, late_start: false, restart: false });
+    let faults = opts.chaos.unwrap_or(ChaosFaults::NONE);
     let (mut late_config, mut killed_config) = (None, None);
     // Sidecar `index`'s settings; `share`: the validators it includes for.
     let sidecar_config = |index: usize, share: Vec<String>, gossip: bool| {
@@ -254,7 +253,12 @@ pub async fn run(
             _ => None,
         };
         let peers = nodes.iter().filter_map(|n| n.p2p()).map(|n| n.listen_address().clone());
-        let faults = chaos::Chaos { late: late_config.take(), killed, peers: peers.collect() };
+        let faults = chaos::Chaos {
+            late: late_config.take(),
+            killed,
+            peers: peers.collect(),
+            kill_at: faults.kill_at,
+        };
         chaos_task = Some(faults.spawn(&devnet, tx.clone(), stop_rx.clone()));
     }
     for (node, sidecar) in nodes.iter().zip(&indices) {

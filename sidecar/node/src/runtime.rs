@@ -145,6 +145,7 @@ impl Node {
     /// # Errors
     /// The beacon node unreachable, the store unusable, the address taken.
     pub async fn spawn(config: NodeConfig) -> NodeResult<NodeHandle> {
+        let started = std::time::Instant::now();
         if config.retention_slots < MIN_RETENTION_SLOTS {
             return Err(NodeError::Config {
                 reason: format!(
@@ -343,7 +344,10 @@ impl Node {
         let follower =
             tokio::spawn(follower::follow(client, timing, last, from_genesis, tx, shutdown_rx));
         tasks.push(follower);
-        info!(%http_addr, genesis_time = timing.genesis_time, seconds_per_slot, "node started");
+        // From the call to serving: the store opened, the checkpoint restored, the log after it
+        // replayed, the network and the HTTP server up.
+        let start_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        info!(%http_addr, genesis_time = timing.genesis_time, seconds_per_slot, start_ms, "node started");
         Ok(NodeHandle {
             http_addr,
             api,

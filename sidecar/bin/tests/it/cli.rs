@@ -133,6 +133,23 @@ fn devnet_flags_are_parsed_and_bad_values_named() {
     assert!(opts.beacon_address.ip().is_loopback());
     assert_eq!(opts.beacon_address.port(), 0);
     assert!(opts.prover_threads >= 1);
+    let Command::Devnet(late_kill) = Cli::try_parse_from([
+        "sidecar",
+        "devnet",
+        "--chaos",
+        "restart",
+        "--kill-at",
+        "200",
+        "--blocks",
+        "210",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("not devnet")
+    };
+    let opts = sidecar_devnet::DevnetOptions::from_args(&late_kill, None).unwrap();
+    assert_eq!(opts.chaos.map(|c| (c.restart, c.kill_at)), Some((true, 200)));
 
     for (args, named) in [
         (&["devnet", "--sidecars", "0"][..], "--sidecars"),
@@ -140,6 +157,9 @@ fn devnet_flags_are_parsed_and_bad_values_named() {
         (&["devnet", "--blocks", "0"][..], "--blocks"),
         (&["devnet", "--min-gas", "10", "--max-gas", "5"][..], "--min-gas"),
         (&["devnet", "--rewards", "/nonexistent/rewards.toml"][..], "/nonexistent/rewards.toml"),
+        (&["devnet", "--kill-at", "40"][..], "--kill-at"),
+        (&["devnet", "--chaos", "late-gossip", "--kill-at", "40"][..], "--kill-at"),
+        (&["devnet", "--chaos", "restart", "--kill-at", "40", "--blocks", "44"][..], "at least 45"),
     ] {
         let out = sidecar(args, &[]);
         assert!(!out.status.success(), "{args:?}");
