@@ -485,6 +485,21 @@ impl Balances {
         Ok(())
     }
 
+    /// Undoes one ledger applied before (a ledger replaced after a reorg). All or nothing: on
+    /// overflow the balances are unchanged.
+    pub fn revert(&mut self, ledger: &Ledger) -> Result<()> {
+        let mut next = self.balances.clone();
+        for e in ledger.entries() {
+            let balance = next.entry(e.account).or_default();
+            balance.0 = balance
+                .0
+                .checked_sub(e.amount.0)
+                .ok_or(Error::BalanceOverflow { account: e.account })?;
+        }
+        self.balances = next;
+        Ok(())
+    }
+
     /// The balance of one account (0 if it never appeared).
     pub fn get(&self, account: Account) -> Amount {
         self.balances.get(&account).copied().unwrap_or_default()
@@ -566,6 +581,32 @@ mod tests {
         let balances = Balances::from_ledgers([&ledger]).unwrap();
         let bytes = postcard::to_allocvec(&balances).unwrap();
         assert_eq!(postcard::from_bytes::<Balances>(&bytes).unwrap(), balances);
+    }
+
+    #[test]
+    fn reverting_a_ledger_undoes_it() {
+        let p1 = Account::Prover(ProverIndex(1));
+        let v7 = Account::Validator(ValidatorIndex(7));
+        let a =
+            Ledger::new(Root::ZERO, Slot(1), vec![entry(v7, Rule::RewardT1Validator, 3)]).unwrap();
+        let b =
+            Ledger::new(Root::ZERO, Slot(2), vec![entry(p1, Rule::PenaltyT1Prover, -5)]).unwrap();
+        let mut balances = Balances::from_ledgers([&a, &b]).unwrap();
+        balances.revert(&b).unwrap();
+        assert_eq!((balances.get(v7), balances.get(p1)), (Amount(3), Amount(0)));
+        let mut full = Balances::new();
+        full.apply(
+            &Ledger::new(Root::ZERO, Slot(3), vec![entry(p1, Rule::PenaltyT1Prover, i64::MIN)])
+                .unwrap(),
+        )
+        .unwrap();
+        let before = full.clone();
+        assert!(full.revert(&a).is_ok());
+        let mut again = before.clone();
+        let big =
+            Ledger::new(Root::ZERO, Slot(4), vec![entry(p1, Rule::RewardT1Validator, 1)]).unwrap();
+        assert!(again.revert(&big).is_err(), "i64::MIN - 1 overflows");
+        assert_eq!(again, before, "all or nothing");
     }
 
     #[test]

@@ -335,7 +335,10 @@ pub(crate) async fn collect(
                 let root = ledger.block_root;
                 if let Some(t) = tracked.get_mut(&root) {
                     if let Some(s) = t.settled.get_mut(sidecar) {
-                        s.get_or_insert((at, ledger));
+                        // A ledger settled again (replaced after a reorg) is the one that
+                        // counts; the first time is when it settled.
+                        let first = s.as_ref().map_or(at, |(t, _)| *t);
+                        *s = Some((first, ledger));
                     }
                     if t.complete() {
                         complete.push(root);

@@ -49,11 +49,10 @@ impl Driver {
     /// Settles a block's outcome: its ledger, the balances, the events.
     pub(super) fn settle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
         let root = outcome.block_root;
-        // Once per block: the settling engine emits an outcome again after a reorg that undid
-        // records it used; the first ledger stands (its balances are applied once).
+        // The settling engine emits an outcome again after a reorg that undid records it used:
+        // the new ledger replaces the first.
         if self.settled_recent.contains(&root) {
-            tracing::warn!(slot = %outcome.slot, block = %root, "block settled before: the first ledger stands");
-            return Ok(());
+            return self.resettle(outcome);
         }
         self.settled_recent.push_back(root);
         while self.settled_recent.len() > SETTLED_RECENT {
@@ -97,6 +96,58 @@ impl Driver {
         let _ = self.events.send(ProvingEvent::BlockSettled(data));
         let _ = self.settled.send(ledger);
         self.prune();
+        Ok(())
+    }
+}
+
+impl Driver {
+    /// Settles a block settled before again (canonical rounds, after a reorg that orphaned a
+    /// record its outcome used): if the ledger differs, the new one replaces the stored one
+    /// and the balances move from the old to the new, in one transaction; the settlement is
+    /// announced again.
+    fn resettle(&mut self, outcome: BlockOutcome) -> NodeResult<()> {
+        let root = outcome.block_root;
+        let ledger = rewards::settle(&outcome, &self.table)?;
+        let old = match self.blocks.get(&root).and_then(|b| b.ledger.clone()) {
+            Some(old) => old,
+            None => match self.store.ledger_entries(root)?.first() {
+                Some((_, bytes)) => rewards::Ledger::from_ssz_bytes(bytes)?,
+                None => {
+                    tracing::warn!(slot = %outcome.slot, block = %root, "settled again but its first ledger is gone: kept as it was");
+                    return Ok(());
+                }
+            },
+        };
+        if old == ledger {
+            tracing::debug!(slot = %outcome.slot, block = %root, "settled again: the same ledger");
+            return Ok(());
+        }
+        let mut balances = self.balances.clone();
+        balances.revert(&old)?;
+        balances.apply(&ledger)?;
+        let mut batch = StoreBatch::new();
+        batch.put_ledger_entry(root, 0, &ledger.as_ssz_bytes());
+        for (account, amount) in balances.iter() {
+            if let rewards::Account::Prover(p) = account {
+                batch.set_balance(p, amount);
+            }
+        }
+        self.store.commit(batch)?;
+        self.balances = balances;
+        tracing::warn!(
+            slot = %outcome.slot,
+            block = %root,
+            old = %old.settlement_root(),
+            new = %ledger.settlement_root(),
+            "a reorg changed the records a settled block's ledger used: its ledger is replaced"
+        );
+        if let Some(b) = self.blocks.get_mut(&root) {
+            b.outcome = Some(outcome.clone());
+            b.ledger = Some(ledger.clone());
+        }
+        let data = BlockEventData { block_root: root, slot: outcome.slot };
+        let _ = self.events.send(ProvingEvent::BlockSettled(data));
+        let _ = self.settled.send(ledger);
         Ok(())
     }
 }

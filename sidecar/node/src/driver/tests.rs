@@ -641,3 +641,48 @@ async fn an_unreadable_checkpoint_is_a_clear_error_at_start() {
     let error = Driver::new(parts, &tx).err().expect("refused").to_string();
     assert!(error.contains("checkpoint") && error.contains("version 9"), "{error}");
 }
+
+/// A block settled again with another outcome (canonical rounds re-emit one after a reorg that
+/// orphaned a record it used): the new ledger replaces the stored one and the balances move
+/// from the old to the new; settled again with the same outcome, nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_settled_again_with_another_outcome_replaces_its_ledger_and_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut driver, _tx, _rx) = driver(dir.path(), tu::slot_start(1));
+    run_blocks(&mut driver, 1..=8).await;
+    let (&root, _) = driver
+        .blocks
+        .iter()
+        .find(|(_, b)| {
+            b.ledger.is_some() && b.outcome.as_ref().is_some_and(|o| !o.rounds.is_empty())
+        })
+        .expect("a block settled");
+    let first = driver.blocks[&root].ledger.clone().unwrap();
+    let outcome = driver.blocks[&root].outcome.clone().unwrap();
+    let mut settled = driver.settled.subscribe();
+
+    // The same outcome again: nothing moves.
+    let balances = driver.balances.clone();
+    driver.settle(outcome.clone()).unwrap();
+    assert_eq!(driver.balances, balances);
+    assert!(settled.try_recv().is_err(), "nothing announced");
+
+    // Another outcome: one selected prover declined after all (no penalty for it now).
+    let mut changed = outcome;
+    let prover = changed.rounds[0].selected[0];
+    changed.rounds[0].declined.push(prover);
+    let replaced = rewards::settle(&changed, &driver.table).unwrap();
+    assert_ne!(replaced, first);
+    driver.settle(changed).unwrap();
+    let stored = driver.store.ledger_entries(root).unwrap();
+    assert_eq!(stored, vec![(0, replaced.as_ssz_bytes())], "the stored ledger is replaced");
+    let mut expected = balances.clone();
+    expected.revert(&first).unwrap();
+    expected.apply(&replaced).unwrap();
+    assert_eq!(driver.balances, expected);
+    let account = rewards::Account::Prover(prover);
+    assert_eq!(driver.store.balance(prover).unwrap(), expected.get(account));
+    assert_ne!(expected.get(account), balances.get(account));
+    assert_eq!(settled.try_recv().unwrap(), replaced, "announced again");
+    assert_eq!(driver.blocks[&root].ledger.as_ref(), Some(&replaced));
+}
