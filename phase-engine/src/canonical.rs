@@ -258,6 +258,39 @@ impl CanonicalRounds {
         crate::checkpoint::decode(bytes)
     }
 
+    /// [`CanonicalRounds::checkpoint`] without the messages held (a node keeps them in its input
+    /// log already): the checkpoint names them by signing root instead. Restore it with
+    /// [`CanonicalRounds::restore_without_messages`], then give every named message back with
+    /// [`CanonicalRounds::restore_message`]. The messages are set aside while encoding (hence
+    /// `&mut`) and are back when this returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCheckpoint`] if the state cannot be encoded.
+    pub fn checkpoint_without_messages(&mut self) -> Result<Vec<u8>> {
+        let messages = std::mem::take(&mut self.messages);
+        let mut ids: Vec<Root> = messages.keys().copied().collect();
+        ids.sort_unstable();
+        let bytes = crate::checkpoint::encode(&(&*self, &ids));
+        self.messages = messages;
+        bytes
+    }
+
+    /// The settling engine saved by [`CanonicalRounds::checkpoint_without_messages`], without
+    /// its messages, and the signing roots of the messages it held: each must be given back
+    /// with [`CanonicalRounds::restore_message`] before any other input.
+    ///
+    /// # Errors
+    /// As [`CanonicalRounds::restore`].
+    pub fn restore_without_messages(bytes: &[u8]) -> Result<(Self, Vec<Root>)> {
+        crate::checkpoint::decode(bytes)
+    }
+
+    /// Gives back a message a checkpoint without messages named (nothing is fed or resolved:
+    /// the state is the checkpointed one once every named message is back).
+    pub fn restore_message(&mut self, message: SealedMessage) {
+        self.messages.insert(message.signing_root(), message);
+    }
+
     /// The settling engine (read-only: its registry, its open rounds).
     #[must_use]
     pub fn engine(&self) -> &Engine {

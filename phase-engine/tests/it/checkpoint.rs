@@ -295,6 +295,19 @@ fn restored_canonical_rounds_continue_exactly() {
         sizes.push(bytes.len());
         let mut twin = CanonicalRounds::restore(&bytes).unwrap();
         assert_eq!(twin.checkpoint().unwrap(), bytes, "re-encoded before input {k}");
+        // Without its messages, then given them back: the same state, and smaller while they
+        // are out.
+        let lean = twin.checkpoint_without_messages().unwrap();
+        assert_eq!(twin.checkpoint().unwrap(), bytes, "the messages are back");
+        let (mut lean_twin, ids) = CanonicalRounds::restore_without_messages(&lean).unwrap();
+        for id in &ids {
+            let m = r.messages.iter().find(|m| m.signing_root() == *id).expect("a known message");
+            lean_twin.restore_message(m.clone());
+        }
+        assert_eq!(lean_twin.checkpoint().unwrap(), bytes, "lean, before input {k}");
+        if !ids.is_empty() {
+            assert!(lean.len() < bytes.len());
+        }
         for (i, input) in inputs.iter().enumerate().skip(k) {
             let result = apply(&mut twin, input);
             assert_eq!(

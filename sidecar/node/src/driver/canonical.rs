@@ -31,27 +31,6 @@ const MAX_RECORDS_PER_SLOT: usize = 4;
 /// Verdicts remembered for the settling engine, at most (the oldest slots go first).
 const MAX_VERDICTS: usize = 65_536;
 
-/// The settling engine in a checkpoint: its own checkpoint bytes (with their version byte).
-mod rounds_checkpoint {
-    use phase_engine::CanonicalRounds;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _, ser::Error as _};
-
-    pub(super) fn serialize<S: Serializer>(
-        rounds: &CanonicalRounds,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let bytes = rounds.checkpoint().map_err(S::Error::custom)?;
-        s.serialize_bytes(&bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<CanonicalRounds, D::Error> {
-        let bytes = <Vec<u8>>::deserialize(d)?;
-        CanonicalRounds::restore(&bytes).map_err(D::Error::custom)
-    }
-}
-
 /// A message the live engine accepted, or a verified registration: what this node's records
 /// may include.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -62,17 +41,16 @@ pub(super) struct Candidate {
     registration: bool,
 }
 
-/// The settling side of the driver (checkpointed whole: [`super::checkpoint`]).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The settling side of the driver.
+#[derive(Debug)]
 pub(super) struct Settling {
-    #[serde(with = "rounds_checkpoint")]
     pub(super) rounds: CanonicalRounds,
     /// The settling engine's checks not answered yet.
     pub(super) outstanding: BTreeMap<RequestId, Check>,
     /// Verdicts of checks already made (by either engine), by the check's content.
-    verdicts: HashMap<[u8; 32], (Slot, bool)>,
+    pub(super) verdicts: HashMap<[u8; 32], (Slot, bool)>,
     /// Messages the live engine accepted, by signing root.
-    candidates: BTreeMap<Root, Candidate>,
+    pub(super) candidates: BTreeMap<Root, Candidate>,
     /// Records known (this node's own and received ones), by slot: served to peers.
     pub(super) records: BTreeMap<Slot, Vec<InclusionRecord>>,
     /// Records committed to by canonical blocks and not known: asked of peers.
@@ -87,7 +65,56 @@ pub(super) struct Settling {
     pub(super) logged: HashMap<Root, (Slot, u64)>,
 }
 
+/// The settling side in a checkpoint ([`super::checkpoint`]): the settling engine's own
+/// checkpoint without its messages (they are in the input log, at the positions of `logged`),
+/// and the rest as it is.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SavedSettling {
+    rounds: Vec<u8>,
+    outstanding: BTreeMap<RequestId, Check>,
+    verdicts: HashMap<[u8; 32], (Slot, bool)>,
+    candidates: BTreeMap<Root, Candidate>,
+    records: BTreeMap<Slot, Vec<InclusionRecord>>,
+    wanted_records: BTreeMap<Slot, RecordCommitment>,
+    wanted_messages: BTreeMap<Root, Slot>,
+    wanted_since: BTreeMap<Slot, UnixMillis>,
+    logged: HashMap<Root, (Slot, u64)>,
+}
+
 impl Settling {
+    /// What a checkpoint keeps of it.
+    pub(super) fn save(&mut self) -> phase_engine::Result<SavedSettling> {
+        Ok(SavedSettling {
+            rounds: self.rounds.checkpoint_without_messages()?,
+            outstanding: self.outstanding.clone(),
+            verdicts: self.verdicts.clone(),
+            candidates: self.candidates.clone(),
+            records: self.records.clone(),
+            wanted_records: self.wanted_records.clone(),
+            wanted_messages: self.wanted_messages.clone(),
+            wanted_since: self.wanted_since.clone(),
+            logged: self.logged.clone(),
+        })
+    }
+
+    /// The settling side a checkpoint kept, and the messages its settling engine held (by
+    /// signing root), to give back with [`CanonicalRounds::restore_message`].
+    pub(super) fn restore(saved: SavedSettling) -> phase_engine::Result<(Self, Vec<Root>)> {
+        let (rounds, ids) = CanonicalRounds::restore_without_messages(&saved.rounds)?;
+        let settling = Self {
+            rounds,
+            outstanding: saved.outstanding,
+            verdicts: saved.verdicts,
+            candidates: saved.candidates,
+            records: saved.records,
+            wanted_records: saved.wanted_records,
+            wanted_messages: saved.wanted_messages,
+            wanted_since: saved.wanted_since,
+            logged: saved.logged,
+        };
+        Ok((settling, ids))
+    }
+
     /// The settling side around `rounds`.
     pub(super) fn new(rounds: CanonicalRounds) -> Self {
         Self {

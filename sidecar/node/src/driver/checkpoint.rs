@@ -32,7 +32,12 @@ use phase_engine::{
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{Driver, blocks::BlockRecord, canonical::Settling, checks::Check};
+use super::{
+    Driver,
+    blocks::BlockRecord,
+    canonical::{SavedSettling, Settling},
+    checks::Check,
+};
 use crate::{
     NodeError, StoreBatch,
     error::NodeResult,
@@ -72,7 +77,7 @@ struct Saved {
     /// The head slot when it was taken.
     slot: Slot,
     engine: Vec<u8>,
-    settling: Option<Settling>,
+    settling: Option<SavedSettling>,
     last_block: Option<(Slot, Root)>,
     blocks: Vec<(Root, SavedBlock)>,
     block_log: BTreeMap<Root, (Slot, u64)>,
@@ -184,7 +189,11 @@ impl Driver {
         Ok(())
     }
 
-    fn saved(&self, slot: Slot) -> NodeResult<Saved> {
+    fn saved(&mut self, slot: Slot) -> NodeResult<Saved> {
+        let settling = match self.settling.as_mut() {
+            Some(s) => Some(s.save()?),
+            None => None,
+        };
         let blocks = self
             .blocks
             .iter()
@@ -206,7 +215,7 @@ impl Driver {
             seq: self.seq,
             slot,
             engine: self.engine.checkpoint()?,
-            settling: self.settling.clone(),
+            settling,
             last_block: self.last_block,
             blocks,
             block_log: self.block_log.clone(),
@@ -270,7 +279,24 @@ impl Driver {
             });
         }
         self.engine = engine;
-        self.settling = saved.settling;
+        self.settling = match saved.settling {
+            Some(s) => {
+                let (mut settling, ids) = Settling::restore(s)?;
+                // The settling engine's messages, read back from the input log.
+                let sealer = settling.rounds.engine().sealer();
+                for id in ids {
+                    let sealed = sealer.seal(logged_message(&self.store, &settling, &id)?);
+                    if sealed.signing_root() != id {
+                        return Err(NodeError::Checkpoint {
+                            reason: format!("the log entry named for message {id} holds another"),
+                        });
+                    }
+                    settling.rounds.restore_message(sealed);
+                }
+                Some(settling)
+            }
+            None => None,
+        };
         self.seq = saved.seq;
         self.checkpoint_slot = Some(saved.slot);
         self.last_block = saved.last_block;
@@ -303,7 +329,8 @@ impl Driver {
         Ok(())
     }
 
-    /// A block's STARK workload data, read back from its input-log entry.
+    /// A block's STARK workload data, read back from its input-log entry (the one the
+    /// checkpoint names).
     fn logged_work(&self, root: &Root) -> NodeResult<Option<Arc<BlockWork>>> {
         let Some((_, seq)) = self.block_log.get(root) else { return Ok(None) };
         match log::read(&self.store, *seq)? {
@@ -316,5 +343,24 @@ impl Driver {
                 reason: format!("the checkpoint names it as the entry of block {root}"),
             }),
         }
+    }
+}
+
+/// The message with signing root `id`, read back from the input-log entry `settling.logged`
+/// names for it.
+fn logged_message(
+    store: &crate::Store,
+    settling: &Settling,
+    id: &Root,
+) -> NodeResult<ProtocolMessage> {
+    let missing = |reason: String| NodeError::Checkpoint { reason };
+    let Some((_, seq)) = settling.logged.get(id) else {
+        return Err(missing(format!("message {id} of the settling engine has no log entry")));
+    };
+    match log::read(store, *seq)? {
+        Some(LoggedInput::Message { message, .. } | LoggedInput::Relayed { message, .. }) => {
+            Ok(message)
+        }
+        _ => Err(missing(format!("log entry {seq} is not the message {id} the checkpoint names"))),
     }
 }

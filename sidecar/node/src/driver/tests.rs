@@ -686,3 +686,23 @@ async fn a_block_settled_again_with_another_outcome_replaces_its_ledger_and_bala
     assert_eq!(settled.try_recv().unwrap(), replaced, "announced again");
     assert_eq!(driver.blocks[&root].ledger.as_ref(), Some(&replaced));
 }
+
+/// The settling engine's messages are not copied into a checkpoint: they are read back from the
+/// input log on restore, and the restored settling engine is the one that stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_names_the_settling_engines_messages_and_a_restart_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = UnixMillis(tu::slot_start(1).0 + 300);
+    let before = {
+        let (mut driver, _message, id) = gossiped_decline(dir.path(), now, now).await;
+        assert!(driver.settling.as_ref().unwrap().rounds.message(&id).is_some());
+        driver.checkpoint().await.unwrap();
+        state_of(&driver)
+    };
+    let store = Store::open(&dir.path().join("node.redb")).unwrap();
+    let position = checkpoint::checkpoint_position(&store).unwrap().unwrap();
+    assert_eq!(position.next_entry, before.4, "nothing to replay after it");
+    drop(store);
+    let (driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
+    assert_eq!(state_of(&driver), before);
+}
