@@ -345,6 +345,27 @@ impl Store {
         Ok(table.get(key).map_err(db)?.map(|v| v.value()))
     }
 
+    /// The messages of `round` with ids in `from..=to`, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn messages_in(
+        &self,
+        round: Root,
+        from: MessageKey,
+        to: MessageKey,
+    ) -> Result<Vec<(MessageKey, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(db)?;
+        let table = tx.open_table(MESSAGES).map_err(db)?;
+        let range = table.range((round.0, from)..=(round.0, to)).map_err(db)?;
+        range
+            .map(|entry| {
+                let (k, v) = entry.map_err(db)?;
+                Ok((k.value().1, v.value().to_vec()))
+            })
+            .collect()
+    }
+
     /// The messages of `round` with ids from `from` on, ordered by id.
     ///
     /// # Errors
