@@ -31,6 +31,7 @@ mod gossip;
 mod includer;
 mod log;
 mod runtime;
+pub mod signatures;
 mod store;
 mod sync;
 mod verify;

@@ -1,14 +1,13 @@
-//! Verification jobs off the async workers: BLS checks batched with
-//! [`phase_engine::bls::verify_batch`] (one failure re-checks the batch one by one), STARK checks
-//! with `plonky3-prover` on the blocking pool (whose `verify_full`/`verify_agg` fan out on
-//! rayon).
+//! STARK verification off the async workers: checks with `plonky3-prover` on the blocking pool
+//! (whose `verify_full`/`verify_agg` fan out on rayon), with a cache of block plans. BLS checks
+//! are in [`crate::signatures`].
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
 };
 
-use phase_engine::{SignatureCheck, StarkCheck, StarkTarget, Verdict, bls};
+use phase_engine::{StarkCheck, StarkTarget};
 use plonky3_prover::{
     AggProof, AuthorKey, BlockPlan, FullProof, PartialProof, Prover, SegmentWorkload, TraceRoot,
 };
@@ -27,31 +26,6 @@ pub(crate) struct BlockWork {
     pub data: BlockData,
     /// AIRs of each sub-block, by sub-block index (from the engine's `RoundStarted`).
     pub airs: BTreeMap<u32, u32>,
-}
-
-/// Checks BLS signatures: the batch at once, then one by one if the batch fails.
-pub(crate) fn verify_signatures(checks: &[SignatureCheck]) -> Vec<Verdict> {
-    let randomness: Vec<u64> = checks
-        .iter()
-        .map(|_| {
-            let mut b = [0u8; 8];
-            // A failed RNG read leaves the fallback value, which is still non-zero.
-            let _ = getrandom::fill(&mut b);
-            u64::from_le_bytes(b) | 1
-        })
-        .collect();
-    let all_valid = bls::verify_batch(checks, &randomness);
-    checks
-        .iter()
-        .map(|c| Verdict {
-            request: c.request,
-            valid: all_valid || {
-                bls::verify(&c.pubkey, &c.signing_root, &c.signature)
-                    && c.proof_of_possession
-                        .is_none_or(|pop| bls::verify_possession(&c.pubkey, &pop))
-            },
-        })
-        .collect()
 }
 
 /// The STARK verifier with a cache of block plans.

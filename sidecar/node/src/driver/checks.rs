@@ -8,7 +8,7 @@ use phase_engine::{RequestId, Root, SignatureCheck, StarkCheck, Verdict};
 use tracing::debug;
 
 use super::{Driver, Input, Lane, metrics::verify_label};
-use crate::verify::{BlockWork, verify_signatures};
+use crate::{signatures::verify_signatures, verify::BlockWork};
 
 /// A verification request not answered yet.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -73,8 +73,9 @@ impl Driver {
     /// Runs a batch of signature checks of the engine of `lane` on the blocking pool.
     pub(super) fn dispatch_signatures(&self, checks: Vec<SignatureCheck>, lane: Lane) {
         let Some(tx) = self.tx.upgrade() else { return };
+        let keys = Arc::clone(&self.keys);
         tokio::task::spawn_blocking(move || {
-            let verdicts = verify_signatures(&checks);
+            let verdicts = verify_signatures(&keys, &checks);
             let _ = tx.blocking_send(Input::Verdicts { lane, verdicts });
         });
     }

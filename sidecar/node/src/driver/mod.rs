@@ -45,6 +45,7 @@ use super::{
     error::NodeResult,
     gossip::{GossipResult, Gossiped},
     log::{BlockData, LoggedInput},
+    signatures::ValidatedKeys,
     verify::StarkVerifier,
 };
 use crate::{SlotClock, Store};
@@ -154,6 +155,8 @@ pub(crate) struct Driver {
     table: rewards::RewardTable,
     reward_file: rewards::RewardsFile,
     verifier: Arc<StarkVerifier>,
+    /// Provers' public keys validated at their first signature check.
+    keys: Arc<ValidatedKeys>,
     metrics: Metrics,
     inclusion: InclusionParams,
     /// Canonical settlement (`None`: this node settles from its own clock).
@@ -241,6 +244,7 @@ impl Driver {
             table: parts.rewards.table,
             reward_file: parts.rewards.to_file(),
             verifier: parts.verifier,
+            keys: Arc::new(ValidatedKeys::new()),
             metrics: parts.metrics,
             inclusion: parts.rewards.inclusion,
             settling: parts.settling.map(Settling::new),

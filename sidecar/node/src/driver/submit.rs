@@ -2,6 +2,8 @@
 //! checks, write-ahead logging, handing them to the engine, answering whoever waits, and
 //! publishing accepted HTTP submissions on gossip.
 
+use std::sync::Arc;
+
 use beacon_api::{SubmissionReceipt, SubmissionStatus};
 use phase_engine::{
     InclusionRecord, MessageKind, ProtocolMessage, ProverIndex, RequestId, Root, SignatureCheck,
@@ -14,7 +16,7 @@ use crate::{
     error::NodeResult,
     gossip::{GossipResult, Gossiped},
     log::LoggedInput,
-    verify::verify_signatures,
+    signatures::verify_signatures,
 };
 
 impl Driver {
@@ -76,7 +78,8 @@ impl Driver {
             signature: registration.signature,
             proof_of_possession: Some(m.proof_of_possession),
         };
-        let valid = tokio::task::spawn_blocking(move || verify_signatures(&[check]))
+        let keys = Arc::clone(&self.keys);
+        let valid = tokio::task::spawn_blocking(move || verify_signatures(&keys, &[check]))
             .await
             .map(|v| v.first().is_some_and(|v| v.valid))
             .unwrap_or(false);

@@ -1,13 +1,17 @@
 //! Benchmark: 200 BLS-signed messages (one T1 round's commitments at 200 provers) verified as
-//! one batch (`bls::verify_batch`: random linear combination, one multi-pairing) against one by
-//! one (`bls::verify_check`). Run with `cargo bench -p phase-engine --bench bls`.
+//! one batch by the node (`sidecar_node::signatures::verify_batch`: keys validated once and
+//! cached, the random linear combination's pairings shared across the cores; with a warm and a
+//! cold cache), by the engine crate's reference batch (`phase_engine::bls::verify_batch`: blst's
+//! multi-pairing), and one by one (`bls::verify_check`), in the same run. Run with
+//! `cargo bench -p sidecar-node --bench bls`.
 
-use std::hint::black_box;
+use std::{hint::black_box, num::NonZeroUsize};
 
 use criterion::{Criterion, Throughput, criterion_main};
 use phase_engine::{RequestId, Root, SignatureCheck, bls};
+use sidecar_node::signatures::{ValidatedKeys, verify_batch};
 
-/// 200 checks: distinct keys, each signing its own root (as 200 provers' commitments do).
+/// `n` checks: distinct keys, each signing its own root (as 200 provers' commitments do).
 fn checks(n: u64) -> Vec<SignatureCheck> {
     (0..n)
         .map(|i| {
@@ -33,11 +37,23 @@ fn bench_bls(c: &mut Criterion) {
     // Non-zero, distinct scalars (the node draws them from the OS; any fixed set is as costly).
     let randomness: Vec<u64> =
         (0..200u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect();
+    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let warm = ValidatedKeys::new();
+    assert!(verify_batch(&warm, &checks, &randomness, threads));
     assert!(bls::verify_batch(&checks, &randomness));
     let mut group = c.benchmark_group("bls");
     group.sample_size(20);
     group.throughput(Throughput::Elements(200));
-    group.bench_function("batch_200", |b| {
+    group.bench_function("node_batch_200", |b| {
+        b.iter(|| assert!(verify_batch(&warm, black_box(&checks), &randomness, threads)))
+    });
+    group.bench_function("node_batch_200_cold_keys", |b| {
+        b.iter(|| {
+            let cold = ValidatedKeys::new();
+            assert!(verify_batch(&cold, black_box(&checks), &randomness, threads))
+        })
+    });
+    group.bench_function("engine_batch_200", |b| {
         b.iter(|| assert!(bls::verify_batch(black_box(&checks), black_box(&randomness))))
     });
     group.bench_function("one_by_one_200", |b| {
