@@ -47,8 +47,8 @@ pub use batch::{BatchHeader, BatchPartialProof, MAX_BATCH_AIRS};
 pub use block::{BlockInput, block_plan};
 pub use bundle::{
     AggProof, AggProofHeader, AggProofReport, FullProof, FullProofHeader, FullProofReport,
-    MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartReport, ProofPart,
-    REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter, parts_root,
+    MAX_AGG_PROOF_SIZE, MAX_FULL_PROOF_SIZE, MAX_PARTS, MAX_SUB_BLOCKS, PartDigest, PartReport,
+    ProofPart, REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter, VerifiedBefore, parts_root,
 };
 pub use config::{Challenge, ProofParams, StarkCfg, Val};
 pub use cpu::check_cpu;

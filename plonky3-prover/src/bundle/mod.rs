@@ -5,7 +5,8 @@
 //! * [`full`]: the full proof ([`FullProof`]), its header, reports and structural checks.
 //! * [`agg`]: the AggProof ([`AggProof`]), its header, report and block-level checks.
 //! * [`verify`]: [`Prover::verify_full`](crate::Prover::verify_full) and
-//!   [`Prover::verify_agg`](crate::Prover::verify_agg).
+//!   [`Prover::verify_agg`](crate::Prover::verify_agg), and their `_reusing` forms that skip the
+//!   STARKs of parts verified before.
 
 mod agg;
 mod full;
@@ -20,5 +21,6 @@ pub use agg::{AggProof, AggProofHeader, AggProofReport, MAX_AGG_PROOF_SIZE, MAX_
 pub use full::{
     FullProof, FullProofHeader, FullProofReport, MAX_FULL_PROOF_SIZE, MAX_PARTS, PartReport,
 };
-pub use parts::{ProofPart, parts_root};
+pub use parts::{PartDigest, ProofPart, parts_root};
 pub use reuse::{REUSE_FILTER_BITS, REUSE_FILTER_HASHES, ReuseFilter};
+pub use verify::VerifiedBefore;

@@ -1,5 +1,5 @@
-//! The parts of a full proof ([`ProofPart`]: a partial or a batch proof) and the Merkle root
-//! over their encodings ([`parts_root`]).
+//! The parts of a full proof ([`ProofPart`]: a partial or a batch proof), the Merkle root over
+//! their encodings ([`parts_root`]) and the digest that names one encoding ([`PartDigest`]).
 
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,20 @@ pub fn parts_root<B: AsRef<[u8]>>(parts: &[B]) -> PartsRoot {
             .collect();
     }
     PartsRoot(level[0])
+}
+
+/// The SHA-256 digest of a part's encoding: what a verifier remembers of a partial proof it has
+/// verified against a sub-block's plan, so that the same bytes met again inside a full proof or
+/// an AggProof of that sub-block need not be verified again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartDigest(pub [u8; 32]);
+
+impl PartDigest {
+    /// The digest of `bytes` (a [`PartialProof`] or [`BatchPartialProof`] encoding).
+    #[must_use]
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
 }
 
 /// One part of a full proof: a partial proof of one AIR, or a batch proof of several AIRs by one

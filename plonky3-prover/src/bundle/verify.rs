@@ -1,15 +1,21 @@
 //! [`Prover::verify_full`] and [`Prover::verify_agg`]: checking full proofs and AggProofs
-//! against their plans, the STARKs of their parts in parallel.
+//! against their plans, the STARKs of their parts in parallel; the `_reusing` forms skip the
+//! STARK of a part whose exact encoding the caller verified before against the same sub-block
+//! (a partial proof gossiped in T2 and verified then), leaving the structural checks.
 
 use rayon::prelude::*;
 
 use super::agg::{AggProof, AggProofReport, check_block_plan};
 use super::full::{FullProof, FullProofReport, PartReport, check_header, check_parts};
-use super::parts::{ProofPart, parts_root};
+use super::parts::{PartDigest, ProofPart, parts_root};
 use crate::error::{Error, Result};
 use crate::partial::Prover;
-use crate::types::SegmentSpec;
+use crate::types::{SegmentSpec, SubBlockIndex};
 use crate::workload::{BlockPlan, SubBlockPlan, Workload};
+
+/// What a caller has verified before: whether the part with this encoding digest was verified,
+/// as a valid partial of the sub-block with this index, against the same plan.
+pub type VerifiedBefore<'a> = &'a (dyn Fn(SubBlockIndex, &PartDigest) -> bool + Sync);
 
 impl<W: Workload> Prover<W> {
     /// Verifies a full proof against the sub-block's plan: header, coverage of every AIR exactly
@@ -17,6 +23,18 @@ impl<W: Workload> Prover<W> {
     /// than the builder must be in it), then every partial STARK in parallel. Reports each part's
     /// author and trace root and which were reused.
     pub fn verify_full(&self, full: &FullProof, plan: &SubBlockPlan) -> Result<FullProofReport> {
+        self.verify_full_reusing(full, plan, &|_, _| false)
+    }
+
+    /// [`Self::verify_full`], except that the STARK of a part whose encoding `verified_before`
+    /// names (for this sub-block) is not verified again: its verdict is reused. Every other check
+    /// (header, coverage, chain, parts root, reuse filter) runs in full.
+    pub fn verify_full_reusing(
+        &self,
+        full: &FullProof,
+        plan: &SubBlockPlan,
+        verified_before: VerifiedBefore<'_>,
+    ) -> Result<FullProofReport> {
         let h = &full.header;
         check_header(h, plan)?;
         check_parts(plan, &full.parts)?;
@@ -40,6 +58,9 @@ impl<W: Workload> Prover<W> {
         // `check_parts` matched every statement to the plan, so indexing by AIR is in range.
         let planned = |s: &SegmentSpec| plan.segment(s.air_index).copied().unwrap_or(*s);
         full.parts.par_iter().try_for_each(|part| {
+            if verified_before(plan.sub_block_index, &PartDigest::of(part.as_bytes())) {
+                return Ok(());
+            }
             let res = match part {
                 ProofPart::Partial(p) => {
                     self.verify_partial(p, &planned(p.statement()), p.author(), None)
@@ -71,6 +92,17 @@ impl<W: Workload> Prover<W> {
     /// from sub-block `k - 1`'s output state), one full proof per sub-block in order, and each
     /// full proof (in parallel).
     pub fn verify_agg(&self, agg: &AggProof, plan: &BlockPlan) -> Result<AggProofReport> {
+        self.verify_agg_reusing(agg, plan, &|_, _| false)
+    }
+
+    /// [`Self::verify_agg`], reusing the verdicts of parts verified before as
+    /// [`Self::verify_full_reusing`] does, in every sub-block.
+    pub fn verify_agg_reusing(
+        &self,
+        agg: &AggProof,
+        plan: &BlockPlan,
+        verified_before: VerifiedBefore<'_>,
+    ) -> Result<AggProofReport> {
         check_block_plan(plan)?;
         let h = &agg.header;
         if h.round_digest != plan.round_digest {
@@ -92,7 +124,7 @@ impl<W: Workload> Prover<W> {
             .par_iter()
             .zip(plan.sub_blocks.par_iter())
             .map(|(f, sb)| {
-                self.verify_full(f, sb).map_err(|e| Error::SubBlock {
+                self.verify_full_reusing(f, sb, verified_before).map_err(|e| Error::SubBlock {
                     sub_block: sb.sub_block_index,
                     source: Box::new(e),
                 })
