@@ -73,6 +73,32 @@ fn raw_full(
     FullProof::from_wire(FullWire { header, parts: encoded }).unwrap()
 }
 
+/// `part` with its author rewritten from Alice to Bob: it decodes, but its STARK fails.
+fn forged_author(part: &PartialProof) -> PartialProof {
+    let mut bytes = part.as_bytes().to_vec();
+    let pos = bytes.windows(48).position(|w| w == ALICE.0).unwrap();
+    bytes[pos..pos + 48].copy_from_slice(&BOB.0);
+    PartialProof::from_bytes(&bytes).unwrap()
+}
+
+/// `full` re-sealed with another parts root in its header (and the same parts).
+fn with_parts_root(full: &FullProof, parts_root: PartsRoot) -> FullProof {
+    let mut header = full.header.clone();
+    header.parts_root = parts_root;
+    let parts = full.parts.iter().map(|p| p.as_bytes().to_vec()).collect();
+    FullProof::from_wire(FullWire { header, parts }).unwrap()
+}
+
+/// Alice's full proof of every sub-block of the fixture, in order.
+fn alice_fulls(f: &Fixture) -> Vec<FullProof> {
+    f.plan
+        .sub_blocks
+        .iter()
+        .zip(&f.alice)
+        .map(|(sb, parts)| FullProof::build(ALICE, sb, parts.clone()).unwrap())
+        .collect()
+}
+
 #[test]
 fn full_proof_verifies_and_reports_reuse() {
     let f = fixture();
@@ -180,19 +206,10 @@ fn parts_root_reuse_filter_and_bad_parts_are_checked() {
         Err(Error::ReuseNotDeclared { air_index: AirIndex(1) })
     ));
     // Wrong parts root.
-    let mut wire_header = raw.header.clone();
-    wire_header.parts_root = PartsRoot([0; 32]);
-    let bad = FullProof::from_wire(FullWire {
-        header: wire_header,
-        parts: raw.parts.iter().map(|p| p.as_bytes().to_vec()).collect(),
-    })
-    .unwrap();
+    let bad = with_parts_root(&raw, PartsRoot([0; 32]));
     assert!(matches!(prover().verify_full(&bad, sb), Err(Error::PartsRootMismatch)));
     // A part whose author was rewritten: decodes, but its STARK fails.
-    let mut bytes = a[1].as_bytes().to_vec();
-    let pos = bytes.windows(48).position(|w| w == ALICE.0).unwrap();
-    bytes[pos..pos + 48].copy_from_slice(&BOB.0);
-    let forged = PartialProof::from_bytes(&bytes).unwrap();
+    let forged = forged_author(&a[1]);
     let full = FullProof::build(ALICE, sb, vec![a[0].clone(), forged, a[2].clone()]).unwrap();
     match prover().verify_full(&full, sb) {
         Err(Error::Part { air_index: AirIndex(1), source }) => {
@@ -205,13 +222,7 @@ fn parts_root_reuse_filter_and_bad_parts_are_checked() {
 #[test]
 fn agg_proof_verifies_with_block_level_checks() {
     let f = fixture();
-    let fulls: Vec<FullProof> = f
-        .plan
-        .sub_blocks
-        .iter()
-        .zip(&f.alice)
-        .map(|(sb, parts)| FullProof::build(ALICE, sb, parts.clone()).unwrap())
-        .collect();
+    let fulls = alice_fulls(f);
     let agg = AggProof::build(BOB, &f.plan, vec![fulls[1].clone(), fulls[0].clone()]).unwrap();
     let decoded = AggProof::from_bytes(agg.as_bytes()).unwrap();
     let report = prover().verify_agg(&decoded, &f.plan).unwrap();
@@ -282,10 +293,7 @@ fn verdicts_of_parts_verified_before_are_reused_and_nothing_else_is_skipped() {
     let sb = &f.plan.sub_blocks[0];
     let a = &f.alice[0];
     // A part whose author was rewritten: its STARK fails when verified.
-    let mut bytes = a[1].as_bytes().to_vec();
-    let pos = bytes.windows(48).position(|w| w == ALICE.0).unwrap();
-    bytes[pos..pos + 48].copy_from_slice(&BOB.0);
-    let forged = PartialProof::from_bytes(&bytes).unwrap();
+    let forged = forged_author(&a[1]);
     let full =
         FullProof::build(ALICE, sb, vec![a[0].clone(), forged.clone(), a[2].clone()]).unwrap();
     let forged_digest = PartDigest::of(forged.as_bytes());
@@ -301,26 +309,13 @@ fn verdicts_of_parts_verified_before_are_reused_and_nothing_else_is_skipped() {
     assert!(prover().verify_full_reusing(&full, sb, &elsewhere).is_err());
     // Known parts skip only their STARKs: a wrong parts root still fails.
     let every_part = |_: SubBlockIndex, _: &PartDigest| true;
-    let mut wire_header = full.header.clone();
-    wire_header.parts_root = PartsRoot([0; 32]);
-    let bad = FullProof::from_wire(FullWire {
-        header: wire_header,
-        parts: full.parts.iter().map(|p| p.as_bytes().to_vec()).collect(),
-    })
-    .unwrap();
+    let bad = with_parts_root(&full, PartsRoot([0; 32]));
     assert!(matches!(
         prover().verify_full_reusing(&bad, sb, &every_part),
         Err(Error::PartsRootMismatch)
     ));
     // An AggProof reuses the verdicts in each of its sub-blocks, with its block checks in full.
-    let fulls: Vec<FullProof> = f
-        .plan
-        .sub_blocks
-        .iter()
-        .zip(&f.alice)
-        .map(|(sb, parts)| FullProof::build(ALICE, sb, parts.clone()).unwrap())
-        .collect();
-    let agg = AggProof::build(BOB, &f.plan, fulls).unwrap();
+    let agg = AggProof::build(BOB, &f.plan, alice_fulls(f)).unwrap();
     let report = prover().verify_agg_reusing(&agg, &f.plan, &every_part).unwrap();
     assert_eq!(report, prover().verify_agg(&agg, &f.plan).unwrap());
     let mut plan = f.plan.clone();

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     num::NonZeroUsize,
     sync::{
-        PoisonError, RwLock,
+        LazyLock, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
@@ -31,6 +31,11 @@ const MAX_CACHED_KEYS: usize = 1 << 16;
 /// Below this many checks a batch runs on the calling thread: starting threads costs more than
 /// sharing the pairings saves.
 const MIN_CHECKS_PER_THREAD: usize = 8;
+
+/// The machine's cores, read once (`available_parallelism` reads the cgroup files on Linux, too
+/// costly for every single-message batch of the live path).
+static CORES: LazyLock<NonZeroUsize> =
+    LazyLock::new(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
 
 /// Public keys that passed validation, decompressed, by their compressed bytes.
 #[derive(Debug, Default)]
@@ -196,8 +201,7 @@ pub(crate) fn verify_signatures(keys: &ValidatedKeys, checks: &[SignatureCheck])
             u64::from_le_bytes(b) | 1
         })
         .collect();
-    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-    let all_valid = verify_batch(keys, checks, &randomness, threads);
+    let all_valid = verify_batch(keys, checks, &randomness, *CORES);
     checks
         .iter()
         .map(|c| Verdict { request: c.request, valid: all_valid || bls::verify_check(c) })
