@@ -13,8 +13,11 @@ use crate::partial::Prover;
 use crate::types::{SegmentSpec, SubBlockIndex};
 use crate::workload::{BlockPlan, SubBlockPlan, Workload};
 
-/// What a caller has verified before: whether the part with this encoding digest was verified,
-/// as a valid partial of the sub-block with this index, against the same plan.
+/// What a caller has verified before: whether the part with this encoding digest was verified
+/// as a valid partial of the sub-block with this index. Sound whatever plan it was verified
+/// against: the encoding holds the part's statement, author and proof, a partial verifies only
+/// if its statement is the planned segment, and `check_parts` matches every statement of a full
+/// proof to the current plan before any verdict is reused.
 pub type VerifiedBefore<'a> = &'a (dyn Fn(SubBlockIndex, &PartDigest) -> bool + Sync);
 
 impl<W: Workload> Prover<W> {
