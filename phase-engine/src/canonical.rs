@@ -384,6 +384,23 @@ impl CanonicalRounds {
         self.records.retain(|_, r| r.slot >= slot);
         self.given_up.retain(|s| *s >= slot);
         self.messages.retain(|_, m| message_slot(m.message()) >= slot);
+        // Inclusions by records before `slot`, but registrations' (a registration counts at
+        // any delay, so it must stay included). A message included that long ago belongs to a
+        // round closed long since: a record naming it again gets it refused by the engine
+        // (its round is gone) whether or not it is remembered as included, so forgetting it
+        // changes no outcome. The states a reorg restores forget them too: they are what keeps
+        // a checkpoint from growing with the chain.
+        let registrations = &self.registrations;
+        let recent = |id: &Root, at: &mut Slot| *at >= slot || registrations.contains_key(id);
+        self.progress.included.retain(recent);
+        for (_, state) in &mut self.snapshots {
+            state.included.retain(recent);
+        }
+        // The chain before `slot` (its head is always kept: blocks must come after it).
+        if let Some((&head, _)) = self.chain.last_key_value() {
+            let keep_from = slot.min(head);
+            self.chain = self.chain.split_off(&keep_from);
+        }
     }
 
     /// The next action, in order.
@@ -454,8 +471,32 @@ impl CanonicalRounds {
         if self.progress.resolved_through.is_some_and(|r| slot <= r) {
             return;
         }
+        // What the slot lacks is asked for again when another slot needs it: each request names
+        // one slot (the first that needed it), and the caller, giving up on that slot, stops
+        // waiting for it; an earlier slot that needs it too must be told, or it waits for ever.
+        if let Some(commitment) = self.chain.get(&slot).and_then(|b| b.commitment) {
+            self.requested.remove(&Wanted::Record(commitment));
+            if let Some(record) = self.records.get(&commitment) {
+                for id in self.missing_messages(record) {
+                    self.requested.remove(&Wanted::Message(id));
+                }
+            }
+        }
         self.given_up.insert(slot);
         self.step();
+    }
+
+    /// The slot whose record or messages settlement waits for: the next unresolved slot, when
+    /// a block at or after it is known (`None`: nothing to wait for). Every slot this returns
+    /// has been asked for ([`CanonicalAction::FetchRecord`], [`CanonicalAction::FetchMessage`]),
+    /// under its own slot or a later one; a caller that gives up on slots after a delay gives up
+    /// on this one too, whatever it was asked under, so that no bookkeeping of the caller's can
+    /// hold settlement for ever.
+    #[must_use]
+    pub fn waiting_for(&self) -> Option<Slot> {
+        let (&head, _) = self.chain.last_key_value()?;
+        let next = self.progress.resolved_through.map_or(Slot(0), |r| Slot(r.0.saturating_add(1)));
+        (next <= head).then_some(next)
     }
 
     /// A registration this sidecar holds (received, fetched) whose signature and proof of

@@ -24,7 +24,9 @@ pub enum EventStreamItem {
     /// An event of a subscribed topic.
     Event(BeaconEvent),
     /// The stream was (re)connected after a break: events may have been missed. Carries the
-    /// current head header (re-read over REST), so the consumer can fill the gap from it.
+    /// current head header (re-read over REST once the subscription stands), so the consumer can
+    /// fill the gap from it. A stream from [`BeaconClient::events_from_head`] yields it on its
+    /// first connection too.
     Reconnected {
         /// The URL of the beacon node now streaming.
         url: String,
@@ -73,7 +75,12 @@ where
     })
 }
 
-pub(super) fn spawn(client: BeaconClient, topics: Vec<EventTopic>) -> EventStream {
+/// `head_on_connect`: also yield [`EventStreamItem::Reconnected`] on the first connection.
+pub(super) fn spawn(
+    client: BeaconClient,
+    topics: Vec<EventTopic>,
+    head_on_connect: bool,
+) -> EventStream {
     let (tx, rx) = mpsc::channel(256);
     if topics.is_empty() {
         // Nothing to subscribe to: one error, then the end of the stream.
@@ -85,7 +92,7 @@ pub(super) fn spawn(client: BeaconClient, topics: Vec<EventTopic>) -> EventStrea
     }
     tokio::spawn(async move {
         tokio::select! {
-            () = run(client, topics, tx.clone()) => {}
+            () = run(client, topics, head_on_connect, tx.clone()) => {}
             () = tx.closed() => {}
         }
     });
@@ -103,11 +110,13 @@ enum Ended {
 async fn run(
     client: BeaconClient,
     topics: Vec<EventTopic>,
+    head_on_connect: bool,
     tx: mpsc::Sender<Result<EventStreamItem>>,
 ) {
     let query = topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
     let mut failures: u32 = 0;
-    let mut connected_before = false;
+    // The head is re-read after every connection but the first, unless asked for then too.
+    let mut connected_before = head_on_connect;
     loop {
         for base in &client.urls {
             let url = match BeaconClient::endpoint(base, &format!("eth/v1/events?topics={query}")) {
@@ -131,7 +140,8 @@ async fn run(
             };
             failures = 0;
             if connected_before {
-                // Events may have been missed while disconnected: re-read the head.
+                // Events may have been missed while disconnected (or before the first
+                // subscription stood): re-read the head, now that no new one can be missed.
                 let path = format!("eth/v1/beacon/headers/{}", BlockId::Head);
                 // One retry: a pooled connection may have died with the old stream.
                 let mut head =

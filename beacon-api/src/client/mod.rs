@@ -342,7 +342,15 @@ impl BeaconClient {
     /// yields [`EventStreamItem::Reconnected`] with the current head. With no topic it yields one
     /// [`Error::Config`] and ends. Requires a Tokio runtime; dropping the stream stops it.
     pub fn events(&self, topics: &[EventTopic]) -> EventStream {
-        events::spawn(self.clone(), topics.to_vec())
+        events::spawn(self.clone(), topics.to_vec(), false)
+    }
+
+    /// Like [`BeaconClient::events`], but yields [`EventStreamItem::Reconnected`] on the first
+    /// connection too, with the head read once the subscription stands: a consumer that starts
+    /// from that head misses no block (reading the head before subscribing leaves a gap in which
+    /// a new head is neither read nor streamed).
+    pub fn events_from_head(&self, topics: &[EventTopic]) -> EventStream {
+        events::spawn(self.clone(), topics.to_vec(), true)
     }
 }
 

@@ -471,6 +471,28 @@ async fn events_reconnect_after_a_server_restart_and_resume_from_the_head() {
 }
 
 #[tokio::test]
+async fn events_from_head_start_with_the_head_read_after_subscribing() {
+    let net = Net::new();
+    let server = net.node.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    net.to_slot(2).await;
+    let c = client(&[server.url()]);
+    let mut stream = c.events_from_head(&[EventTopic::Head]);
+    // The first item is the head at subscription, although no event has been emitted since.
+    let EventStreamItem::Reconnected { head, .. } = next_event(&mut stream).await else {
+        panic!("the head first")
+    };
+    assert_eq!(head.data.header.message.slot, Slot(2));
+    // Then the heads that follow, none missed.
+    net.to_slot(3).await;
+    let EventStreamItem::Event(BeaconEvent::Head(h)) = next_event(&mut stream).await else {
+        panic!("head expected")
+    };
+    assert_eq!(h.slot, Slot(3));
+    drop(stream);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn envelope_of_raw_block_response_decodes_with_and_without_header() {
     // Lodestar omits the Eth-Consensus-Version header: the body's `version` suffices.
     let net = Net::new();

@@ -558,6 +558,93 @@ fn giving_up_on_an_unavailable_record_or_message_resolves_the_slot_without_it() 
     assert_eq!(d.resolved_through(), Some(Slot(8)));
 }
 
+/// Two records name the same message, and the later one is known first: the message is asked
+/// for under the later slot. The caller giving up on that slot must not leave the earlier one
+/// waiting for a message nobody asks for any more: it is asked for again under the earlier slot,
+/// and `waiting_for` names that slot all along, so a caller that gives up on it settles on.
+#[test]
+fn giving_up_on_a_later_slot_asks_again_for_what_an_earlier_slot_lacks() {
+    let r = round();
+    let missing = r.messages[0].signing_root();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let (early, late) = (record(2, proposer(2), r.t, &all), record(3, proposer(3), r.t, &all));
+
+    let mut c = canonical(&r.fresh);
+    c.on_record(late.clone());
+    for m in &r.messages[1..] {
+        c.on_message(m.clone());
+    }
+    blocks(&mut c, 1..=8, &[(2, &early), (3, &late)]);
+    let (_, asked) = run(&mut c);
+    assert!(
+        asked.iter().any(
+            |a| matches!(a, CanonicalAction::FetchMessage { slot: Slot(3), id } if *id == missing)
+        ),
+        "asked for under the later slot: {asked:?}"
+    );
+    c.on_record(early.clone());
+    let _ = run(&mut c);
+    assert_eq!(c.resolved_through(), Some(Slot(1)));
+    assert_eq!(c.waiting_for(), Some(Slot(2)), "slot 2 waits for the message");
+
+    c.give_up(Slot(3));
+    let (_, asked) = run(&mut c);
+    assert!(
+        asked.iter().any(
+            |a| matches!(a, CanonicalAction::FetchMessage { slot: Slot(2), id } if *id == missing)
+        ),
+        "asked for again under slot 2: {asked:?}"
+    );
+    assert_eq!(c.waiting_for(), Some(Slot(2)));
+    c.give_up(Slot(2));
+    let _ = run(&mut c);
+    assert_eq!(c.resolved_through(), Some(Slot(8)));
+    assert_eq!(c.waiting_for(), None);
+}
+
+/// Pruning forgets the inclusions and chain of old slots (the checkpoint does not grow with the
+/// chain) and changes no outcome: the same inputs settle the same with or without it.
+#[test]
+fn pruning_forgets_old_inclusions_and_changes_no_outcome() {
+    let r = round();
+    let all: Vec<&SealedMessage> = r.messages.iter().collect();
+    let rec = record(2, proposer(2), r.t, &all);
+    let settle = |prune: bool| {
+        let mut c = canonical(&r.fresh);
+        c.on_record(rec.clone());
+        for m in &r.messages {
+            c.on_message(m.clone());
+        }
+        let mut outcomes = Vec::new();
+        for slot in 1..=40 {
+            blocks(&mut c, slot..=slot, &[(2, &rec)]);
+            outcomes.extend(run(&mut c).0);
+            if prune && slot > 20 {
+                c.prune_before(Slot(slot - 10));
+            }
+        }
+        let id = r.messages[0].signing_root();
+        let at_40 = (c.included_at(&id), c.checkpoint().unwrap().len());
+        // A proposer naming the old messages again, long after: nothing of it counts.
+        let again = record(41, proposer(41), UnixMillis(block_info(38, 0).slot_start.0), &all);
+        c.on_record(again.clone());
+        // Fetched again where they were pruned, as a node does for what a record names.
+        for m in &r.messages {
+            c.on_message(m.clone());
+        }
+        blocks(&mut c, 41..=48, &[(41, &again)]);
+        outcomes.extend(run(&mut c).0);
+        (outcomes, at_40)
+    };
+    let (kept, (included, full)) = settle(false);
+    let (pruned, (forgotten, small)) = settle(true);
+    assert!(!kept.is_empty());
+    assert_eq!(kept, pruned, "the same outcomes, the re-inclusion at slot 41 included");
+    assert_eq!(included, Some(Slot(2)));
+    assert_eq!(forgotten, None, "forgotten by slot 40");
+    assert!(small < full, "checkpoint {small} < {full} bytes");
+}
+
 /// The record of `slot` by its proposer naming `ids` (registrations or messages) at `t`.
 fn record_of_ids(slot: u64, t: UnixMillis, ids: &[Root]) -> InclusionRecord {
     let cutoff =

@@ -104,15 +104,9 @@ pub(crate) async fn follow(
 ) {
     let mut known: Known = last.into_iter().collect();
     let mut from_genesis = from_genesis && known.is_empty();
-    let mut events = client.events(&[EventTopic::Head, EventTopic::ChainReorg]);
-    // Start from the current head.
-    match client.header(BlockId::Head).await {
-        Ok(head) => {
-            feed(&client, timing, &mut known, head.data.root, from_genesis, &tx).await;
-            from_genesis = from_genesis && known.is_empty();
-        }
-        Err(e) => warn!(error = %e, "cannot read the head yet"),
-    }
+    // The stream starts with the head read once the subscription stands (then after every
+    // reconnect): a head produced while subscribing is either in that read or streamed.
+    let mut events = client.events_from_head(&[EventTopic::Head, EventTopic::ChainReorg]);
     loop {
         let item = tokio::select! {
             item = events.next() => item,
@@ -128,7 +122,7 @@ pub(crate) async fn follow(
                 feed(&client, timing, &mut known, reorg.new_head_block, from_genesis, &tx).await;
             }
             Ok(EventStreamItem::Reconnected { url, head }) => {
-                info!(%url, head = %head.data.root, "beacon event stream reconnected");
+                info!(%url, head = %head.data.root, "beacon event stream connected");
                 feed(&client, timing, &mut known, head.data.root, from_genesis, &tx).await;
             }
             Ok(_) => {}

@@ -220,14 +220,20 @@ impl Driver {
         let max_delay = self.inclusion.max_delay_slots;
         let slot_ms = self.slot_ms();
         let genesis = self.genesis_ms();
+        let now = self.now();
         let Some(settling) = self.settling.as_mut() else { return };
+        let waiting = settling.rounds.waiting_for();
         let wanted: std::collections::BTreeSet<Slot> = settling
             .wanted_records
             .keys()
             .chain(settling.wanted_messages.values())
             .copied()
+            .chain(waiting)
             .collect();
         settling.wanted_since.retain(|slot, _| wanted.contains(slot));
+        if let Some(slot) = waiting {
+            settling.wanted_since.entry(slot).or_insert(now);
+        }
         let included = |id: &Root| settling.rounds.is_included(id);
         settling.candidates.retain(|id, c| {
             let arrived_in = c.received.0.saturating_sub(genesis) / slot_ms.max(1);
@@ -272,7 +278,8 @@ impl Driver {
     /// The slots whose missing record or messages have been waited for long enough by the
     /// block at `head`: `inclusion.max_delay_slots` slots (the bound any message's inclusion
     /// has anyway), both on the chain and on this node's clock since it first wanted them (a
-    /// node back-filling old blocks still gets that long to fetch them).
+    /// node back-filling old blocks still gets that long to fetch them). The slot settlement
+    /// waits for is one of them when it has waited that long, whatever it was asked under.
     pub(super) fn settling_overdue(&self, head: Slot) -> Vec<Slot> {
         let Some(settling) = self.settling.as_ref() else { return Vec::new() };
         let wait = self.inclusion.max_delay_slots;
@@ -286,6 +293,7 @@ impl Driver {
             .keys()
             .chain(settling.wanted_messages.values())
             .copied()
+            .chain(settling.rounds.waiting_for())
             .filter(|s| s.0.saturating_add(wait) <= head.0 && waited(s))
             .collect();
         due.sort();
