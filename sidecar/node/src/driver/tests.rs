@@ -706,3 +706,52 @@ async fn a_checkpoint_names_the_settling_engines_messages_and_a_restart_reads_th
     let (driver, _tx, _rx) = driver_full(dir.path(), now, None, true);
     assert_eq!(state_of(&driver), before);
 }
+
+/// Two canonical records name a message nobody has, and the later one is known first, so the
+/// message is asked for under the later slot. Giving up on that slot must not leave the earlier
+/// one waiting for ever. Two safeguards each prevent it: the settling engine asks again under the
+/// earlier slot, and the node gives up on the slot settlement waits for after the same wait.
+/// Without both, settlement stays at slot 1 for ever (a 2,000-block devnet run stopped settling
+/// with these symptoms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_waiting_for_a_message_asked_for_under_a_later_slot_is_given_up_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = tu::slot_start(12);
+    let mut parts = driver_parts(dir.path(), now, None, true);
+    let timing = SlotTiming::from_secs(tu::GENESIS_MILLIS / 1000, tu::SLOT_MILLIS / 1000).unwrap();
+    let clock = ManualSlotClock::new(timing, Duration::from_millis(now.0));
+    parts.clock = Arc::new(clock.clone());
+    let (tx, _rx) = mpsc::channel(64);
+    let mut driver = Driver::new(parts, &tx).unwrap();
+
+    let nobody_has = Root::from([7; 32]);
+    let t = UnixMillis(tu::slot_start(1).0 + 100);
+    let record = |slot: u64| {
+        let cutoff = phase_engine::record_cutoff(tu::slot_start(slot), &driver_inclusion());
+        phase_engine::build_record(
+            Slot(slot),
+            tu::block_info(slot, 0).proposer,
+            cutoff,
+            [phase_engine::InclusionCandidate { id: nobody_has, round_start: t, arrived_at: t }],
+        )
+    };
+    let (early, late) = (record(2), record(3));
+    driver.handle(block(0)).await.unwrap();
+    driver.handle(block(1)).await.unwrap();
+    driver.handle(Input::Fetched { item: Gossiped::Record(late.clone()) }).await.unwrap();
+    driver.handle(block_committing(2, &early)).await.unwrap();
+    driver.handle(block_committing(3, &late)).await.unwrap();
+    driver.handle(Input::Fetched { item: Gossiped::Record(early.clone()) }).await.unwrap();
+    let resolved = |d: &Driver| d.settling.as_ref().unwrap().rounds.resolved_through();
+    assert_eq!(resolved(&driver), Some(Slot(1)), "slot 2 waits for the message");
+
+    for slot in 4..=30 {
+        clock.set_time(Duration::from_millis(tu::slot_start(slot).0));
+        driver.handle(block(slot)).await.unwrap();
+    }
+    assert_eq!(resolved(&driver), Some(Slot(30)), "both slots given up on, settlement went on");
+}
+
+fn driver_inclusion() -> phase_engine::InclusionParams {
+    rewards::Config::default().inclusion
+}
