@@ -211,7 +211,11 @@ impl Driver {
             if reach > keep {
                 settling.rounds.prune_before(Slot(reach - keep));
             }
-            if resolved.0 > retention && info.slot.0.is_multiple_of(64) {
+            // Every checkpoint's worth of slots: the checkpoint then prunes the log entries of
+            // that many slots, not a burst of 64 slots' worth that held the driver for ~0.3 s
+            // (provers' commitments refused as late every 64 slots of a 1 s devnet).
+            let every = super::checkpoint::CHECKPOINT_EVERY_SLOTS;
+            if resolved.0 > retention && info.slot.0.is_multiple_of(every) {
                 let before = Slot(resolved.0 - retention);
                 settling.records = settling.records.split_off(&before);
                 settling.logged.retain(|_, (slot, _)| *slot >= before);

@@ -34,10 +34,17 @@ impl Driver {
                     }),
                 };
                 let store = Arc::clone(&self.store);
+                // The submitter's key in the registry of the engine that asked (the settling
+                // engine's registry grows by canonical records; its indices are the live
+                // engine's, but the key is read where the index was given).
+                let registry = match (lane, self.settling.as_ref()) {
+                    (Lane::Settling, Some(settling)) => settling.rounds.engine(),
+                    _ => &self.engine,
+                };
                 let submitter = match &c.target {
                     phase_engine::StarkTarget::FullProof { submitter, .. }
                     | phase_engine::StarkTarget::AggProof { submitter, .. } => {
-                        self.engine.prover(*submitter).map(|r| r.pubkey)
+                        registry.prover(*submitter).map(|r| r.pubkey)
                     }
                     _ => None,
                 };
