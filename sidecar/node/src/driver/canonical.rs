@@ -211,9 +211,10 @@ impl Driver {
             if reach > keep {
                 settling.rounds.prune_before(Slot(reach - keep));
             }
-            // Every checkpoint's worth of slots: the checkpoint then prunes the log entries of
-            // that many slots, not a burst of 64 slots' worth that held the driver for ~0.3 s
-            // (provers' commitments refused as late every 64 slots of a 1 s devnet).
+            // Every checkpoint's worth of slots: each checkpoint then prunes the log entries of
+            // that many slots rather than a burst of 64 slots' worth. (This was meant to end the
+            // late commitments seen every 64 slots of a 1 s devnet; it did not, see
+            // BENCHMARKS.md: their cause is still open.)
             let every = super::checkpoint::CHECKPOINT_EVERY_SLOTS;
             if resolved.0 > retention && info.slot.0.is_multiple_of(every) {
                 let before = Slot(resolved.0 - retention);
